@@ -1,0 +1,125 @@
+import { z } from "zod";
+import { dnsLabel, doc, hostAddress, labels, taint } from "../schema-kit";
+
+/** How a GPU pool shares its devices: whole GPUs, time-slicing or MIG (exclusive). */
+export const gpuSharingSchema = z.strictObject({
+  timeSlicing: doc(
+    z.strictObject({ replicas: z.number().int().min(2).max(64) }).optional(),
+    "Time-slicing: each physical GPU is advertised as this many nvidia.com/gpu.",
+    { replicas: 4 },
+  ),
+  mig: doc(
+    z
+      .strictObject({
+        strategy: z.enum(["single", "mixed"]),
+        profile: z
+          .string()
+          .regex(/^(all-disabled|all-balanced|all-[0-9]g\.[0-9]+gb)$/, "must be a MIG profile"),
+      })
+      .optional(),
+    "MIG partitioning through the GPU operator's MIG manager.",
+    { strategy: "single", profile: "all-1g.10gb" },
+  ),
+});
+
+export const gpuSpecSchema = z.strictObject({
+  gpusPerNode: doc(z.number().int().min(1).max(16), "Physical GPUs on each node of the pool.", 1),
+  product: doc(z.string().optional(), "GPU model, informational (shown in dashboards).", "NVIDIA-L4"),
+  sharing: gpuSharingSchema.default({}),
+});
+
+const sshHost = z.strictObject({
+  name: doc(dnsLabel, "Node name (becomes the Kubernetes node name).", "edge-1"),
+  address: doc(hostAddress, "Address SSH connects to.", "10.0.10.11"),
+});
+
+const k3sPool = z.strictObject({
+  name: doc(dnsLabel, "Pool name, DNS-safe and unique.", "gpu-l4"),
+  kind: doc(z.enum(["cpu", "gpu"]).default("cpu"), "cpu or gpu; gpu pools need a `gpu` spec.", "gpu"),
+  hosts: doc(z.array(sshHost).min(1), "Hosts of the pool.", [{ name: "edge-2", address: "10.0.10.12" }]),
+  labels: doc(labels.default({}), "Extra node labels.", { "topology.kubernetes.io/zone": "rack-a" }),
+  taints: doc(z.array(taint).default([]), "Extra node taints.", [
+    { key: "dedicated", value: "batch", effect: "NoSchedule" },
+  ]),
+  gpu: gpuSpecSchema.optional(),
+});
+
+export const k3sClusterSchema = z.strictObject({
+  kind: z.literal("k3s"),
+  apiEndpoint: doc(
+    hostAddress,
+    "Address clients use for the API server; also a TLS SAN.",
+    "k3s.edge.example.org",
+  ),
+  sshUser: doc(
+    z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name")
+      .default("root"),
+    "User SSH logs in as (needs root or passwordless sudo).",
+    "ubuntu",
+  ),
+  sshPort: doc(z.number().int().min(1).max(65535).default(22), "SSH port on every host.", 22),
+  servers: doc(
+    z
+      .array(sshHost)
+      .refine((s) => s.length === 1 || s.length === 3, "must list 1 server, or 3 for HA with embedded etcd"),
+    "K3s servers: 1, or 3 for HA (embedded etcd).",
+    [{ name: "server-1", address: "10.0.10.10" }],
+  ),
+  pools: doc(z.array(k3sPool).default([]), "Agent pools.", [
+    { name: "cpu", hosts: [{ name: "edge-1", address: "10.0.10.11" }] },
+  ]),
+  airgap: doc(
+    z.strictObject({ binaryPath: z.string().min(1), installScriptPath: z.string().min(1) }).optional(),
+    "Air-gapped install: copy these local files instead of downloading K3s.",
+    { binaryPath: "artifacts/k3s", installScriptPath: "artifacts/install.sh" },
+  ),
+});
+
+export const existingClusterSchema = z.strictObject({
+  kind: z.literal("existing"),
+  context: doc(
+    z.string().min(1).optional(),
+    "kubeconfig context to use (ambient kubeconfig).",
+    "k3d-platform",
+  ),
+  kubeconfigFromSecret: doc(
+    z.boolean().default(false),
+    "Read the kubeconfig from the `platform:kubeconfig` secret instead of the ambient one.",
+    true,
+  ),
+  distribution: doc(
+    z.enum(["generic", "k3s", "eks", "gke", "aks", "kind", "k3d"]).default("generic"),
+    "Kubernetes distribution (selects container runtime paths for the GPU stack).",
+    "eks",
+  ),
+  gpuPools: doc(
+    z
+      .array(
+        z.strictObject({
+          name: dnsLabel,
+          nodeSelector: labels.refine((l) => Object.keys(l).length > 0, "must select at least one label"),
+          nodes: z.number().int().min(1),
+          gpu: gpuSpecSchema,
+        }),
+      )
+      .default([]),
+    "GPU node pools of the existing cluster, described by node selectors.",
+    [
+      {
+        name: "gpu-a10",
+        nodeSelector: { "node.kubernetes.io/instance-type": "g5.xlarge" },
+        nodes: 2,
+        gpu: { gpusPerNode: 1 },
+      },
+    ],
+  ),
+});
+
+export const clusterSchema = z.discriminatedUnion("kind", [k3sClusterSchema, existingClusterSchema]);
+
+export type ClusterConfig = z.infer<typeof clusterSchema>;
+export type K3sClusterConfig = z.infer<typeof k3sClusterSchema>;
+export type ExistingClusterConfig = z.infer<typeof existingClusterSchema>;
+export type GpuSpec = z.infer<typeof gpuSpecSchema>;

@@ -1,0 +1,75 @@
+import { z } from "zod";
+import { dnsLabel, doc, quantity } from "../schema-kit";
+
+const resources = z.strictObject({
+  cpu: quantity,
+  memory: quantity,
+});
+
+export const inferenceServiceSchema = z.strictObject({
+  name: doc(dnsLabel, "Service name, DNS-safe and unique.", "llama-3-8b"),
+  runtime: doc(z.enum(["vllm", "llamacpp"]), "vllm (GPU, OpenAI API) or llamacpp (CPU).", "vllm"),
+  model: doc(
+    z.string().min(1),
+    "Model id (hub id for vLLM, GGUF file or URL for llama.cpp).",
+    "meta-llama/Llama-3.1-8B-Instruct",
+  ),
+  args: doc(z.array(z.string()).default([]), "Extra server arguments.", ["--max-model-len", "8192"]),
+  gpu: doc(
+    z.strictObject({ pool: dnsLabel, count: z.number().int().min(1).max(16) }).optional(),
+    "GPU pool and GPUs per replica (vLLM).",
+    { pool: "gpu-l4", count: 1 },
+  ),
+  replicas: doc(
+    z
+      .strictObject({ min: z.number().int().min(0).default(1), max: z.number().int().min(1).default(1) })
+      .default({ min: 1, max: 1 }),
+    "Autoscaling bounds.",
+    { min: 1, max: 3 },
+  ),
+  resources: doc(resources.optional(), "CPU and memory requests (memory is also the limit).", {
+    cpu: "4",
+    memory: "16Gi",
+  }),
+  cacheSize: doc(quantity.default("20Gi"), "Model cache volume size.", "50Gi"),
+  canary: doc(
+    z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        mirror: z.boolean().default(false),
+        stepWeight: z.number().int().min(1).max(50).default(10),
+        maxWeight: z.number().int().min(1).max(100).default(50),
+      })
+      .default({ enabled: false, mirror: false, stepWeight: 10, maxWeight: 50 }),
+    "Flagger canary with automatic rollback (needs the mesh).",
+    { enabled: true, stepWeight: 10, maxWeight: 50 },
+  ),
+  hubTokenSecret: doc(
+    z.boolean().default(false),
+    "Mount the platform:hfToken secret for gated models.",
+    true,
+  ),
+});
+
+export const inferenceSchema = z.strictObject({
+  namespace: doc(dnsLabel.default("inference"), "Namespace for model services and the gateway.", "inference"),
+  services: doc(z.array(inferenceServiceSchema).default([]), "Model services.", [
+    { name: "qwen-0-5b", runtime: "llamacpp", model: "Qwen/Qwen2.5-0.5B-Instruct-GGUF" },
+  ]),
+  gateway: doc(
+    z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        replicas: z.number().int().min(1).default(1),
+        workers: z
+          .strictObject({ min: z.number().int().min(0).default(1), max: z.number().int().min(1).default(4) })
+          .default({ min: 1, max: 4 }),
+        hostname: z.string().optional(),
+      })
+      .default({ enabled: true, replicas: 1, workers: { min: 1, max: 4 } }),
+    "The platform's inference gateway (async jobs + streaming).",
+    { enabled: true, replicas: 2, workers: { min: 1, max: 8 } },
+  ),
+});
+export type InferenceConfig = z.infer<typeof inferenceSchema>;
+export type InferenceServiceConfig = z.infer<typeof inferenceServiceSchema>;

@@ -1,0 +1,26 @@
+/**
+ * The stack program as a function: validate config, build the Platform, return the stack outputs.
+ * `index.ts` exports it for the Pulumi CLI; the preflight and the tests call it under mocks.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { loadPlatformConfig } from "./config";
+import { Platform } from "./platform";
+
+export interface StackOutputs {
+  readonly environment: string;
+  readonly clusterDistribution: string;
+  readonly gpuPools: string[];
+  /** Only present when the platform knows the kubeconfig; always a secret. */
+  readonly kubeconfig?: pulumi.Output<string>;
+}
+
+export function definePlatform(): StackOutputs {
+  const { config, secrets } = loadPlatformConfig();
+  const platform = new Platform(`${pulumi.getStack()}`, { config, secrets });
+  return {
+    environment: config.environment,
+    clusterDistribution: platform.cluster.distribution,
+    gpuPools: platform.cluster.gpuPools.map((p) => p.name),
+    ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
+  };
+}

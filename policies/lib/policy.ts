@@ -1,0 +1,194 @@
+/**
+ * How the pack's rules are declared: one `defineResourcePolicy` / `defineStackPolicy` per rule,
+ * which adds the shared `exemptions` config, reads inputs without tripping over preview unknowns,
+ * and turns a matching exemption into `notApplicable`.
+ */
+import type {
+  EnforcementLevel,
+  PolicyResource,
+  ReportViolation,
+  ResourceValidationArgs,
+  ResourceValidationPolicy,
+  Severity,
+  StackValidationArgs,
+  StackValidationPolicy,
+} from "@pulumi/policy";
+import { EXEMPTIONS_SCHEMA, findExemption, type Exemption, type JSONSchema } from "./config";
+import { namespaceOf, objectNameOf } from "./k8s";
+import { raw, type Obj } from "./values";
+
+export interface BaseConfig {
+  readonly exemptions?: readonly Exemption[];
+}
+
+export interface ResourceContext<C> {
+  readonly type: string;
+  /** Pulumi resource name (for the CLI: the object's name or the Dockerfile path). */
+  readonly name: string;
+  readonly urn: string;
+  /** Inputs with CrossGuard's proxies removed; preview unknowns are sentinel strings. */
+  readonly props: Obj;
+  readonly config: C & BaseConfig;
+  /** Kubernetes namespace (`default` when unset) for namespaced objects and charts. */
+  readonly namespace: string | undefined;
+  readonly objectName: string | undefined;
+  readonly args: ResourceValidationArgs;
+}
+
+interface PolicyMeta {
+  readonly name: string;
+  readonly description: string;
+  readonly enforcementLevel: EnforcementLevel;
+  readonly severity: Severity;
+  readonly remediationSteps: string;
+  readonly tags?: string[];
+  /** Config properties besides the shared `exemptions`. */
+  readonly config?: Record<string, JSONSchema>;
+}
+
+export interface ResourcePolicyDef<C> extends PolicyMeta {
+  /** Cheap type filter; resources it rejects are `notApplicable` (keeps the hot path short). */
+  readonly appliesTo: (type: string, props: Obj) => boolean;
+  readonly validate: (ctx: ResourceContext<C>, report: (message: string) => void) => void | Promise<void>;
+  /** Returns remediated inputs, or undefined when nothing needs to change. */
+  readonly remediate?: (ctx: ResourceContext<C>) => Obj | undefined;
+  /** Optional stack-wide part of the same rule (run by `pulumi preview`, skipped by the CLI). */
+  readonly validateStack?: (ctx: StackContext<C>, report: ReportViolation) => void | Promise<void>;
+}
+
+export interface StackContext<C> {
+  readonly resources: readonly PolicyResource[];
+  readonly config: C & BaseConfig;
+  readonly args: StackValidationArgs;
+  /** Raw inputs of a stack resource. */
+  readonly propsOf: (r: PolicyResource) => Obj;
+  readonly exemptionOf: (r: PolicyResource) => Exemption | undefined;
+}
+
+function schemaOf(meta: PolicyMeta) {
+  return { properties: { ...(meta.config ?? {}), exemptions: EXEMPTIONS_SCHEMA } };
+}
+
+function contextOf<C>(args: ResourceValidationArgs): ResourceContext<C> | undefined {
+  const props = raw(args.props);
+  return {
+    type: args.type,
+    name: args.name,
+    urn: args.urn,
+    props,
+    config: args.getConfig<C & BaseConfig>(),
+    namespace: namespaceOf(args.type, props),
+    objectName: objectNameOf(props),
+    args,
+  };
+}
+
+function exemptionFor(ctx: { type: string; name: string; namespace?: string | undefined; objectName?: string | undefined; config: BaseConfig }) {
+  return findExemption(ctx.config.exemptions, {
+    type: ctx.type,
+    name: ctx.name,
+    ...(ctx.namespace !== undefined ? { namespace: ctx.namespace } : {}),
+    ...(ctx.objectName !== undefined ? { objectName: ctx.objectName } : {}),
+  });
+}
+
+export type PackPolicy = ResourceValidationPolicy & { validateStack?: StackValidationPolicy["validateStack"] };
+
+function stackContext<C>(args: StackValidationArgs): StackContext<C> {
+  const config = args.getConfig<C & BaseConfig>();
+  const cache = new Map<PolicyResource, Obj>();
+  const propsOf = (r: PolicyResource): Obj => {
+    let p = cache.get(r);
+    if (!p) {
+      p = raw(r.props);
+      cache.set(r, p);
+    }
+    return p;
+  };
+  return {
+    resources: args.resources,
+    config,
+    args,
+    propsOf,
+    exemptionOf: (r) => {
+      const props = propsOf(r);
+      return exemptionFor({
+        type: r.type,
+        name: r.name,
+        namespace: namespaceOf(r.type, props),
+        objectName: objectNameOf(props),
+        config,
+      });
+    },
+  };
+}
+
+export function defineResourcePolicy<C extends object = Record<string, never>>(def: ResourcePolicyDef<C>): PackPolicy {
+  const policy: PackPolicy = {
+    name: def.name,
+    description: def.description,
+    enforcementLevel: def.enforcementLevel,
+    severity: def.severity,
+    remediationSteps: def.remediationSteps,
+    configSchema: schemaOf(def),
+    ...(def.tags ? { tags: def.tags } : {}),
+    validateResource: async (args, reportViolation) => {
+      if (!def.appliesTo(args.type, raw(args.props))) return args.notApplicable(`not a ${def.name} resource`);
+      const ctx = contextOf<C>(args)!;
+      const exempt = exemptionFor(ctx);
+      if (exempt) return args.notApplicable(`exempt: ${exempt.reason}`);
+      const messages: string[] = [];
+      await def.validate(ctx, (m) => messages.push(m));
+      for (const m of messages) reportViolation(m);
+    },
+  };
+  if (def.remediate) {
+    const remediate = def.remediate;
+    policy.remediateResource = (args) => {
+      if (!def.appliesTo(args.type, raw(args.props))) return args.notApplicable(`not a ${def.name} resource`);
+      const ctx = contextOf<C>(args)!;
+      const exempt = exemptionFor(ctx);
+      if (exempt) return args.notApplicable(`exempt: ${exempt.reason}`);
+      return remediate(ctx);
+    };
+  }
+  if (def.validateStack) {
+    const validateStack = def.validateStack;
+    policy.validateStack = (args, report) => validateStack(stackContext<C>(args), report);
+  }
+  return policy;
+}
+
+export interface StackPolicyDef<C> extends PolicyMeta {
+  readonly validate: (ctx: StackContext<C>, report: ReportViolation) => void | Promise<void>;
+}
+
+export function defineStackPolicy<C extends object = Record<string, never>>(def: StackPolicyDef<C>): StackValidationPolicy {
+  return {
+    name: def.name,
+    description: def.description,
+    enforcementLevel: def.enforcementLevel,
+    severity: def.severity,
+    remediationSteps: def.remediationSteps,
+    configSchema: schemaOf(def),
+    ...(def.tags ? { tags: def.tags } : {}),
+    validateStack: (args, report) => def.validate(stackContext<C>(args), report),
+  };
+}
+
+/** Copy-on-write update of `path` inside `root` (other subtrees, secrets included, are shared). */
+export function updateIn(root: Obj, path: readonly (string | number)[], fn: (v: unknown) => unknown): Obj {
+  const step = (cur: unknown, i: number): unknown => {
+    if (i === path.length) return fn(cur);
+    const seg = path[i]!;
+    if (typeof seg === "number") {
+      const a = Array.isArray(cur) ? [...(cur as unknown[])] : [];
+      a[seg] = step(a[seg], i + 1);
+      return a;
+    }
+    const o = cur !== null && typeof cur === "object" && !Array.isArray(cur) ? { ...(cur as Obj) } : {};
+    o[seg] = step(o[seg], i + 1);
+    return o;
+  };
+  return step(root, 0) as Obj;
+}

@@ -1,0 +1,84 @@
+/**
+ * `npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR]`
+ * Offline, credential-free evaluation of every stack: exit 0 clean, 1 on a mandatory violation,
+ * schema error or secret leak, 2 on bad config or usage.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { componentTree, markdown, problemsText, summaryLine, writePlanFiles } from "./preflight/report";
+import { failed, runStack, type Plan } from "./preflight/run";
+import { listStacks, UsageError } from "./preflight/stack-config";
+
+async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        stack: { type: "string", multiple: true },
+        json: { type: "string" },
+        markdown: { type: "string" },
+        out: { type: "string", default: "out" },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: false,
+    });
+  } catch (e) {
+    console.error(`preflight: ${(e as Error).message}`);
+    return 2;
+  }
+  if (args.values.help) {
+    console.log("usage: npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR]");
+    return 0;
+  }
+  const dir = process.cwd();
+  const stacks = args.values.stack ?? listStacks(dir);
+  if (stacks.length === 0) {
+    console.error("preflight: no Pulumi.<stack>.yaml files here");
+    return 2;
+  }
+  const plans: Plan[] = [];
+  let exit = 0;
+  for (const stack of stacks) {
+    let result;
+    try {
+      result = await runStack(stack, { dir });
+    } catch (e) {
+      if (e instanceof UsageError) {
+        console.error(`preflight: ${e.message}`);
+        return 2;
+      }
+      throw e;
+    }
+    if (result.kind === "config-error") {
+      console.error(
+        `${stack}: invalid stack config (${result.problems.length} problems, ${result.registered} resources registered):`,
+      );
+      for (const p of result.problems)
+        console.error(`  - ${p.key}: ${p.message}${p.example ? ` (e.g. ${p.example})` : ""}`);
+      exit = 2;
+      continue;
+    }
+    const plan = result.plan;
+    plans.push(plan);
+    writePlanFiles(args.values.out, plan);
+    if (!args.values.quiet) console.log(componentTree(plan));
+    const problems = problemsText(plan);
+    if (problems) console.log(problems);
+    console.log(summaryLine(plan));
+    if (failed(plan) && exit === 0) exit = 1;
+  }
+  if (args.values.json)
+    writeFileSync(args.values.json, JSON.stringify(plans.length === 1 ? plans[0] : plans, null, 2) + "\n");
+  if (args.values.markdown) writeFileSync(args.values.markdown, markdown(plans));
+  return exit;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`preflight: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(2);
+  },
+);

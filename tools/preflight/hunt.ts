@@ -1,0 +1,117 @@
+/**
+ * The canary hunt: every planted secret (stack secret keys and generated credentials) must appear
+ * only inside a secret sink and only as a Pulumi secret. Anywhere else (a ConfigMap, an env literal,
+ * chart values, an annotation, a plain stack output) it is a leak.
+ */
+import { isSecretSink } from "../../policies/lib/sinks";
+import { isSecretWrapped, type Registration } from "./recorder";
+import { CANARY_PREFIX } from "./stack-config";
+
+export interface SecretLeak {
+  /** The config key (or `generated:<resource>`) whose value leaked. */
+  readonly key: string;
+  readonly urn: string;
+  /** Where: `inputs.data.token`, `outputs.kubeconfig`, ... (`(not marked secret)` when in a sink but plain). */
+  readonly path: string;
+}
+
+const CANARY_RE = new RegExp(`${CANARY_PREFIX}-[A-Za-z0-9_.:-]+?-(?:[0-9a-f]{24}|[0-9a-f]{16})`, "g");
+
+function keyOf(canary: string, canaries: ReadonlyMap<string, string>): string {
+  const known = canaries.get(canary);
+  if (known) return known;
+  const generated = /^pfcanary-generated-(.+)-[0-9a-f]{16}$/.exec(canary);
+  return generated ? `generated:${generated[1]}` : canary;
+}
+
+function fmt(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
+}
+
+function walk(
+  value: unknown,
+  path: (string | number)[],
+  secret: boolean,
+  visit: (s: string, path: (string | number)[], secret: boolean) => void,
+): void {
+  if (typeof value === "string") {
+    if (value.includes(CANARY_PREFIX)) visit(value, path, secret);
+  } else if (isSecretWrapped(value)) {
+    walk(value.value, path, true, visit);
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) walk(value[i], [...path, i], secret, visit);
+  } else if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) walk(v, [...path, k], secret, visit);
+  }
+}
+
+/** Base64 of a canary as it would appear when a value is encoded on its own. */
+function base64Variants(canaries: Iterable<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const c of canaries) out.set(Buffer.from(c).toString("base64").replace(/=+$/, ""), c);
+  return out;
+}
+
+export function huntCanaries(
+  registrations: readonly Registration[],
+  canaries: ReadonlyMap<string, string>,
+  plainInputs: (r: Registration) => Record<string, unknown>,
+): SecretLeak[] {
+  const leaks: SecretLeak[] = [];
+  const encoded = base64Variants(canaries.keys());
+  for (const r of registrations) {
+    let plain: Record<string, unknown> | undefined;
+    const seen = new Set<string>();
+    const report = (key: string, path: string) => {
+      const id = `${key}\u0000${path}`;
+      if (!seen.has(id)) leaks.push({ key, urn: r.urn, path });
+      seen.add(id);
+    };
+    walk(r.inputs, [], false, (s, path, secret) => {
+      plain ??= plainInputs(r);
+      const sink = isSecretSink(r.type, path, plain);
+      for (const m of s.matchAll(CANARY_RE)) {
+        if (!sink) report(keyOf(m[0], canaries), fmt(["inputs", ...path]));
+        else if (!secret) report(keyOf(m[0], canaries), `${fmt(["inputs", ...path])} (not marked secret)`);
+      }
+    });
+    // Outputs land in the state file: a canary there must always be a secret.
+    walk(r.outputs, [], false, (s, path, secret) => {
+      if (secret) return;
+      for (const m of s.matchAll(CANARY_RE)) report(keyOf(m[0], canaries), fmt(["outputs", ...path]));
+    });
+    // A base64-encoded canary outside a sink (e.g. ConfigMap binaryData) is a leak too.
+    if (encoded.size > 0) {
+      const text = JSON.stringify(r.inputs);
+      for (const [b64, canary] of encoded) {
+        if (!text.includes(b64)) continue;
+        plain ??= plainInputs(r);
+        const hit = findEncoded(r.inputs, b64);
+        if (hit && !isSecretSink(r.type, hit, plain))
+          report(keyOf(canary, canaries), `${fmt(["inputs", ...hit])} (base64)`);
+      }
+    }
+  }
+  return leaks;
+}
+
+function findEncoded(
+  value: unknown,
+  needle: string,
+  path: (string | number)[] = [],
+): (string | number)[] | undefined {
+  if (typeof value === "string") return value.includes(needle) ? path : undefined;
+  if (isSecretWrapped(value)) return findEncoded(value.value, needle, path);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const hit = findEncoded(value[i], needle, [...path, i]);
+      if (hit) return hit;
+    }
+  } else if (value !== null && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      const hit = findEncoded(v, needle, [...path, k]);
+      if (hit) return hit;
+    }
+  }
+  return undefined;
+}

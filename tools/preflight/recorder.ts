@@ -1,0 +1,186 @@
+/**
+ * Pulumi's mock runtime with a recorder: every registration (type, name, parent, inputs with their
+ * secret markers, protect, dependsOn) and every registerOutputs call, cheaply, in order. Provider
+ * outputs that a program reads back (generated passwords, image digests, command stdout) come from
+ * small per-type fakes so the program evaluates as it would on `pulumi up`.
+ */
+import { createHash } from "node:crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { deserializeProperties, specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
+import * as settings from "@pulumi/pulumi/runtime/settings";
+import { CANARY_PREFIX } from "./stack-config";
+
+export interface Registration {
+  readonly urn: string;
+  readonly type: string;
+  readonly name: string;
+  readonly parent?: string;
+  readonly custom: boolean;
+  readonly protect: boolean;
+  readonly dependsOn: string[];
+  /** Inputs as the engine receives them: secret values wrapped as `{[sigKey]: secretSig, value}`. */
+  inputs: Record<string, unknown>;
+  /** What a component registered with registerOutputs (secrets wrapped the same way). */
+  outputs?: Record<string, unknown>;
+}
+
+export interface Recording {
+  readonly registrations: Registration[];
+  readonly byUrn: Map<string, Registration>;
+}
+
+export type SecretWrapped = { [specialSigKey]: typeof specialSecretSig; value: unknown };
+
+export function isSecretWrapped(v: unknown): v is SecretWrapped {
+  return (
+    typeof v === "object" && v !== null && (v as Record<string, unknown>)[specialSigKey] === specialSecretSig
+  );
+}
+
+export function wrapSecret(value: unknown): SecretWrapped {
+  return { [specialSigKey]: specialSecretSig, value } as SecretWrapped;
+}
+
+/** Recursively drops secret markers (what CrossGuard shows a policy). */
+export function unwrapSecrets(v: unknown): unknown {
+  if (isSecretWrapped(v)) return unwrapSecrets(v.value);
+  if (Array.isArray(v)) return v.map(unwrapSecrets);
+  if (v !== null && typeof v === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = unwrapSecrets(x);
+    return out;
+  }
+  return v;
+}
+
+// Internal to the SDK (stripped from its typings) but stable: drains the RPC queue.
+const { getMonitor, waitForRPCs } = settings as unknown as {
+  getMonitor(): unknown;
+  waitForRPCs(): Promise<void>;
+};
+
+const digestOf = (s: string) => createHash("sha256").update(s).digest("hex");
+
+type FakeOutputs = (name: string, inputs: Record<string, unknown>) => Record<string, unknown>;
+
+/**
+ * Outputs real providers compute, faked per type. Generated credentials are canaries too, so the
+ * hunt follows them as it follows stack secrets.
+ */
+export const FAKE_OUTPUTS: Record<string, FakeOutputs> = {
+  "random:index/randomPassword:RandomPassword": (name) => {
+    const value = `${CANARY_PREFIX}-generated-${name}-${digestOf(name).slice(0, 16)}`;
+    return { result: wrapSecret(value), bcryptHash: wrapSecret(`$2a$10$${digestOf(value).slice(0, 53)}`) };
+  },
+  "random:index/randomBytes:RandomBytes": (name) => ({
+    base64: wrapSecret(Buffer.from(`${CANARY_PREFIX}-generated-${name}`).toString("base64")),
+    hex: wrapSecret(digestOf(name)),
+  }),
+  "random:index/randomId:RandomId": (name) => ({
+    hex: digestOf(name).slice(0, 16),
+    b64Url: digestOf(name).slice(0, 11),
+  }),
+  "docker:index/image:Image": (name, inputs) => {
+    const imageName = String(inputs["imageName"] ?? name);
+    const repo = imageName.replace(/:[^/:]+$/, "");
+    return { repoDigest: `${repo}@sha256:${digestOf(imageName)}`, imageName };
+  },
+};
+
+/** Lets a component module add fakes for its provider types (e.g. a command's stdout). */
+export function registerFakeOutputs(type: string, fake: FakeOutputs): void {
+  FAKE_OUTPUTS[type] = fake;
+}
+
+const mocks: pulumi.runtime.Mocks = {
+  newResource(args) {
+    const fake = FAKE_OUTPUTS[args.type];
+    return {
+      id: args.custom === false ? undefined : `${args.name}-id`,
+      state: fake ? { ...args.inputs, ...fake(args.name, args.inputs) } : args.inputs,
+    };
+  },
+  call(args) {
+    return args.inputs;
+  },
+};
+
+interface MonitorLike {
+  newUrn(parent: string, type: string, name: string): string;
+  registerResource(req: RegisterRequest, cb: unknown): unknown;
+  registerResourceOutputs(req: OutputsRequest, cb: unknown): unknown;
+  mocks: pulumi.runtime.Mocks;
+}
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getCustom(): boolean;
+  getProtect(): boolean;
+  getDependenciesList(): string[];
+}
+interface OutputsRequest {
+  getUrn(): string;
+  getOutputs(): unknown;
+}
+
+/**
+ * Installs the mock runtime for one stack run and returns the recording it fills. Call again for
+ * the next stack: each call starts from a fresh monitor and fresh runtime state.
+ */
+export async function installRecorder(project: string, stack: string): Promise<Recording> {
+  await pulumi.runtime.setMocks(mocks, project, stack, false);
+  const monitor = getMonitor() as unknown as MonitorLike;
+  const recording: Recording = { registrations: [], byUrn: new Map() };
+  let current: Registration | undefined;
+
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) => {
+    const type = req.getType();
+    const name = req.getName();
+    const parent = req.getParent();
+    const reg: Registration = {
+      urn: monitor.newUrn(parent, type, name),
+      type,
+      name,
+      ...(parent ? { parent } : {}),
+      custom: req.getCustom(),
+      protect: req.getProtect(),
+      dependsOn: req.getDependenciesList(),
+      inputs: {},
+    };
+    recording.registrations.push(reg);
+    recording.byUrn.set(reg.urn, reg);
+    current = reg;
+    // The mock monitor deserializes the inputs and calls newResource before its first await.
+    return register(req, cb);
+  };
+  const newResource = mocks.newResource.bind(mocks);
+  monitor.mocks = {
+    ...mocks,
+    newResource(args) {
+      if (current) current.inputs = args.inputs as Record<string, unknown>;
+      current = undefined;
+      return newResource(args);
+    },
+  };
+  const registerOutputs = monitor.registerResourceOutputs.bind(monitor);
+  monitor.registerResourceOutputs = (req, cb) => {
+    const reg = recording.byUrn.get(req.getUrn());
+    if (reg)
+      reg.outputs = deserializeProperties(
+        req.getOutputs() as Parameters<typeof deserializeProperties>[0],
+      ) as Record<string, unknown>;
+    return registerOutputs(req, cb);
+  };
+  return recording;
+}
+
+/** Runs `program` as the stack's root under the installed recorder and waits for every RPC. */
+export async function runRecorded<T extends object>(program: () => T | Promise<T>): Promise<void> {
+  try {
+    await pulumi.runtime.runInPulumiStack(async () => program());
+  } finally {
+    await waitForRPCs();
+  }
+}

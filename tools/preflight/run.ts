@@ -1,0 +1,209 @@
+/**
+ * One stack's preflight: load its config with canaries, evaluate the program under the recorder,
+ * enforce the policy pack, validate Kubernetes objects and hunt canaries. Pure of console and
+ * files: the CLI (tools/preflight.ts) prints and writes.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import type { PolicyPackConfig, Policies } from "@pulumi/policy";
+import { ConfigError, loadPlatformConfig, type ConfigProblem } from "../../components/config";
+import { definePlatform } from "../../components/program";
+import { runPolicies, type ResourceRecord, type Violation } from "../../policies/lib/runner";
+import { policies as packPolicies } from "../../policies/rules";
+import { huntCanaries, type SecretLeak } from "./hunt";
+import { installRecorder, isSecretWrapped, runRecorded, unwrapSecrets, type Registration } from "./recorder";
+import { isKubernetesObjectType, validateObject } from "./schemas";
+import { loadStackConfig, UsageError } from "./stack-config";
+
+export interface PlanResource {
+  readonly urn: string;
+  readonly type: string;
+  readonly name: string;
+  readonly parent?: string;
+  readonly custom: boolean;
+  readonly protect: boolean;
+  readonly inputs: unknown;
+}
+
+export interface Plan {
+  readonly stack: string;
+  readonly resources: PlanResource[];
+  readonly violations: Violation[];
+  readonly schemaErrors: { urn: string; message: string }[];
+  readonly secretLeaks: SecretLeak[];
+  readonly summary: {
+    resources: number;
+    components: number;
+    mandatory: number;
+    advisory: number;
+    remediate: number;
+    schemaErrors: number;
+    secretLeaks: number;
+    unvalidatedKinds: string[];
+    ms: number;
+  };
+}
+
+export type StackResult =
+  | { readonly kind: "plan"; readonly plan: Plan; readonly registrations: Registration[] }
+  | {
+      readonly kind: "config-error";
+      readonly stack: string;
+      readonly problems: readonly ConfigProblem[];
+      readonly registered: number;
+    };
+
+export interface RunStackOptions {
+  /** Directory holding Pulumi.yaml and the stack files (default: cwd). */
+  readonly dir?: string;
+  /** Config values layered over the stack file (tests). */
+  readonly overrides?: Record<string, unknown>;
+  /** Program to run instead of the platform (tests). */
+  readonly program?: () => object;
+  /** Policies to enforce instead of the pack's. */
+  readonly policies?: Policies;
+  /** Policy-pack config (default: policies/config/<stack>.json when it exists). */
+  readonly policyConfig?: PolicyPackConfig;
+}
+
+/** Inputs as the plan shows them: secret values replaced by "[secret]". */
+export function redact(value: unknown): unknown {
+  if (isSecretWrapped(value)) return "[secret]";
+  if (Array.isArray(value)) return value.map(redact);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redact(v);
+    return out;
+  }
+  return value;
+}
+
+function readPolicyConfig(dir: string, stack: string): PolicyPackConfig | undefined {
+  const file = join(dir, "policies", "config", `${stack}.json`);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as PolicyPackConfig;
+  } catch (e) {
+    throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+const STACK_TYPE = "pulumi:pulumi:Stack";
+
+export async function runStack(stack: string, options: RunStackOptions = {}): Promise<StackResult> {
+  const started = performance.now();
+  const dir = options.dir ?? process.cwd();
+  const sc = loadStackConfig(dir, stack, options.overrides);
+  const recording = await installRecorder(sc.project, sc.stack);
+  pulumi.runtime.setAllConfig(sc.config, sc.secretKeys);
+  // Validate before the stack resource exists, so a bad config registers nothing at all.
+  if (!options.program) {
+    try {
+      loadPlatformConfig();
+    } catch (e) {
+      if (e instanceof ConfigError) return { kind: "config-error", stack, problems: e.problems, registered: 0 };
+      throw e;
+    }
+  }
+  try {
+    await runRecorded(options.program ?? definePlatform);
+  } catch (e) {
+    const error = e instanceof ConfigError ? e : findConfigError(e);
+    if (error)
+      return {
+        kind: "config-error",
+        stack,
+        problems: error.problems,
+        registered: recording.registrations.filter((r) => r.type !== STACK_TYPE).length,
+      };
+    throw e;
+  }
+  const regs = recording.registrations;
+
+  // What CrossGuard shows a policy: plain values; for components, what they registered as outputs.
+  const plainCache = new Map<Registration, Record<string, unknown>>();
+  const plainOf = (r: Registration) => {
+    let p = plainCache.get(r);
+    if (!p) {
+      p = unwrapSecrets(r.custom ? r.inputs : (r.outputs ?? r.inputs)) as Record<string, unknown>;
+      plainCache.set(r, p);
+    }
+    return p;
+  };
+  const records: ResourceRecord[] = regs
+    .filter((r) => r.type !== STACK_TYPE)
+    .map((r) => ({
+      urn: r.urn,
+      type: r.type,
+      name: r.name,
+      ...(r.parent ? { parent: r.parent } : {}),
+      protect: r.protect,
+      dependencies: r.dependsOn,
+      inputs: plainOf(r),
+    }));
+  const policyConfig = options.policyConfig ?? readPolicyConfig(dir, stack);
+  const violations = await runPolicies(options.policies ?? packPolicies, records, {
+    ...(policyConfig ? { config: policyConfig } : {}),
+  });
+
+  const schemaErrors: { urn: string; message: string }[] = [];
+  const unvalidated = new Set<string>();
+  for (const r of regs) {
+    if (!r.custom || !isKubernetesObjectType(r.type)) continue;
+    const result = validateObject(plainOf(r));
+    if (result.ok === false) schemaErrors.push({ urn: r.urn, message: result.message });
+    else if (result.ok === "unknown")
+      unvalidated.add(`${String(r.inputs["apiVersion"])}/${String(r.inputs["kind"])}`);
+  }
+
+  const secretLeaks = huntCanaries(regs, sc.canaries, plainOf);
+  const resources: PlanResource[] = regs.map((r) => ({
+    urn: r.urn,
+    type: r.type,
+    name: r.name,
+    ...(r.parent ? { parent: r.parent } : {}),
+    custom: r.custom,
+    protect: r.protect,
+    inputs: redact(r.custom ? r.inputs : (r.outputs ?? {})),
+  }));
+  const count = (level: string) => violations.filter((v) => v.level === level).length;
+  const plan: Plan = {
+    stack,
+    resources,
+    violations,
+    schemaErrors,
+    secretLeaks,
+    summary: {
+      resources: regs.filter((r) => r.custom).length,
+      components: regs.filter((r) => !r.custom).length,
+      mandatory: count("mandatory"),
+      advisory: count("advisory"),
+      remediate: count("remediate"),
+      schemaErrors: schemaErrors.length,
+      secretLeaks: secretLeaks.length,
+      unvalidatedKinds: [...unvalidated].sort(),
+      ms: Math.round(performance.now() - started),
+    },
+  };
+  return { kind: "plan", plan, registrations: regs };
+}
+
+/** Pulumi wraps errors thrown inside the stack callback; find our ConfigError inside. */
+function findConfigError(e: unknown): ConfigError | undefined {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
+    if (cur instanceof ConfigError) return cur;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** True when the plan has anything that fails the preflight. */
+export function failed(plan: Plan): boolean {
+  return plan.summary.mandatory > 0 || plan.summary.schemaErrors > 0 || plan.summary.secretLeaks > 0;
+}

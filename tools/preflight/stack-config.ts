@@ -1,0 +1,93 @@
+/**
+ * Loads `Pulumi.yaml` + `Pulumi.<stack>.yaml` into the flat key → string map Pulumi hands a program,
+ * and plants a unique canary for every secret key of the schema that has no value.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { CONFIG_NAMESPACE, SECRET_KEY_NAMES } from "../../components/config";
+
+export class UsageError extends Error {}
+
+export const CANARY_PREFIX = "pfcanary";
+
+export interface StackConfig {
+  readonly project: string;
+  readonly stack: string;
+  /** Flat config as Pulumi passes it: objects JSON-encoded. */
+  readonly config: Record<string, string>;
+  /** Full keys (`platform:x`) that are secrets. */
+  readonly secretKeys: string[];
+  /** canary value → the config key it stands for. */
+  readonly canaries: Map<string, string>;
+}
+
+export function listStacks(dir: string): string[] {
+  return readdirSync(dir)
+    .map((f) => /^Pulumi\.([A-Za-z0-9_.-]+)\.yaml$/.exec(f)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .sort();
+}
+
+function readYaml(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  try {
+    return parse(text) as unknown;
+  } catch (e) {
+    throw new UsageError(`${file} is not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** A canary: unique, recognisable, and credential-shaped enough to trip content-based detectors. */
+export function makeCanary(key: string): string {
+  return `${CANARY_PREFIX}-${key}-${randomBytes(12).toString("hex")}`;
+}
+
+export function loadStackConfig(
+  dir: string,
+  stack: string,
+  overrides: Record<string, unknown> = {},
+): StackConfig {
+  const projectFile = join(dir, "Pulumi.yaml");
+  const stackFile = join(dir, `Pulumi.${stack}.yaml`);
+  if (!existsSync(stackFile))
+    throw new UsageError(
+      `unknown stack "${stack}": no ${`Pulumi.${stack}.yaml`} (stacks: ${listStacks(dir).join(", ") || "none"})`,
+    );
+  const project = readYaml(projectFile) as { name?: unknown } | null;
+  if (!project || typeof project.name !== "string")
+    throw new UsageError(`${projectFile} has no project name`);
+  const doc = (readYaml(stackFile) ?? {}) as { config?: Record<string, unknown> };
+  const values: Record<string, unknown> = { ...(doc.config ?? {}), ...overrides };
+  const config: Record<string, string> = {};
+  const secretKeys: string[] = [];
+  const canaries = new Map<string, string>();
+  for (const [rawKey, value] of Object.entries(values)) {
+    const key = rawKey.includes(":") ? rawKey : `${project.name}:${rawKey}`;
+    if (value !== null && typeof value === "object" && "secure" in value) {
+      // Encrypted values cannot be read offline: a canary stands in for them.
+      const canary = makeCanary(key.slice(key.indexOf(":") + 1));
+      secretKeys.push(key);
+      config[key] = canary;
+      canaries.set(canary, key);
+      continue;
+    }
+    config[key] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  for (const name of SECRET_KEY_NAMES) {
+    const key = `${CONFIG_NAMESPACE}:${name}`;
+    if (!secretKeys.includes(key)) secretKeys.push(key);
+    if (config[key] === undefined) {
+      const canary = makeCanary(name);
+      config[key] = canary;
+      canaries.set(canary, key);
+    }
+  }
+  return { project: project.name, stack, config, secretKeys, canaries };
+}
