@@ -19,7 +19,7 @@ export interface Rendered {
   /** The one registration with this type and name (throws otherwise). */
   get(type: string, name: string): Registration;
   /** Plain (secret-unwrapped) inputs of a registration. */
-  plain(r: Registration): Record<string, any>;
+  plain(r: Registration): Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests index freely
 }
 
 function rendered(registrations: Registration[]): Rendered {
@@ -39,6 +39,7 @@ function rendered(registrations: Registration[]): Rendered {
         );
       return hits[0]!;
     },
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index freely
     plain: (r) => unwrapSecrets(r.custom ? r.inputs : (r.outputs ?? r.inputs)) as Record<string, any>,
   };
 }

@@ -4,6 +4,7 @@
  * schema error or secret leak, 2 on bad config or usage.
  */
 import { writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { componentTree, markdown, problemsText, summaryLine, writePlanFiles } from "./preflight/report";
 import { failed, runStack, type Plan } from "./preflight/run";
@@ -20,6 +21,7 @@ async function main(argv: string[]): Promise<number> {
         markdown: { type: "string" },
         out: { type: "string", default: "out" },
         quiet: { type: "boolean", default: false },
+        program: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: false,
@@ -29,7 +31,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (args.values.help) {
-    console.log("usage: npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR]");
+    console.log(
+      "usage: npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR] [--program MODULE]",
+    );
     return 0;
   }
   const dir = process.cwd();
@@ -38,12 +42,21 @@ async function main(argv: string[]): Promise<number> {
     console.error("preflight: no Pulumi.<stack>.yaml files here");
     return 2;
   }
+  let program: (() => object) | undefined;
+  if (args.values.program) {
+    try {
+      program = loadProgram(args.values.program);
+    } catch (e) {
+      console.error(`preflight: ${(e as Error).message}`);
+      return 2;
+    }
+  }
   const plans: Plan[] = [];
   let exit = 0;
   for (const stack of stacks) {
     let result;
     try {
-      result = await runStack(stack, { dir });
+      result = await runStack(stack, { dir, ...(program ? { program } : {}) });
     } catch (e) {
       if (e instanceof UsageError) {
         console.error(`preflight: ${e.message}`);
@@ -73,6 +86,21 @@ async function main(argv: string[]): Promise<number> {
     writeFileSync(args.values.json, JSON.stringify(plans.length === 1 ? plans[0] : plans, null, 2) + "\n");
   if (args.values.markdown) writeFileSync(args.values.markdown, markdown(plans));
   return exit;
+}
+
+/** `--program MODULE`: evaluate another Pulumi program (its export = function) with a stack's config. */
+function loadProgram(file: string): () => object {
+  let mod: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(resolve(file));
+  } catch (e) {
+    throw new Error(`cannot load program ${file}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  const fn = typeof mod === "function" ? mod : (mod as { default?: unknown }).default;
+  if (typeof fn !== "function")
+    throw new Error(`program ${file} must export a function (export = () => outputs)`);
+  return fn as () => object;
 }
 
 main(process.argv.slice(2)).then(

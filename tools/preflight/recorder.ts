@@ -38,7 +38,7 @@ export function isSecretWrapped(v: unknown): v is SecretWrapped {
 }
 
 export function wrapSecret(value: unknown): SecretWrapped {
-  return { [specialSigKey]: specialSecretSig, value } as SecretWrapped;
+  return { [specialSigKey]: specialSecretSig, value };
 }
 
 /** Recursively drops secret markers (what CrossGuard shows a policy). */
@@ -54,9 +54,9 @@ export function unwrapSecrets(v: unknown): unknown {
 }
 
 // Internal to the SDK (stripped from its typings) but stable: drains the RPC queue.
-const { getMonitor, waitForRPCs } = settings as unknown as {
-  getMonitor(): unknown;
-  waitForRPCs(): Promise<void>;
+const sdk = settings as unknown as {
+  getMonitor(this: void): unknown;
+  waitForRPCs(this: void): Promise<void>;
 };
 
 const digestOf = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -81,7 +81,7 @@ export const FAKE_OUTPUTS: Record<string, FakeOutputs> = {
     b64Url: digestOf(name).slice(0, 11),
   }),
   "docker:index/image:Image": (name, inputs) => {
-    const imageName = String(inputs["imageName"] ?? name);
+    const imageName = typeof inputs["imageName"] === "string" ? inputs["imageName"] : name;
     const repo = imageName.replace(/:[^/:]+$/, "");
     return { repoDigest: `${repo}@sha256:${digestOf(imageName)}`, imageName };
   },
@@ -94,14 +94,15 @@ export function registerFakeOutputs(type: string, fake: FakeOutputs): void {
 
 const mocks: pulumi.runtime.Mocks = {
   newResource(args) {
+    const inputs = args.inputs as Record<string, unknown>;
     const fake = FAKE_OUTPUTS[args.type];
     return {
       id: args.custom === false ? undefined : `${args.name}-id`,
-      state: fake ? { ...args.inputs, ...fake(args.name, args.inputs) } : args.inputs,
+      state: fake ? { ...inputs, ...fake(args.name, inputs) } : inputs,
     };
   },
   call(args) {
-    return args.inputs;
+    return args.inputs as Record<string, unknown>;
   },
 };
 
@@ -130,7 +131,7 @@ interface OutputsRequest {
  */
 export async function installRecorder(project: string, stack: string): Promise<Recording> {
   await pulumi.runtime.setMocks(mocks, project, stack, false);
-  const monitor = getMonitor() as unknown as MonitorLike;
+  const monitor = sdk.getMonitor() as MonitorLike;
   const recording: Recording = { registrations: [], byUrn: new Map() };
   let current: Registration | undefined;
 
@@ -168,9 +169,7 @@ export async function installRecorder(project: string, stack: string): Promise<R
   monitor.registerResourceOutputs = (req, cb) => {
     const reg = recording.byUrn.get(req.getUrn());
     if (reg)
-      reg.outputs = deserializeProperties(
-        req.getOutputs() as Parameters<typeof deserializeProperties>[0],
-      ) as Record<string, unknown>;
+      reg.outputs = deserializeProperties(req.getOutputs() as Parameters<typeof deserializeProperties>[0]);
     return registerOutputs(req, cb);
   };
   return recording;
@@ -181,6 +180,6 @@ export async function runRecorded<T extends object>(program: () => T | Promise<T
   try {
     await pulumi.runtime.runInPulumiStack(async () => program());
   } finally {
-    await waitForRPCs();
+    await sdk.waitForRPCs();
   }
 }

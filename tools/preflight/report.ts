@@ -12,7 +12,7 @@ interface TreeNode {
 }
 
 function buildTree(plan: Plan): TreeNode[] {
-  const nodes = new Map(plan.resources.map((r) => [r.urn, { r, children: [], total: 0 } as TreeNode]));
+  const nodes = new Map(plan.resources.map((r) => [r.urn, { r, children: [], total: 0 }]));
   const roots: TreeNode[] = [];
   for (const node of nodes.values()) {
     const parent = node.r.parent ? nodes.get(node.r.parent) : undefined;
@@ -124,7 +124,7 @@ export function writePlanFiles(outDir: string, plan: Plan): void {
         if (data) obj[field] = Object.fromEntries(Object.keys(data).map((k) => [k, "[redacted]"]));
       }
     }
-    const file = `${String(i).padStart(4, "0")}-${String(obj["kind"] ?? "object").toLowerCase()}-${r.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.yaml`;
+    const file = `${String(i).padStart(4, "0")}-${(typeof obj["kind"] === "string" ? obj["kind"] : "object").toLowerCase()}-${r.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.yaml`;
     writeFileSync(join(dir, "manifests", file), stringify(obj));
   });
 }

@@ -4,6 +4,9 @@
  * schema package are counted as unvalidated, never silently passed as valid.
  */
 
+import { readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+
 interface Model {
   validate(): void;
 }
@@ -17,31 +20,66 @@ const CRD_PACKAGES: readonly [test: (group: string) => boolean, pkg: string][] =
   [(g) => g.endsWith("keda.sh"), "@kubernetes-models/keda"],
 ];
 
-const cache = new Map<string, ModelClass | null>();
+const cache = new Map<string, ModelMatch | null>();
 
-/** The model class for apiVersion/kind, or null when no schema package covers it. */
-export function modelFor(apiVersion: string, kind: string): ModelClass | null {
+function load(path: string, kind: string): ModelClass | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(path) as Record<string, unknown>;
+    return (mod[kind] ?? null) as ModelClass | null;
+  } catch {
+    return null;
+  }
+}
+
+/** Versions of a CRD group that a package ships, newest stability first. */
+function siblingVersions(pkg: string, group: string): string[] {
+  try {
+    const dir = join(dirname(require.resolve(`${pkg}/package.json`)), group);
+    const rank = (v: string) => (/^v\d+$/.test(v) ? 0 : v.includes("beta") ? 1 : 2);
+    return readdirSync(dir)
+      .filter((v) => /^v\d/.test(v))
+      .sort((a, b) => rank(a) - rank(b) || b.localeCompare(a));
+  } catch {
+    return [];
+  }
+}
+
+export interface ModelMatch {
+  readonly Model: ModelClass;
+  /** The apiVersion whose schema is used (a sibling version when the package lacks the exact one). */
+  readonly apiVersion: string;
+}
+
+/**
+ * The model class for apiVersion/kind, or null when no schema package covers it. When a CRD package
+ * lacks the exact version (Istio promoted v1beta1 kinds to v1 with the same schema), the kind's
+ * schema from a sibling version is used.
+ */
+export function modelFor(apiVersion: string, kind: string): ModelMatch | null {
   const id = `${apiVersion}/${kind}`;
   const hit = cache.get(id);
   if (hit !== undefined) return hit;
-  const [group, version] = apiVersion.includes("/") ? apiVersion.split("/", 2) : ["", apiVersion];
-  const pkg =
-    group === "" || !group!.includes(".") || group!.endsWith(".k8s.io")
-      ? "kubernetes-models"
-      : CRD_PACKAGES.find(([test]) => test(group!))?.[1];
-  let model: ModelClass | null = null;
+  const [group, version] = apiVersion.includes("/")
+    ? (apiVersion.split("/", 2) as [string, string])
+    : ["", apiVersion];
+  const core = group === "" || !group.includes(".") || group.endsWith(".k8s.io");
+  const pkg = core ? "kubernetes-models" : CRD_PACKAGES.find(([test]) => test(group))?.[1];
+  let match: ModelMatch | null = null;
   if (pkg) {
-    const path = group ? `${pkg}/${group}/${version}/${kind}` : `${pkg}/${version}/${kind}`;
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const mod = require(path) as Record<string, unknown>;
-      model = (mod[kind] ?? null) as ModelClass | null;
-    } catch {
-      model = null;
-    }
+    const exact = load(group ? `${pkg}/${group}/${version}/${kind}` : `${pkg}/${version}/${kind}`, kind);
+    if (exact) match = { Model: exact, apiVersion };
+    else if (!core)
+      for (const v of siblingVersions(pkg, group)) {
+        const Model = load(`${pkg}/${group}/${v}/${kind}`, kind);
+        if (Model) {
+          match = { Model, apiVersion: `${group}/${v}` };
+          break;
+        }
+      }
   }
-  cache.set(id, model);
-  return model;
+  cache.set(id, match);
+  return match;
 }
 
 /** Drops `undefined` (Pulumi leaves unset optional inputs out; JSON schema does too). */
@@ -62,10 +100,11 @@ export function validateObject(object: Record<string, unknown>): SchemaResult {
   const kind = object["kind"];
   if (typeof apiVersion !== "string" || typeof kind !== "string")
     return { ok: false, message: "object has no apiVersion/kind" };
-  const Model = modelFor(apiVersion, kind);
-  if (!Model) return { ok: "unknown" };
+  const match = modelFor(apiVersion, kind);
+  if (!match) return { ok: "unknown" };
   try {
-    new Model(clean(object) as Record<string, unknown>).validate();
+    const data = clean(object) as Record<string, unknown>;
+    new match.Model({ ...data, apiVersion: match.apiVersion }).validate();
     return { ok: true };
   } catch (e) {
     return { ok: false, message: `${apiVersion} ${kind}: ${(e as Error).message}` };

@@ -1,0 +1,200 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { preflightStack } from "./harness";
+import { failed, type Plan } from "../tools/preflight/run";
+
+const ROOT = process.cwd();
+const TSX = join(ROOT, "node_modules", ".bin", "tsx");
+
+function cli(args: string[], cwd = ROOT) {
+  const r = spawnSync(TSX, [join(ROOT, "tools", "preflight.ts"), ...args], {
+    cwd,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function plan(program: () => object, overrides: Record<string, unknown> = {}): Promise<Plan> {
+  const result = await preflightStack("local", { program, overrides, policies: [], policyConfig: {} });
+  if (result.kind !== "plan") throw new Error("unexpected config error");
+  return result.plan;
+}
+
+describe("canary hunt", () => {
+  it("reports a stack secret planted in a ConfigMap with key, resource and field path", async () => {
+    const p = await plan(() => {
+      const token = new pulumi.Config("platform").requireSecret("githubToken");
+      const provider = new k8s.Provider("p", {});
+      new k8s.core.v1.ConfigMap("leaky", { metadata: { name: "leaky" }, data: { token } }, { provider });
+      return {};
+    });
+    expect(p.secretLeaks).toEqual([
+      {
+        key: "platform:githubToken",
+        urn: expect.stringContaining("ConfigMap::leaky"),
+        path: "inputs.data.token",
+      },
+    ]);
+    expect(failed(p)).toBe(true);
+  });
+
+  it("accepts the same secret in a Kubernetes Secret", async () => {
+    const p = await plan(() => {
+      const token = new pulumi.Config("platform").requireSecret("githubToken");
+      const provider = new k8s.Provider("p", {});
+      new k8s.core.v1.Secret("ok", { metadata: { name: "ok" }, stringData: { token } }, { provider });
+      return { stillSecret: token };
+    });
+    expect(p.secretLeaks).toEqual([]);
+  });
+
+  it("reports a secret in a plain env literal and in a plain stack output", async () => {
+    const p = await plan(() => {
+      const token = new pulumi.Config("platform").requireSecret("vercelApiToken");
+      const provider = new k8s.Provider("p", {});
+      new k8s.core.v1.Pod(
+        "envy",
+        {
+          spec: {
+            containers: [{ name: "c", image: "busybox:1.36", env: [{ name: "TOKEN", value: token }] }],
+          },
+        },
+        { provider },
+      );
+      return { leaked: pulumi.unsecret(token) };
+    });
+    expect(p.secretLeaks.map((l) => l.path).sort()).toEqual([
+      "inputs.spec.containers[0].env[0].value",
+      "outputs.leaked",
+    ]);
+  });
+
+  it("follows generated credentials too", async () => {
+    const { RandomPassword } = await import("@pulumi/random");
+    const p = await plan(() => {
+      const pw = new RandomPassword("grafana-admin", { length: 24 });
+      const provider = new k8s.Provider("p", {});
+      new k8s.core.v1.ConfigMap("cm", { data: { password: pw.result } }, { provider });
+      return {};
+    });
+    expect(p.secretLeaks).toEqual([
+      expect.objectContaining({ key: "generated:grafana-admin", path: "inputs.data.password" }),
+    ]);
+  });
+});
+
+describe("schema validation", () => {
+  it("reports a string where the schema wants an integer", async () => {
+    const p = await plan(() => {
+      const provider = new k8s.Provider("p", {});
+      new k8s.apps.v1.Deployment(
+        "bad",
+        {
+          spec: {
+            replicas: "3" as unknown as number,
+            selector: { matchLabels: { app: "x" } },
+            template: {
+              metadata: { labels: { app: "x" } },
+              spec: { containers: [{ name: "x", image: "nginx:1.27.0" }] },
+            },
+          },
+        },
+        { provider },
+      );
+      return {};
+    });
+    expect(p.schemaErrors).toHaveLength(1);
+    expect(p.schemaErrors[0]!.message).toMatch(/replicas must be integer/);
+    expect(p.schemaErrors[0]!.urn).toContain("Deployment::bad");
+  });
+
+  it("validates Istio custom resources against their CRD schema", async () => {
+    const p = await plan(() => {
+      const provider = new k8s.Provider("p", {});
+      new k8s.apiextensions.CustomResource(
+        "pa",
+        {
+          apiVersion: "security.istio.io/v1",
+          kind: "PeerAuthentication",
+          metadata: { name: "default" },
+          spec: { mtls: { mode: "STRIKT" } },
+        },
+        { provider },
+      );
+      return {};
+    });
+    expect(p.schemaErrors).toHaveLength(1);
+  });
+});
+
+describe("preflight CLI", () => {
+  it("evaluates the local stack, exit 0, and writes plan.json in the documented shape", () => {
+    const out = mkdtempSync(join(tmpdir(), "preflight-"));
+    const r = cli(["--stack", "local", "--out", out, "--markdown", join(out, "report.md")]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/local: \d+ resources in \d+ components; 0 mandatory/);
+    const plan = JSON.parse(readFileSync(join(out, "local", "plan.json"), "utf8")) as Plan;
+    expect(Object.keys(plan).sort()).toEqual([
+      "resources",
+      "schemaErrors",
+      "secretLeaks",
+      "stack",
+      "summary",
+      "violations",
+    ]);
+    expect(plan.resources[0]).toEqual(
+      expect.objectContaining({
+        urn: expect.any(String),
+        type: "pulumi:pulumi:Stack",
+        custom: false,
+        protect: false,
+      }),
+    );
+    expect(plan.summary).toEqual(expect.objectContaining({ mandatory: 0, schemaErrors: 0, secretLeaks: 0 }));
+    expect(readFileSync(join(out, "report.md"), "utf8")).toContain("```mermaid");
+  });
+
+  it("exits 1 and names the leak and the schema error for a wrong program", () => {
+    const out = mkdtempSync(join(tmpdir(), "preflight-"));
+    const r = cli([
+      "--stack",
+      "local",
+      "--out",
+      out,
+      "--program",
+      "test/fixtures/leaky-program.ts",
+      "--quiet",
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/\[leak\] platform:githubToken found at inputs\.data\.token/);
+    expect(r.stdout).toMatch(/\[schema\] apps\/v1 Deployment: .*replicas must be integer/);
+  });
+
+  it("exits 2 on bad config, listing every problem by key path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "preflight-"));
+    copyFileSync(join(ROOT, "Pulumi.yaml"), join(dir, "Pulumi.yaml"));
+    writeFileSync(
+      join(dir, "Pulumi.broken.yaml"),
+      "config:\n  platform:environment: staging\n  platform:cluster:\n    kind: existing\n  platform:mesh:\n    enabld: true\n",
+    );
+    const r = cli(["--out", join(dir, "out")], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("platform:environment");
+    expect(r.stderr).toContain("platform:mesh.enabld");
+    expect(r.stderr).toContain("0 resources registered");
+  });
+
+  it("exits 2 with one line for an unknown stack", () => {
+    const r = cli(["--stack", "nope"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain('unknown stack "nope"');
+  });
+});
