@@ -1,0 +1,103 @@
+/**
+ * `npm run bench [-- --only preflight,policy,gateway] [--quick]`: the performance targets of
+ * DESIGN.md section 9, measured as ratios side by side in one run. Prints a table, writes
+ * bench/results.json. Never part of `npm test`.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { benchGateway, type GatewayBenchResult } from "./gateway";
+import { benchPolicies, type PolicyBenchResult } from "./policy-throughput";
+import { benchPreflightScale, type ScaleResult } from "./preflight-scale";
+
+export const TARGETS = {
+  preflightRatio: 1.25,
+  policyRatio: 20,
+  gatewayAddedP99Ms: 2,
+  gatewayThroughputRatio: 0.8,
+  ttftOverheadMs: 1,
+} as const;
+
+interface Results {
+  date: string;
+  node: string;
+  cpus: number;
+  preflight?: ScaleResult;
+  policy?: PolicyBenchResult;
+  gateway?: GatewayBenchResult;
+}
+
+const ok = (pass: boolean) => (pass ? "met" : "MISSED");
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      only: { type: "string" },
+      quick: { type: "boolean", default: false },
+      out: { type: "string", default: "bench/results.json" },
+    },
+  });
+  const only = new Set((values.only ?? "preflight,policy,gateway").split(","));
+  const { cpus } = await import("node:os");
+  const results: Results = { date: new Date().toISOString(), node: process.version, cpus: cpus().length };
+  const rows: string[][] = [];
+
+  if (only.has("preflight")) {
+    const r = await benchPreflightScale(values.quick ? [1, 10, 100] : [1, 10, 100, 1000]);
+    results.preflight = r;
+    for (const p of r.points)
+      rows.push([
+        `preflight, ${p.services} services (${p.resources} registrations)`,
+        `${p.programMs} ms vs floor ${p.floorMs} ms; heap ${p.programPeakHeapMiB} vs ${p.floorPeakHeapMiB} MiB`,
+        `${p.ratio}x`,
+        `<= ${TARGETS.preflightRatio}x: ${ok(p.ratio <= TARGETS.preflightRatio)}`,
+      ]);
+    rows.push([
+      "preflight growth exponent",
+      "time ~ N^b",
+      `${r.growthExponent}`,
+      `~1 (linear): ${ok(r.growthExponent <= 1.15)}`,
+    ]);
+  }
+  if (only.has("policy")) {
+    const r = await benchPolicies(values.quick ? 2_000 : 10_000);
+    results.policy = r;
+    rows.push([
+      `policy pack over ${r.resources} resources`,
+      `${r.packUsPerResource} us/resource vs structuredClone ${r.cloneUsPerResource} us`,
+      `${r.ratio}x`,
+      `<= ${TARGETS.policyRatio}x: ${ok(r.ratio <= TARGETS.policyRatio)}`,
+    ]);
+  }
+  if (only.has("gateway")) {
+    const r = await benchGateway(values.quick ? { durationSec: 2, streamRequests: 50 } : {});
+    results.gateway = r;
+    for (const run of r.nonStream)
+      rows.push([
+        `gateway relay, ${run.connections} connections`,
+        `p99 ${run.gateway.p99Ms} vs ${run.direct.p99Ms} ms; ${Math.round(run.gateway.reqPerSec)} vs ${Math.round(run.direct.reqPerSec)} req/s`,
+        `+${run.addedP99Ms} ms p99, ${(run.throughputRatio * 100).toFixed(0)} % rps`,
+        `<= ${TARGETS.gatewayAddedP99Ms} ms and >= ${TARGETS.gatewayThroughputRatio * 100} %: ${ok(run.addedP99Ms <= TARGETS.gatewayAddedP99Ms && run.throughputRatio >= TARGETS.gatewayThroughputRatio)}`,
+      ]);
+    rows.push([
+      `streaming time to first token (${r.streaming.requests} requests)`,
+      `p50 ${r.streaming.gateway.p50Ms} vs ${r.streaming.direct.p50Ms} ms`,
+      `+${r.streaming.overheadP50Ms} ms`,
+      `<= ${TARGETS.ttftOverheadMs} ms: ${ok(r.streaming.overheadP50Ms <= TARGETS.ttftOverheadMs)}`,
+    ]);
+  }
+
+  const header = ["measure", "figures", "ratio", "target"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
+  console.log([line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)].join("\n"));
+  writeFileSync(values.out, JSON.stringify(results, null, 2) + "\n");
+  console.log(`\nwrote ${values.out}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

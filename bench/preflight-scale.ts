@@ -1,0 +1,129 @@
+/**
+ * Preflight scaling: the platform program with N inference services, evaluated under the
+ * preflight's mock runtime, against the SDK floor — the very same registrations (types, names,
+ * parents, inputs) replayed as bare resources under the same runtime. Alternating runs in one
+ * process, medians; ratio per resource and the fitted growth exponent.
+ */
+import { getHeapStatistics } from "node:v8";
+import * as pulumi from "@pulumi/pulumi";
+import { definePlatform } from "../components/program";
+import { installRecorder, runRecorded, type Registration } from "../tools/preflight/recorder";
+import { loadStackConfig } from "../tools/preflight/stack-config";
+
+export interface ScalePoint {
+  services: number;
+  resources: number;
+  programMs: number;
+  floorMs: number;
+  ratio: number;
+  programPeakHeapMiB: number;
+  floorPeakHeapMiB: number;
+}
+
+export interface ScaleResult {
+  points: ScalePoint[];
+  /** Exponent b of time ≈ a·N^b fitted over the points (1 = linear). */
+  growthExponent: number;
+  worstRatio: number;
+}
+
+/** The local stack's config with N CPU inference services. */
+export function scaledConfig(services: number): Record<string, unknown> {
+  const base = loadStackConfig(process.cwd(), "local").config["platform:inference"];
+  const inference = JSON.parse(base ?? "{}") as Record<string, unknown>;
+  return {
+    "platform:inference": {
+      ...inference,
+      services: Array.from({ length: services }, (_, i) => ({
+        name: `model-${i}`,
+        runtime: "llamacpp",
+        model: `org/model-${i}-GGUF/model-${i}.Q4_K_M.gguf`,
+        resources: { cpu: "1", memory: "2Gi" },
+        cacheSize: "2Gi",
+      })),
+    },
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function measure(fn: () => Promise<void>): Promise<{ ms: number; peakMiB: number }> {
+  const base = getHeapStatistics().used_heap_size;
+  let peak = base;
+  const timer = setInterval(() => (peak = Math.max(peak, getHeapStatistics().used_heap_size)), 2);
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  clearInterval(timer);
+  peak = Math.max(peak, getHeapStatistics().used_heap_size);
+  return { ms, peakMiB: (peak - base) / 2 ** 20 };
+}
+
+async function runProgram(services: number): Promise<Registration[]> {
+  const sc = loadStackConfig(process.cwd(), "local", scaledConfig(services));
+  const rec = await installRecorder(sc.project, sc.stack);
+  pulumi.runtime.setAllConfig(sc.config, sc.secretKeys);
+  await runRecorded(definePlatform);
+  return rec.registrations;
+}
+
+class BareResource extends pulumi.CustomResource {}
+class BareComponent extends pulumi.ComponentResource {}
+
+/** The SDK floor: the same registrations as bare resources, no component logic. */
+async function runFloor(regs: readonly Registration[]): Promise<void> {
+  const rec = await installRecorder("ai-delivery-platform", "local");
+  await runRecorded(() => {
+    const byUrn = new Map<string, pulumi.Resource>();
+    for (const r of regs) {
+      if (r.type === "pulumi:pulumi:Stack") continue;
+      const parent = r.parent ? byUrn.get(r.parent) : undefined;
+      const opts = parent ? { parent } : {};
+      const res = r.custom
+        ? new BareResource(r.type, r.name, { ...r.inputs }, opts)
+        : new BareComponent(r.type, r.name, {}, opts);
+      byUrn.set(r.urn, res);
+    }
+    return {};
+  });
+  if (rec.registrations.length < regs.length - 1) throw new Error("floor registered fewer resources");
+}
+
+export async function benchPreflightScale(sizes = [1, 10, 100, 1000], rounds = 3): Promise<ScaleResult> {
+  const points: ScalePoint[] = [];
+  for (const n of sizes) {
+    const regs = await runProgram(n); // warm-up, and the registrations the floor replays
+    const program: { ms: number; peakMiB: number }[] = [];
+    const floor: { ms: number; peakMiB: number }[] = [];
+    const r = n >= 1000 ? Math.min(rounds, 2) : rounds;
+    for (let i = 0; i < r; i++) {
+      global.gc?.();
+      program.push(await measure(async () => void (await runProgram(n))));
+      global.gc?.();
+      floor.push(await measure(() => runFloor(regs)));
+    }
+    const programMs = median(program.map((m) => m.ms));
+    const floorMs = median(floor.map((m) => m.ms));
+    points.push({
+      services: n,
+      resources: regs.length,
+      programMs: Math.round(programMs),
+      floorMs: Math.round(floorMs),
+      ratio: Number((programMs / floorMs).toFixed(3)),
+      programPeakHeapMiB: Number(median(program.map((m) => m.peakMiB)).toFixed(1)),
+      floorPeakHeapMiB: Number(median(floor.map((m) => m.peakMiB)).toFixed(1)),
+    });
+  }
+  // Least squares on log-log: time ≈ a·resources^b.
+  const xs = points.map((p) => Math.log(p.resources));
+  const ys = points.map((p) => Math.log(p.programMs || 1));
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  const num = xs.reduce((s, x, i) => s + (x - mx) * (ys[i]! - my), 0);
+  const den = xs.reduce((s, x) => s + (x - mx) ** 2, 0);
+  return {
+    points,
+    growthExponent: Number((den ? num / den : 1).toFixed(3)),
+    worstRatio: Math.max(...points.map((p) => p.ratio)),
+  };
+}
