@@ -48,6 +48,23 @@ export function overcommittedPools(
   return out;
 }
 
+/** The model hub token when a service needs it; a ConfigError naming the key when it is not set. */
+export function hubToken(
+  config: Pick<InferenceConfig, "services">,
+  secrets: InferenceStackArgs["secrets"],
+): pulumi.Output<string> | undefined {
+  if (!config.services.some((s) => s.hubTokenSecret)) return undefined;
+  if (!secrets.hfToken)
+    throw new ConfigError([
+      {
+        key: "platform:hfToken",
+        message:
+          "secret is required by services with hubTokenSecret; set it with `pulumi config set --secret platform:hfToken <token>`",
+      },
+    ]);
+  return secrets.hfToken;
+}
+
 /** Every model service of the stack, plus the gateway in front of them. */
 export class InferenceStack extends pulumi.ComponentResource {
   /** Served model names. */
@@ -82,24 +99,9 @@ export class InferenceStack extends pulumi.ComponentResource {
         this,
       );
 
-    const hubToken = config.services.some((s) => s.hubTokenSecret)
-      ? args.secretStore.secret(
-          "hf-token",
-          ns,
-          {
-            [HF_TOKEN_KEY]: (() => {
-              if (!args.secrets.hfToken)
-                throw new ConfigError([
-                  {
-                    key: "platform:hfToken",
-                    message: "secret is required: Model hub token for gated models.",
-                  },
-                ]);
-              return args.secrets.hfToken;
-            })(),
-          },
-          { component: "model-server" },
-        )
+    const token = hubToken(config, args.secrets);
+    const hubTokenRef = token
+      ? args.secretStore.secret("hf-token", ns, { [HF_TOKEN_KEY]: token }, { component: "model-server" })
       : undefined;
 
     this.services = config.services.map(
@@ -114,10 +116,10 @@ export class InferenceStack extends pulumi.ComponentResource {
             mesh: args.mesh,
             monitoring: args.monitoring,
             ...(s.gpu ? { pool: pools.get(s.gpu.pool)! } : {}),
-            ...(hubToken && s.hubTokenSecret ? { hubTokenSecret: hubToken.name } : {}),
+            ...(hubTokenRef && s.hubTokenSecret ? { hubTokenSecret: hubTokenRef.name } : {}),
             ...(args.slo ? { slo: args.slo } : {}),
             ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),
-            dependsOn: [...deps, ...(hubToken ? [hubToken.resource] : [])],
+            dependsOn: [...deps, ...(hubTokenRef ? [hubTokenRef.resource] : [])],
           },
           { parent: this },
         ),
