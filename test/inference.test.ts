@@ -1,3 +1,5 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument --
+   rendered Kubernetes objects are untyped JSON; the assertions are the type check. */
 import * as k8s from "@pulumi/kubernetes";
 import { describe, expect, it } from "vitest";
 import type { ClusterHandle, GpuPool } from "../components/cluster/handle";
@@ -19,7 +21,6 @@ import {
   modelSizeB,
   pdbSelector,
   peakGpus,
-  serverArgs,
   startupBudgetSeconds,
 } from "../components/inference/spec";
 import { hubToken, InferenceStack, overcommittedPools } from "../components/inference/stack";
@@ -249,7 +250,7 @@ async function renderInference(
         "platform:environment": opts.environment ?? "dev",
         "platform:cluster": JSON.stringify({ kind: "existing", gpuPools: [l4] }),
         "platform:inference": JSON.stringify(inference),
-      } as Record<string, string>,
+      },
       new Set(["hfToken"]),
     );
     const stack = new InferenceStack("t", {
