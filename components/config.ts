@@ -312,6 +312,23 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
         key: at("canary", "enabled"),
         message: "canary needs the mesh; set platform:mesh.enabled to true or turn canary off",
       });
+    if (s.canary.enabled && c.mesh.enabled && !c.mesh.flagger)
+      out.push({
+        key: at("canary", "enabled"),
+        message: "canary needs Flagger; set platform:mesh.flagger to true or turn canary off",
+      });
+    if (s.runtime === "llamacpp" && s.gpu)
+      out.push({
+        key: at("gpu"),
+        message: "llamacpp runs on CPU here; remove gpu or use the vllm runtime",
+      });
+    if (s.runtime === "llamacpp" && s.quantization)
+      out.push({
+        key: at("quantization"),
+        message: "quantization is a vLLM option; for llama.cpp pick a quantized GGUF file instead",
+      });
+    if (s.runtime === "vllm" && s.threads !== undefined)
+      out.push({ key: at("threads"), message: "threads is a llama.cpp option" });
     if (s.canary.stepWeight > s.canary.maxWeight)
       out.push({ key: at("canary", "stepWeight"), message: "stepWeight must not exceed maxWeight" });
   });

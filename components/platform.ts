@@ -8,8 +8,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
+import { InferenceStack } from "./inference/stack";
 import { platformNamespace } from "./meta";
 import { SecretStore } from "./secrets/store";
+import { imageRef, images } from "./versions";
 
 export interface PlatformArgs {
   /** The validated stack config. */
@@ -25,6 +27,8 @@ export class Platform extends pulumi.ComponentResource {
   public readonly workloadNamespaces: readonly string[];
   /** The cluster's kubeconfig (secret), when the platform knows it. */
   public readonly kubeconfig?: pulumi.Output<string>;
+  /** Model services and the gateway. */
+  public readonly inference: InferenceStack;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
@@ -74,6 +78,31 @@ export class Platform extends pulumi.ComponentResource {
     // --- registry and images (issue 4) ---
     // --- mesh and monitoring (issue 5) ---
     // --- inference services and gateway (issue 6) ---
+    const inference = config.inference;
+    this.inference = new InferenceStack(
+      `${name}-inference`,
+      {
+        cluster: this.cluster,
+        namespace: inference.namespace,
+        environment: config.environment,
+        config: {
+          ...inference,
+          gateway: {
+            ...inference.gateway,
+            hostname: inference.gateway.hostname ?? config.mesh.ingressHostname,
+          },
+        },
+        secretStore: this.secretStore,
+        secrets: secrets.hfToken ? { hfToken: secrets.hfToken } : {},
+        mesh: config.mesh.enabled,
+        monitoring: config.monitoring.enabled,
+        slo: config.monitoring.slo,
+        // Placeholder until the registry's repoDigest is wired in.
+        gatewayImage: imageRef(images.gateway, false),
+        dependsOn: Object.values(namespaces),
+      },
+      { parent: this },
+    );
     // --- delivery pipeline (issue 7) ---
 
     this.registerOutputs({

@@ -10,6 +10,10 @@ export interface StackOutputs {
   readonly environment: string;
   readonly clusterDistribution: string;
   readonly gpuPools: string[];
+  /** Served model names. */
+  readonly models: string[];
+  /** The inference gateway's public URL. */
+  readonly gatewayUrl?: string;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
 }
@@ -21,6 +25,8 @@ export function definePlatform(): StackOutputs {
     environment: config.environment,
     clusterDistribution: platform.cluster.distribution,
     gpuPools: platform.cluster.gpuPools.map((p) => p.name),
+    models: platform.inference.models,
+    ...(platform.inference.gatewayUrl ? { gatewayUrl: platform.inference.gatewayUrl } : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
   };
 }

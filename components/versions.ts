@@ -25,6 +25,26 @@ export function imageRef(image: ImageVersion, byDigest: boolean): string {
 
 export const K3S_VERSION = "v1.32.5+k3s1";
 
-export const charts = {} as const satisfies Record<string, ChartVersion>;
+export const charts = {
+  /** NATS server with JetStream: the gateway's job queue and result store. */
+  nats: { chart: "nats", version: "1.2.6", repo: "https://nats-io.github.io/k8s/helm/charts/" },
+  /** KEDA: scales the gateway's workers on JetStream consumer lag. */
+  keda: { chart: "keda", version: "2.17.2", repo: "https://kedacore.github.io/charts" },
+} as const satisfies Record<string, ChartVersion>;
 
-export const images = {} as const satisfies Record<string, ImageVersion>;
+export const images = {
+  // Digests as published for these tags (multi-arch index); re-check with `crane digest <ref>` on bump.
+  vllm: {
+    repository: "vllm/vllm-openai",
+    tag: "v0.14.0",
+    digest: "sha256:1d6866b87630d94f5e0cdae55ab5abb4ce0b03fcb84d9d10612f9d518d19d4fd",
+  },
+  /** llama.cpp's CPU server; `server-b<build>` tags are immutable builds (never the moving `server`). */
+  llamacpp: {
+    repository: "ghcr.io/ggml-org/llama.cpp",
+    tag: "server-b11176",
+    digest: "sha256:6257697a7f5d034b8fb499ddb07af3e250506352f94102054252a23f3b85e0af",
+  },
+  /** Placeholder until the registry component provides the built image's repoDigest. */
+  gateway: { repository: "registry.platform.local/platform/gateway", tag: "0.1.0" },
+} as const satisfies Record<string, ImageVersion>;

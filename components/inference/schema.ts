@@ -1,9 +1,22 @@
 import { z } from "zod";
-import { dnsLabel, doc, quantity } from "../schema-kit";
+import { dnsLabel, doc, hostname, quantity } from "../schema-kit";
 
 const resources = z.strictObject({
   cpu: quantity,
   memory: quantity,
+});
+
+/** An image override; `digest` is used where the stack pins by digest (prod). */
+const image = z.strictObject({
+  repository: z.string().min(1),
+  tag: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "must be an image tag")
+    .refine((t) => t !== "latest", "must be pinned, never latest"),
+  digest: z
+    .string()
+    .regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex>")
+    .optional(),
 });
 
 export const inferenceServiceSchema = z.strictObject({
@@ -32,6 +45,28 @@ export const inferenceServiceSchema = z.strictObject({
     memory: "16Gi",
   }),
   cacheSize: doc(quantity.default("20Gi"), "Model cache volume size.", "50Gi"),
+  cacheAccessMode: doc(
+    z.enum(["ReadWriteOnce", "ReadWriteMany"]).default("ReadWriteOnce"),
+    "Access mode of the model cache volume; ReadWriteMany lets replicas on several nodes share it.",
+    "ReadWriteMany",
+  ),
+  image: doc(image.optional(), "Server image override (default: the pinned one in versions.ts).", {
+    repository: "vllm/vllm-openai",
+    tag: "v0.14.0",
+  }),
+  quantization: doc(
+    z
+      .string()
+      .regex(/^[a-z0-9_-]+$/, "must be a vLLM quantization method")
+      .optional(),
+    "vLLM --quantization method (awq, gptq, fp8, ...).",
+    "awq",
+  ),
+  threads: doc(
+    z.number().int().min(1).max(256).optional(),
+    "llama.cpp --threads (default: the CPU request, rounded up).",
+    4,
+  ),
   canary: doc(
     z
       .strictObject({
@@ -39,9 +74,19 @@ export const inferenceServiceSchema = z.strictObject({
         mirror: z.boolean().default(false),
         stepWeight: z.number().int().min(1).max(50).default(10),
         maxWeight: z.number().int().min(1).max(100).default(50),
+        iterations: z.number().int().min(1).max(100).default(10),
+        mirrorWeight: z.number().int().min(1).max(100).default(50),
       })
-      .default({ enabled: false, mirror: false, stepWeight: 10, maxWeight: 50 }),
-    "Flagger canary with automatic rollback (needs the mesh).",
+      .default({
+        enabled: false,
+        mirror: false,
+        stepWeight: 10,
+        maxWeight: 50,
+        iterations: 10,
+        mirrorWeight: 50,
+      }),
+    "Flagger canary with automatic rollback (needs the mesh). With mirror, Flagger runs Blue/Green " +
+      "mirroring: `iterations` analysis rounds mirroring `mirrorWeight`% of traffic, then switches.",
     { enabled: true, stepWeight: 10, maxWeight: 50 },
   ),
   hubTokenSecret: doc(
@@ -64,7 +109,7 @@ export const inferenceSchema = z.strictObject({
         workers: z
           .strictObject({ min: z.number().int().min(0).default(1), max: z.number().int().min(1).default(4) })
           .default({ min: 1, max: 4 }),
-        hostname: z.string().optional(),
+        hostname: hostname.optional(),
       })
       .default({ enabled: true, replicas: 1, workers: { min: 1, max: 4 } }),
     "The platform's inference gateway (async jobs + streaming).",

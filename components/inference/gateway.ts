@@ -1,0 +1,527 @@
+/**
+ * The platform's inference gateway (services/gateway) on the cluster: an API Deployment behind the
+ * mesh ingress gateway, a worker Deployment scaled by KEDA on JetStream consumer lag, and the NATS
+ * JetStream server both use as their queue and result store.
+ */
+import { createHash } from "node:crypto";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { Environment } from "../config";
+import { appLabels, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
+import type { SecretStore } from "../secrets/store";
+import { charts } from "../versions";
+import type { InferenceConfig } from "./schema";
+import { restrictedContainerSecurity, restrictedPodSecurity, STREAM_SAFE_RETRIES } from "./spec";
+
+/** Component label of the gateway API; the mesh's AuthorizationPolicies key on it. */
+export const GATEWAY_COMPONENT = "gateway";
+/** Component label of the gateway's queue workers. */
+export const WORKER_COMPONENT = "gateway-worker";
+export const GATEWAY_PORT = 8080;
+export const GATEWAY_METRICS_PORT = 9090;
+export const NATS_CLIENT_PORT = 4222;
+export const NATS_MONITOR_PORT = 8222;
+/** The gateway's JetStream names (its defaults, set explicitly because KEDA reads the same ones). */
+export const JOBS = {
+  stream: "GATEWAY_JOBS",
+  consumer: "gateway-workers",
+  kvBucket: "gateway-jobs",
+} as const;
+export const API_KEYS_DIR = "/var/run/secrets/gateway";
+export const API_KEYS_FILE = "api-keys.json";
+
+/** NATS servers: a 3-node JetStream cluster in prod (replicated streams), one elsewhere. */
+export function natsReplicas(environment: Environment): number {
+  return environment === "prod" ? 3 : 1;
+}
+
+/** The gateway's API-keys file (format of services/gateway/src/auth.ts): hashes only, never keys. */
+export function apiKeysFile(entries: readonly { name: string; sha256: string }[]): string {
+  return JSON.stringify({ keys: entries.map((e) => ({ name: e.name, sha256: e.sha256 })) });
+}
+
+export function sha256Hex(value: string): string {
+  return createHash("sha256").update(value).digest("hex");
+}
+
+export interface GatewayEnvInputs {
+  readonly role: "api" | "worker";
+  readonly natsUrl: string;
+  readonly backendUrl: string;
+  readonly jetstreamReplicas: number;
+  readonly publicBaseUrl?: string;
+}
+
+/** Environment of a gateway container (names and defaults of services/gateway/src/config.ts). */
+export function gatewayEnv(i: GatewayEnvInputs): k8s.types.input.core.v1.EnvVar[] {
+  return [
+    { name: "GATEWAY_ROLE", value: i.role },
+    { name: "NATS_URL", value: i.natsUrl },
+    { name: "BACKEND_URL", value: i.backendUrl },
+    { name: "PORT", value: String(GATEWAY_PORT) },
+    { name: "METRICS_PORT", value: String(GATEWAY_METRICS_PORT) },
+    { name: "JOBS_STREAM", value: JOBS.stream },
+    { name: "JOBS_CONSUMER", value: JOBS.consumer },
+    { name: "JOBS_KV_BUCKET", value: JOBS.kvBucket },
+    { name: "JETSTREAM_REPLICAS", value: String(i.jetstreamReplicas) },
+    // Generations take long; the Istio route has no timeout either.
+    { name: "BACKEND_TIMEOUT_MS", value: "600000" },
+    ...(i.role === "api"
+      ? [
+          { name: "API_KEYS_FILE", value: `${API_KEYS_DIR}/${API_KEYS_FILE}` },
+          ...(i.publicBaseUrl ? [{ name: "PUBLIC_BASE_URL", value: i.publicBaseUrl }] : []),
+        ]
+      : [
+          { name: "WORKER_CONCURRENCY", value: "4" },
+          { name: "WORKER_MAX_ATTEMPTS", value: "5" },
+        ]),
+  ];
+}
+
+/** KEDA ScaledObject spec: workers follow the jobs consumer's pending messages. */
+export function scaledObjectSpec(args: {
+  target: string;
+  namespace: string;
+  min: number;
+  max: number;
+  lagThreshold?: number;
+}) {
+  return {
+    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: args.target },
+    minReplicaCount: args.min,
+    maxReplicaCount: args.max,
+    pollingInterval: 10,
+    // Jobs are long: keep workers a while after the queue drains.
+    cooldownPeriod: 300,
+    triggers: [
+      {
+        type: "nats-jetstream",
+        metadata: {
+          natsServerMonitoringEndpoint: `nats.${args.namespace}.svc.cluster.local:${NATS_MONITOR_PORT}`,
+          account: "$G",
+          stream: JOBS.stream,
+          consumer: JOBS.consumer,
+          lagThreshold: String(args.lagThreshold ?? 10),
+          activationLagThreshold: "0",
+          useHttps: "false",
+        },
+      },
+    ],
+  };
+}
+
+/** Typed values of the nats chart (the subset we set). */
+export interface NatsValues {
+  config: {
+    cluster: { enabled: boolean; replicas?: number };
+    jetstream: {
+      enabled: true;
+      fileStore: { enabled: true; pvc: { enabled: true; size: string } };
+      memoryStore: { enabled: false };
+    };
+    monitor: { enabled: true; port: number };
+  };
+  container: { merge: { resources: object; securityContext: object } };
+  reloader: { merge: { resources: object; securityContext: object } };
+  podTemplate: {
+    merge: { metadata: { annotations: Record<string, string> }; spec: { securityContext: object } };
+  };
+  natsBox: { enabled: false };
+  promExporter: { enabled: boolean; podMonitor: { enabled: boolean } };
+}
+
+/** NATS with JetStream on file storage, restricted and non-root, its monitor port reachable by KEDA. */
+export function natsValues(environment: Environment, monitoring: boolean): NatsValues {
+  const replicas = natsReplicas(environment);
+  const sidecarResources = { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "64Mi" } };
+  return {
+    config: {
+      cluster: replicas > 1 ? { enabled: true, replicas } : { enabled: false },
+      jetstream: {
+        enabled: true,
+        fileStore: { enabled: true, pvc: { enabled: true, size: environment === "prod" ? "50Gi" : "5Gi" } },
+        memoryStore: { enabled: false },
+      },
+      monitor: { enabled: true, port: NATS_MONITOR_PORT },
+    },
+    container: {
+      merge: {
+        resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "1Gi" } },
+        securityContext: restrictedContainerSecurity(),
+      },
+    },
+    reloader: { merge: { resources: sidecarResources, securityContext: restrictedContainerSecurity() } },
+    podTemplate: {
+      merge: {
+        metadata: {
+          // KEDA (outside the mesh) reads /jsz on the monitor port; STRICT mTLS would refuse it.
+          // The client port stays in the mesh.
+          annotations: { "traffic.sidecar.istio.io/excludeInboundPorts": String(NATS_MONITOR_PORT) },
+        },
+        spec: { securityContext: restrictedPodSecurity() },
+      },
+    },
+    natsBox: { enabled: false },
+    promExporter: { enabled: monitoring, podMonitor: { enabled: monitoring } },
+  };
+}
+
+/** Typed values of the keda chart (the subset we set). */
+export interface KedaValues {
+  resources: Record<"operator" | "metricServer" | "webhooks", object>;
+  podSecurityContext: Record<"operator" | "metricServer" | "webhooks", object>;
+  securityContext: Record<"operator" | "metricServer" | "webhooks", object>;
+  prometheus: { operator: { enabled: boolean; serviceMonitor: { enabled: boolean } } };
+}
+
+export function kedaValues(monitoring: boolean): KedaValues {
+  const res = { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } };
+  const pod = restrictedPodSecurity();
+  const ctr = restrictedContainerSecurity();
+  return {
+    resources: { operator: res, metricServer: res, webhooks: res },
+    podSecurityContext: { operator: pod, metricServer: pod, webhooks: pod },
+    securityContext: { operator: ctr, metricServer: ctr, webhooks: ctr },
+    prometheus: { operator: { enabled: monitoring, serviceMonitor: { enabled: monitoring } } },
+  };
+}
+
+/** Public VirtualService on the mesh ingress gateway: no route timeout, no retry once a stream began. */
+export function gatewayVirtualServiceSpec(hostname: string, namespace: string) {
+  return {
+    hosts: [hostname],
+    gateways: [MESH_GATEWAY],
+    http: [
+      {
+        name: "gateway",
+        route: [{ destination: { host: `gateway.${namespace}.svc.cluster.local`, port: { number: 80 } } }],
+        // 0s disables the route timeout: SSE streams and long polls stay open.
+        timeout: "0s",
+        retries: { ...STREAM_SAFE_RETRIES },
+      },
+    ],
+  };
+}
+
+export interface InferenceGatewayArgs {
+  readonly config: InferenceConfig["gateway"];
+  readonly namespace: string;
+  readonly environment: Environment;
+  readonly provider: k8s.Provider;
+  readonly secretStore: SecretStore;
+  /** The gateway image (a repoDigest from the registry in real stacks). */
+  readonly image: pulumi.Input<string>;
+  /** Base URL of the OpenAI-compatible backend the gateway relays to (…/v1). */
+  readonly backendUrl: string;
+  readonly mesh: boolean;
+  readonly monitoring: boolean;
+  readonly prometheusNamespace?: string;
+  readonly serviceAccountName?: string;
+  readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** The gateway: API + workers + NATS JetStream + KEDA, with a generated API key. */
+export class InferenceGateway extends pulumi.ComponentResource {
+  /** The generated API key clients send (secret). */
+  public readonly apiKey: pulumi.Output<string>;
+  /** Public URL through the mesh ingress (https), or the in-cluster URL without the mesh. */
+  public readonly url: string;
+
+  constructor(name: string, args: InferenceGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("platform:inference:InferenceGateway", name, {}, opts);
+    const { namespace: ns, environment, config } = args;
+    const prod = environment === "prod";
+    const child = (extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({
+      parent: this,
+      provider: args.provider,
+      ...(args.dependsOn ? { dependsOn: args.dependsOn } : {}),
+      ...extra,
+    });
+    const apiLabels = appLabels("gateway", GATEWAY_COMPONENT);
+    const workerLabels = appLabels("gateway-worker", WORKER_COMPONENT);
+    const natsLabels = appLabels("nats", "queue");
+
+    // --- NATS JetStream (the chart's StatefulSet and PVCs are opaque here; protect the release in prod).
+    const nats = new k8s.helm.v4.Chart(
+      `${name}-nats`,
+      {
+        name: "nats",
+        chart: charts.nats.chart,
+        version: charts.nats.version,
+        repositoryOpts: { repo: charts.nats.repo },
+        namespace: ns,
+        values: natsValues(environment, args.monitoring) as unknown as Record<string, pulumi.Input<unknown>>,
+      },
+      child({ protect: prod }),
+    );
+    const natsUrl = `nats://nats.${ns}.svc.cluster.local:${NATS_CLIENT_PORT}`;
+
+    // --- KEDA in its own namespace: its metrics API server is called by the API server, outside the mesh.
+    const kedaNs = platformNamespace(
+      "keda",
+      { meshInjection: false, podSecurity: "restricted", component: "autoscaling" },
+      child(),
+    );
+    const keda = new k8s.helm.v4.Chart(
+      `${name}-keda`,
+      {
+        name: "keda",
+        chart: charts.keda.chart,
+        version: charts.keda.version,
+        repositoryOpts: { repo: charts.keda.repo },
+        namespace: "keda",
+        values: kedaValues(args.monitoring) as unknown as Record<string, pulumi.Input<unknown>>,
+      },
+      child({ dependsOn: [kedaNs] }),
+    );
+
+    // --- API key: generated, stored only as its sha256 in the keys file.
+    const key = new random.RandomPassword(
+      `${name}-api-key`,
+      { length: 48, special: false },
+      { parent: this },
+    );
+    this.apiKey = pulumi.secret(key.result);
+    const keysJson = pulumi.secret(
+      key.result.apply((k) => apiKeysFile([{ name: "platform", sha256: sha256Hex(k) }])),
+    );
+    const keysSecret = args.secretStore.secret(
+      "gateway-api-keys",
+      ns,
+      { [API_KEYS_FILE]: keysJson },
+      {
+        component: GATEWAY_COMPONENT,
+      },
+    );
+
+    const hostname = config.hostname;
+    this.url = args.mesh && hostname ? `https://${hostname}` : `http://gateway.${ns}.svc.cluster.local`;
+
+    const pod = (
+      role: "api" | "worker",
+      labels: Record<string, string>,
+    ): k8s.types.input.core.v1.PodTemplateSpec => ({
+      metadata: { labels },
+      spec: {
+        ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),
+        automountServiceAccountToken: false,
+        securityContext: restrictedPodSecurity(),
+        terminationGracePeriodSeconds: 30,
+        containers: [
+          {
+            name: role,
+            image: args.image,
+            args: ["--role", role],
+            env: gatewayEnv({
+              role,
+              natsUrl,
+              backendUrl: args.backendUrl,
+              jetstreamReplicas: natsReplicas(environment),
+              ...(role === "api" && args.mesh && hostname ? { publicBaseUrl: `https://${hostname}` } : {}),
+            }),
+            ports: [
+              ...(role === "api" ? [{ name: "http", containerPort: GATEWAY_PORT, protocol: "TCP" }] : []),
+              { name: "http-metrics", containerPort: GATEWAY_METRICS_PORT, protocol: "TCP" },
+            ],
+            resources:
+              role === "api"
+                ? { requests: { cpu: "200m", memory: "256Mi" }, limits: { memory: "512Mi" } }
+                : { requests: { cpu: "100m", memory: "192Mi" }, limits: { memory: "384Mi" } },
+            readinessProbe: {
+              httpGet: { path: "/readyz", port: "http-metrics" },
+              periodSeconds: 5,
+              failureThreshold: 3,
+            },
+            livenessProbe: {
+              httpGet: { path: "/healthz", port: "http-metrics" },
+              periodSeconds: 10,
+              failureThreshold: 3,
+            },
+            securityContext: restrictedContainerSecurity(),
+            volumeMounts: [
+              { name: "tmp", mountPath: "/tmp" },
+              ...(role === "api" ? [{ name: "api-keys", mountPath: API_KEYS_DIR, readOnly: true }] : []),
+            ],
+          },
+        ],
+        volumes: [
+          { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+          ...(role === "api" ? [keysSecret.volume("api-keys", [API_KEYS_FILE])] : []),
+        ],
+      },
+    });
+
+    const deps = [nats, keysSecret.resource, ...(args.dependsOn ?? [])];
+    new k8s.apps.v1.Deployment(
+      `${name}-api`,
+      {
+        metadata: { name: "gateway", namespace: ns, labels: apiLabels },
+        spec: {
+          replicas: config.replicas,
+          selector: { matchLabels: selectorLabels("gateway") },
+          template: pod("api", apiLabels),
+        },
+      },
+      child({ dependsOn: deps }),
+    );
+    const worker = new k8s.apps.v1.Deployment(
+      `${name}-worker`,
+      {
+        metadata: { name: "gateway-worker", namespace: ns, labels: workerLabels },
+        // No `replicas`: KEDA owns the count.
+        spec: {
+          selector: { matchLabels: selectorLabels("gateway-worker") },
+          template: pod("worker", workerLabels),
+        },
+      },
+      child({ dependsOn: deps }),
+    );
+
+    new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: { name: "gateway", namespace: ns, labels: apiLabels },
+        spec: {
+          selector: selectorLabels("gateway"),
+          ports: [
+            { name: "http", port: 80, targetPort: "http", protocol: "TCP", appProtocol: "http" },
+            { name: "http-metrics", port: GATEWAY_METRICS_PORT, targetPort: "http-metrics", protocol: "TCP" },
+          ],
+        },
+      },
+      child(),
+    );
+
+    new k8s.apiextensions.CustomResource(
+      `${name}-workers-scaler`,
+      {
+        apiVersion: "keda.sh/v1alpha1",
+        kind: "ScaledObject",
+        metadata: { name: "gateway-worker", namespace: ns, labels: workerLabels },
+        spec: scaledObjectSpec({ target: "gateway-worker", namespace: ns, ...config.workers }),
+      },
+      child({ dependsOn: [worker, keda, nats] }),
+    );
+
+    if (config.replicas > 1)
+      new k8s.policy.v1.PodDisruptionBudget(
+        `${name}-pdb`,
+        {
+          metadata: { name: "gateway", namespace: ns, labels: apiLabels },
+          spec: { minAvailable: 1, selector: { matchLabels: selectorLabels("gateway") } },
+        },
+        child(),
+      );
+
+    const promNs = {
+      namespaceSelector: {
+        matchLabels: { "kubernetes.io/metadata.name": args.prometheusNamespace ?? "monitoring" },
+      },
+    };
+    const tcp = (port: number) => ({ port, protocol: "TCP" });
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-netpol`,
+      {
+        metadata: { name: "gateway", namespace: ns, labels: apiLabels },
+        spec: {
+          podSelector: { matchLabels: { "app.kubernetes.io/component": GATEWAY_COMPONENT } },
+          policyTypes: ["Ingress"],
+          ingress: [
+            {
+              from: [
+                { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "istio-system" } } },
+              ],
+              ports: [tcp(GATEWAY_PORT)],
+            },
+            { from: [promNs], ports: [tcp(GATEWAY_METRICS_PORT)] },
+          ],
+        },
+      },
+      child(),
+    );
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-nats-netpol`,
+      {
+        metadata: { name: "nats", namespace: ns, labels: natsLabels },
+        spec: {
+          podSelector: { matchLabels: { "app.kubernetes.io/name": "nats" } },
+          policyTypes: ["Ingress"],
+          ingress: [
+            {
+              from: [
+                { podSelector: { matchLabels: { "app.kubernetes.io/component": GATEWAY_COMPONENT } } },
+                { podSelector: { matchLabels: { "app.kubernetes.io/component": WORKER_COMPONENT } } },
+                // JetStream cluster routes between the NATS servers.
+                { podSelector: { matchLabels: { "app.kubernetes.io/name": "nats" } } },
+              ],
+            },
+            {
+              from: [
+                { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "keda" } } },
+                promNs,
+              ],
+              ports: [tcp(NATS_MONITOR_PORT), tcp(7777)],
+            },
+          ],
+        },
+      },
+      child(),
+    );
+
+    if (args.mesh) {
+      // Default-deny is on in the namespace: the gateway's pods may reach NATS.
+      new k8s.apiextensions.CustomResource(
+        `${name}-nats-authz`,
+        {
+          apiVersion: "security.istio.io/v1",
+          kind: "AuthorizationPolicy",
+          metadata: { name: "nats-clients", namespace: ns, labels: natsLabels },
+          spec: {
+            selector: { matchLabels: { "app.kubernetes.io/name": "nats" } },
+            action: "ALLOW",
+            rules: [{ from: [{ source: { namespaces: [ns] } }] }],
+          },
+        },
+        child(),
+      );
+      if (hostname)
+        new k8s.apiextensions.CustomResource(
+          `${name}-vs`,
+          {
+            apiVersion: "networking.istio.io/v1beta1",
+            kind: "VirtualService",
+            metadata: { name: "gateway", namespace: ns, labels: apiLabels },
+            spec: gatewayVirtualServiceSpec(hostname, ns),
+          },
+          child(),
+        );
+    }
+
+    if (args.monitoring)
+      new k8s.apiextensions.CustomResource(
+        `${name}-monitor`,
+        {
+          apiVersion: "monitoring.coreos.com/v1",
+          kind: "PodMonitor",
+          metadata: { name: "gateway", namespace: ns, labels: apiLabels },
+          spec: {
+            // API and workers both serve /metrics on the metrics port.
+            selector: {
+              matchExpressions: [
+                {
+                  key: "app.kubernetes.io/component",
+                  operator: "In",
+                  values: [GATEWAY_COMPONENT, WORKER_COMPONENT],
+                },
+              ],
+            },
+            podMetricsEndpoints: [{ port: "http-metrics", path: "/metrics", interval: "15s" }],
+          },
+        },
+        child(),
+      );
+
+    this.registerOutputs({ url: this.url, apiKey: this.apiKey });
+  }
+}

@@ -1,0 +1,448 @@
+/**
+ * The pure decisions behind model services: container args per runtime, probe sizing, pod specs
+ * (GPU versus CPU scheduling, restricted security), autoscaling, mesh routing and the Flagger
+ * canary. No resources are created here, so every decision is testable on plain data.
+ */
+import type * as k8s from "@pulumi/kubernetes";
+import type { GpuPool } from "../cluster/handle";
+import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, selectorLabels } from "../meta";
+import { imageRef, images, type ImageVersion } from "../versions";
+import type { InferenceServiceConfig } from "./schema";
+
+type PodSpec = k8s.types.input.core.v1.PodSpec;
+type Container = k8s.types.input.core.v1.Container;
+type Probe = k8s.types.input.core.v1.Probe;
+
+/** Component label of model servers; the mesh's AuthorizationPolicies key on it. */
+export const MODEL_COMPONENT = "model-server";
+/** Where the model cache volume is mounted. */
+export const CACHE_DIR = "/models";
+/** Where the model hub token file is mounted (HF_TOKEN_PATH points at `token` in it). */
+export const HF_TOKEN_DIR = "/var/run/secrets/huggingface";
+/** The key of the model hub token in its Secret. */
+export const HF_TOKEN_KEY = "token";
+/** Non-root identity the servers run as (the images default to root; neither needs it). */
+export const RUN_AS = 1000;
+
+export interface RuntimeTraits {
+  readonly port: number;
+  readonly image: ImageVersion;
+  readonly defaultResources: { cpu: string; memory: string };
+}
+
+export const RUNTIMES: Record<InferenceServiceConfig["runtime"], RuntimeTraits> = {
+  vllm: { port: 8000, image: images.vllm, defaultResources: { cpu: "4", memory: "16Gi" } },
+  llamacpp: { port: 8080, image: images.llamacpp, defaultResources: { cpu: "2", memory: "4Gi" } },
+};
+
+/** The server image: the service's override or the runtime's pinned image. */
+export function serverImage(s: InferenceServiceConfig, byDigest: boolean): string {
+  return imageRef(s.image ?? RUNTIMES[s.runtime].image, byDigest);
+}
+
+/** Parameters in billions read from a model id ("Llama-3.1-70B" → 70, "qwen2.5-0.5b" → 0.5). */
+export function modelSizeB(model: string): number | undefined {
+  const hits = [...model.matchAll(/(?:^|[^a-z0-9.])(\d+(?:\.\d+)?)b(?![a-z0-9])/gi)];
+  const last = hits[hits.length - 1];
+  return last ? Number(last[1]) : undefined;
+}
+
+/**
+ * Seconds a server may take to download and load its model before Kubernetes gives up: a first
+ * start downloads the weights into the cache volume, so budgets grow with the model (capped at 1h).
+ */
+export function startupBudgetSeconds(runtime: InferenceServiceConfig["runtime"], model: string): number {
+  const size = modelSizeB(model);
+  if (runtime === "llamacpp")
+    return size === undefined ? 900 : Math.min(1800, Math.max(180, 120 + size * 60));
+  return size === undefined ? 1800 : Math.min(3600, Math.max(600, 600 + size * 30));
+}
+
+/** Startup, readiness and liveness probes on the server's /health. */
+export function serverProbes(s: InferenceServiceConfig): {
+  startup: Probe;
+  readiness: Probe;
+  liveness: Probe;
+} {
+  const http = { path: "/health", port: "http" };
+  const period = 10;
+  return {
+    startup: {
+      httpGet: http,
+      periodSeconds: period,
+      timeoutSeconds: 5,
+      failureThreshold: Math.ceil(startupBudgetSeconds(s.runtime, s.model) / period),
+    },
+    readiness: { httpGet: http, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+    // Generous: a busy server answers /health late; restarting it would reload the whole model.
+    liveness: { httpGet: http, periodSeconds: 20, timeoutSeconds: 10, failureThreshold: 6 },
+  };
+}
+
+/** How llama.cpp's server finds the model: local path, URL, or a hub repo with an optional file. */
+export function llamaModelArgs(model: string): string[] {
+  if (model.startsWith("/")) return ["-m", model];
+  if (/^https?:\/\//.test(model)) return ["--model-url", model];
+  const parts = model.split("/");
+  if (parts.length > 2 && model.endsWith(".gguf"))
+    return ["-hf", parts.slice(0, 2).join("/"), "--hf-file", parts.slice(2).join("/")];
+  return ["-hf", model];
+}
+
+/** Whole CPUs of a quantity ("500m" → 1, "4" → 4). */
+export function cpuCount(q: string): number {
+  return Math.max(1, Math.ceil(q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q)));
+}
+
+/** The server's command-line arguments. */
+export function serverArgs(s: InferenceServiceConfig): string[] {
+  const port = String(RUNTIMES[s.runtime].port);
+  if (s.runtime === "vllm")
+    return [
+      "--model",
+      s.model,
+      "--port",
+      port,
+      "--served-model-name",
+      s.name,
+      "--download-dir",
+      `${CACHE_DIR}/hub`,
+      ...(s.gpu && s.gpu.count > 1 && !s.args.includes("--tensor-parallel-size")
+        ? ["--tensor-parallel-size", String(s.gpu.count)]
+        : []),
+      ...(s.quantization ? ["--quantization", s.quantization] : []),
+      ...s.args,
+    ];
+  const threads = s.threads ?? cpuCount((s.resources ?? RUNTIMES.llamacpp.defaultResources).cpu);
+  return [
+    "--host",
+    "0.0.0.0",
+    "--port",
+    port,
+    ...llamaModelArgs(s.model),
+    "--alias",
+    s.name,
+    "--threads",
+    String(threads),
+    "--metrics",
+    ...s.args,
+  ];
+}
+
+/** Environment of the server container (no secret values: the token is a mounted file). */
+export function serverEnv(s: InferenceServiceConfig): k8s.types.input.core.v1.EnvVar[] {
+  const common = [
+    { name: "HOME", value: "/tmp" },
+    { name: "HF_HOME", value: `${CACHE_DIR}/huggingface` },
+    ...(s.hubTokenSecret ? [{ name: "HF_TOKEN_PATH", value: `${HF_TOKEN_DIR}/${HF_TOKEN_KEY}` }] : []),
+  ];
+  if (s.runtime === "vllm")
+    return [
+      ...common,
+      { name: "VLLM_CACHE_ROOT", value: `${CACHE_DIR}/vllm` },
+      { name: "VLLM_NO_USAGE_STATS", value: "1" },
+      { name: "DO_NOT_TRACK", value: "1" },
+      { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
+      { name: "XDG_CACHE_HOME", value: "/tmp/.cache" },
+    ];
+  return [...common, { name: "LLAMA_CACHE", value: `${CACHE_DIR}/llama.cpp` }];
+}
+
+/** The restricted Pod Security profile, for a container. */
+export function restrictedContainerSecurity(): k8s.types.input.core.v1.SecurityContext {
+  return {
+    runAsNonRoot: true,
+    runAsUser: RUN_AS,
+    runAsGroup: RUN_AS,
+    allowPrivilegeEscalation: false,
+    privileged: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
+
+/** The restricted Pod Security profile, for a pod (fsGroup makes volumes writable for RUN_AS). */
+export function restrictedPodSecurity(): k8s.types.input.core.v1.PodSecurityContext {
+  return {
+    runAsNonRoot: true,
+    runAsUser: RUN_AS,
+    runAsGroup: RUN_AS,
+    fsGroup: RUN_AS,
+    fsGroupChangePolicy: "OnRootMismatch",
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
+
+/** Scheduling onto a GPU pool: its node selector, the GPU taint toleration, the nvidia RuntimeClass. */
+export function gpuScheduling(
+  pool: GpuPool,
+): Pick<PodSpec, "nodeSelector" | "tolerations" | "runtimeClassName"> {
+  return {
+    nodeSelector: { ...pool.nodeSelector },
+    tolerations: [
+      { key: GPU_TAINT.key, operator: "Equal", value: GPU_TAINT.value, effect: GPU_TAINT.effect },
+    ],
+    runtimeClassName: GPU_RUNTIME_CLASS,
+  };
+}
+
+/** Requests and limits: memory limit = request; GPUs in limits, requests equal. */
+export function serverResources(s: InferenceServiceConfig): k8s.types.input.core.v1.ResourceRequirements {
+  const r = s.resources ?? RUNTIMES[s.runtime].defaultResources;
+  const gpu: Record<string, string> = s.gpu ? { "nvidia.com/gpu": String(s.gpu.count) } : {};
+  return {
+    requests: { cpu: r.cpu, memory: r.memory, ...gpu },
+    limits: { memory: r.memory, ...gpu },
+  };
+}
+
+export interface PodSpecInputs {
+  /** The service's GPU pool (required when `s.gpu` is set). */
+  readonly pool?: GpuPool;
+  /** Name of the model cache PVC. */
+  readonly cacheClaim: string;
+  /** Name of the Secret holding the hub token (when `s.hubTokenSecret`). */
+  readonly hubTokenSecret?: string;
+  readonly image: string;
+  readonly serviceAccountName?: string;
+}
+
+/** The model server's pod spec, per runtime; GPU pods go to their pool, CPU pods never tolerate GPUs. */
+export function modelPodSpec(s: InferenceServiceConfig, inputs: PodSpecInputs): PodSpec {
+  if (s.gpu && !inputs.pool)
+    throw new Error(`service ${s.name}: GPU pool "${s.gpu.pool}" is not in the cluster`);
+  const probes = serverProbes(s);
+  const container: Container = {
+    name: "server",
+    image: inputs.image,
+    imagePullPolicy: "IfNotPresent",
+    args: serverArgs(s),
+    env: serverEnv(s),
+    ports: [{ name: "http", containerPort: RUNTIMES[s.runtime].port, protocol: "TCP" }],
+    resources: serverResources(s),
+    startupProbe: probes.startup,
+    readinessProbe: probes.readiness,
+    livenessProbe: probes.liveness,
+    securityContext: restrictedContainerSecurity(),
+    volumeMounts: [
+      { name: "cache", mountPath: CACHE_DIR },
+      { name: "tmp", mountPath: "/tmp" },
+      ...(s.runtime === "vllm" ? [{ name: "shm", mountPath: "/dev/shm" }] : []),
+      ...(s.hubTokenSecret ? [{ name: "hub-token", mountPath: HF_TOKEN_DIR, readOnly: true }] : []),
+    ],
+  };
+  const shmLimit = s.gpu && s.gpu.count > 1 ? "16Gi" : "2Gi";
+  return {
+    ...(inputs.serviceAccountName ? { serviceAccountName: inputs.serviceAccountName } : {}),
+    automountServiceAccountToken: false,
+    securityContext: restrictedPodSecurity(),
+    // Long drains let in-flight streams finish before the pod goes.
+    terminationGracePeriodSeconds: 120,
+    ...(s.gpu && inputs.pool ? gpuScheduling(inputs.pool) : {}),
+    containers: [container],
+    volumes: [
+      { name: "cache", persistentVolumeClaim: { claimName: inputs.cacheClaim } },
+      { name: "tmp", emptyDir: { sizeLimit: "2Gi" } },
+      // NCCL (tensor parallel) needs a big /dev/shm; the runtime's default is 64Mi.
+      ...(s.runtime === "vllm" ? [{ name: "shm", emptyDir: { medium: "Memory", sizeLimit: shmLimit } }] : []),
+      ...(s.hubTokenSecret && inputs.hubTokenSecret
+        ? [
+            {
+              name: "hub-token",
+              secret: {
+                secretName: inputs.hubTokenSecret,
+                defaultMode: 0o400,
+                items: [{ key: HF_TOKEN_KEY, path: HF_TOKEN_KEY }],
+              },
+            },
+          ]
+        : []),
+    ],
+  };
+}
+
+/** Labels of a model server's objects and pods. */
+export function modelLabels(s: InferenceServiceConfig): Record<string, string> {
+  return appLabels(s.name, MODEL_COMPONENT, s.image?.tag ?? RUNTIMES[s.runtime].image.tag);
+}
+
+/** In-cluster base URL of a service's OpenAI-compatible API. */
+export function modelUrl(s: InferenceServiceConfig, namespace: string): string {
+  return `http://${s.name}.${namespace}.svc.cluster.local:${RUNTIMES[s.runtime].port}/v1`;
+}
+
+/** autoscaling/v2 HPA spec on CPU; the HPA never goes below one replica. */
+export function hpaSpec(
+  target: string,
+  replicas: { min: number; max: number },
+): k8s.types.input.autoscaling.v2.HorizontalPodAutoscalerSpec {
+  return {
+    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: target },
+    minReplicas: Math.max(1, replicas.min),
+    maxReplicas: replicas.max,
+    metrics: [
+      {
+        type: "Resource",
+        resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 75 } },
+      },
+    ],
+    behavior: {
+      // Model servers are slow to start: scale up promptly, scale down only after a calm spell.
+      scaleUp: { stabilizationWindowSeconds: 60, policies: [{ type: "Pods", value: 1, periodSeconds: 120 }] },
+      scaleDown: {
+        stabilizationWindowSeconds: 900,
+        policies: [{ type: "Pods", value: 1, periodSeconds: 300 }],
+      },
+    },
+  };
+}
+
+/**
+ * The label Flagger rewrites on the primary: it copies the Deployment to `<name>-primary` and
+ * suffixes the selector label's value, so the primary's pods carry `<name>-primary`.
+ */
+export function pdbSelector(s: InferenceServiceConfig): Record<string, string> {
+  return s.canary.enabled ? { "app.kubernetes.io/name": `${s.name}-primary` } : selectorLabels(s.name);
+}
+
+/** Istio HTTP retries that never replay a started stream: only before a request reached the server. */
+export const STREAM_SAFE_RETRIES = { attempts: 2, retryOn: "connect-failure,refused-stream" } as const;
+/** Long enough for a long generation; streams are never cut by the route. */
+export const MODEL_ROUTE_TIMEOUT = "3600s";
+
+/** DestinationRule traffic policy: spread on outstanding requests, eject failing pods. */
+export function modelTrafficPolicy() {
+  return {
+    loadBalancer: { simple: "LEAST_REQUEST" },
+    connectionPool: { http: { http1MaxPendingRequests: 1024, idleTimeout: "3600s" } },
+    outlierDetection: {
+      consecutive5xxErrors: 5,
+      interval: "30s",
+      baseEjectionTime: "60s",
+      maxEjectionPercent: 50,
+    },
+  };
+}
+
+/** In-mesh VirtualService spec for a service without canary (Flagger owns it otherwise). */
+export function modelVirtualServiceSpec(s: InferenceServiceConfig, namespace: string) {
+  const host = `${s.name}.${namespace}.svc.cluster.local`;
+  return {
+    hosts: [host],
+    gateways: ["mesh"],
+    http: [
+      {
+        name: "default",
+        route: [{ destination: { host, port: { number: RUNTIMES[s.runtime].port } } }],
+        timeout: MODEL_ROUTE_TIMEOUT,
+        retries: { ...STREAM_SAFE_RETRIES },
+      },
+    ],
+  };
+}
+
+// ---- Flagger (flagger.app/v1beta1 Canary): no schema package exists, so the spec is typed here.
+
+export interface FlaggerMetric {
+  readonly name: "request-success-rate" | "request-duration";
+  readonly thresholdRange: { readonly min?: number; readonly max?: number };
+  readonly interval: string;
+}
+
+interface FlaggerAnalysisBase {
+  readonly interval: string;
+  /** Failed checks before rollback. */
+  readonly threshold: number;
+  readonly metrics: readonly FlaggerMetric[];
+}
+
+/** Progressive traffic shifting. */
+export interface FlaggerProgressiveAnalysis extends FlaggerAnalysisBase {
+  readonly stepWeight: number;
+  readonly maxWeight: number;
+}
+
+/** Blue/Green with traffic mirroring (Istio): `iterations` rounds, mirroring is only valid here. */
+export interface FlaggerMirroredAnalysis extends FlaggerAnalysisBase {
+  readonly iterations: number;
+  readonly mirror: true;
+  readonly mirrorWeight: number;
+}
+
+export interface FlaggerCanarySpec {
+  readonly targetRef: { readonly apiVersion: "apps/v1"; readonly kind: "Deployment"; readonly name: string };
+  readonly autoscalerRef?: {
+    readonly apiVersion: "autoscaling/v2";
+    readonly kind: "HorizontalPodAutoscaler";
+    readonly name: string;
+  };
+  readonly progressDeadlineSeconds: number;
+  readonly service: {
+    readonly port: number;
+    readonly targetPort: number;
+    readonly portName: string;
+    readonly gateways: readonly string[];
+    readonly hosts: readonly string[];
+    readonly timeout: string;
+    readonly retries: { readonly attempts: number; readonly retryOn: string };
+    readonly trafficPolicy: ReturnType<typeof modelTrafficPolicy>;
+  };
+  readonly analysis: FlaggerProgressiveAnalysis | FlaggerMirroredAnalysis;
+}
+
+export interface CanarySlo {
+  /** Allowed error rate in percent (success rate must stay at or above 100 − this). */
+  readonly errorRatePercent: number;
+  /** Maximum p99 request duration in ms. */
+  readonly p99LatencyMs: number;
+}
+
+export const DEFAULT_CANARY_SLO: CanarySlo = { errorRatePercent: 1, p99LatencyMs: 5000 };
+
+/**
+ * The Canary for a service: Flagger owns the apex Service, `-primary`/`-canary` Services, the
+ * VirtualService and DestinationRules, so the route settings live here instead. Rollback is
+ * automatic after `threshold` failed checks of the success rate or the p99 latency.
+ */
+export function canarySpec(s: InferenceServiceConfig, namespace: string, slo: CanarySlo): FlaggerCanarySpec {
+  const port = RUNTIMES[s.runtime].port;
+  const metrics: FlaggerMetric[] = [
+    {
+      name: "request-success-rate",
+      thresholdRange: { min: Math.round((100 - slo.errorRatePercent) * 100) / 100 },
+      interval: "1m",
+    },
+    { name: "request-duration", thresholdRange: { max: slo.p99LatencyMs }, interval: "1m" },
+  ];
+  const base = { interval: "1m", threshold: 5, metrics };
+  return {
+    targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: s.name },
+    autoscalerRef: { apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", name: s.name },
+    // A canary pod loads the whole model before it is ready; Flagger must wait at least that long.
+    progressDeadlineSeconds: startupBudgetSeconds(s.runtime, s.model) + 600,
+    service: {
+      port,
+      targetPort: port,
+      portName: "http",
+      gateways: ["mesh"],
+      hosts: [`${s.name}.${namespace}.svc.cluster.local`],
+      timeout: MODEL_ROUTE_TIMEOUT,
+      retries: { ...STREAM_SAFE_RETRIES },
+      trafficPolicy: modelTrafficPolicy(),
+    },
+    analysis: s.canary.mirror
+      ? { ...base, iterations: s.canary.iterations, mirror: true, mirrorWeight: s.canary.mirrorWeight }
+      : { ...base, stepWeight: s.canary.stepWeight, maxWeight: s.canary.maxWeight },
+  };
+}
+
+/**
+ * GPUs a service may hold at its peak: max replicas × GPUs per pod, plus the canary's minimum
+ * replicas while a canary runs (Flagger scales the canary from zero to the autoscaler's minimum).
+ */
+export function peakGpus(s: InferenceServiceConfig): number {
+  if (!s.gpu) return 0;
+  const canaryPods = s.canary.enabled ? Math.max(1, s.replicas.min) : 0;
+  return s.gpu.count * (s.replicas.max + canaryPods);
+}

@@ -1,0 +1,458 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-argument --
+   rendered Kubernetes objects are untyped JSON; the assertions are the type check. */
+import * as k8s from "@pulumi/kubernetes";
+import { describe, expect, it } from "vitest";
+import type { ClusterHandle, GpuPool } from "../components/cluster/handle";
+import { ConfigError, parsePlatformConfig } from "../components/config";
+import {
+  apiKeysFile,
+  gatewayEnv,
+  gatewayVirtualServiceSpec,
+  natsValues,
+  scaledObjectSpec,
+  sha256Hex,
+} from "../components/inference/gateway";
+import { inferenceServiceSchema, type InferenceServiceConfig } from "../components/inference/schema";
+import {
+  canarySpec,
+  hpaSpec,
+  llamaModelArgs,
+  modelPodSpec,
+  modelSizeB,
+  pdbSelector,
+  peakGpus,
+  startupBudgetSeconds,
+} from "../components/inference/spec";
+import { hubToken, InferenceStack, overcommittedPools } from "../components/inference/stack";
+import { SecretStore } from "../components/secrets/store";
+import { GPU_POOL_LABEL } from "../components/meta";
+import * as pulumi from "@pulumi/pulumi";
+import { isSecretWrapped, render, renderStack } from "./harness";
+
+const svc = (over: Record<string, unknown>): InferenceServiceConfig =>
+  inferenceServiceSchema.parse({
+    name: "m",
+    runtime: "vllm",
+    model: "org/Model-8B",
+    gpu: { pool: "gpu-l4", count: 1 },
+    ...over,
+  });
+
+const l4: GpuPool = {
+  name: "gpu-l4",
+  nodeSelector: { [GPU_POOL_LABEL]: "gpu-l4" },
+  nodes: 1,
+  gpu: { gpusPerNode: 2, sharing: { timeSlicing: { replicas: 4 } } },
+};
+
+describe("pod spec per runtime", () => {
+  it("vLLM: model, port, served name, tensor parallel, GPU scheduling, limits = requests", () => {
+    const s = svc({
+      gpu: { pool: "gpu-l4", count: 2 },
+      quantization: "awq",
+      args: ["--max-model-len", "8192"],
+    });
+    const pod = modelPodSpec(s, { pool: l4, cacheClaim: "m-cache", image: "vllm/vllm-openai:v1" }) as any;
+    const c = pod.containers[0];
+    expect(c.args.slice(0, 6)).toEqual([
+      "--model",
+      "org/Model-8B",
+      "--port",
+      "8000",
+      "--served-model-name",
+      "m",
+    ]);
+    expect(c.args).toEqual(
+      expect.arrayContaining(["--tensor-parallel-size", "2", "--quantization", "awq", "--max-model-len"]),
+    );
+    expect(c.resources.limits["nvidia.com/gpu"]).toBe("2");
+    expect(c.resources.requests["nvidia.com/gpu"]).toBe("2");
+    expect(c.resources.limits.memory).toBe(c.resources.requests.memory);
+    expect(pod.nodeSelector).toEqual({ [GPU_POOL_LABEL]: "gpu-l4" });
+    expect(pod.runtimeClassName).toBe("nvidia");
+    expect(pod.tolerations).toEqual([
+      { key: "nvidia.com/gpu", operator: "Equal", value: "present", effect: "NoSchedule" },
+    ]);
+    expect(pod.volumes.find((v: any) => v.name === "shm").emptyDir.medium).toBe("Memory");
+    expect(c.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+    expect(c.securityContext.capabilities.drop).toEqual(["ALL"]);
+    expect(c.startupProbe.httpGet.path).toBe("/health");
+  });
+
+  it("llama.cpp: CPU only, never tolerates the GPU taint, hub file args, threads from the CPU request", () => {
+    const s = svc({
+      runtime: "llamacpp",
+      gpu: undefined,
+      model: "Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf",
+      resources: { cpu: "1500m", memory: "2Gi" },
+    });
+    const pod = modelPodSpec(s, {
+      cacheClaim: "m-cache",
+      image: "ghcr.io/ggml-org/llama.cpp:server-b1",
+    }) as any;
+    const c = pod.containers[0];
+    expect(c.args).toEqual(
+      expect.arrayContaining(["--port", "8080", "-hf", "Qwen/Qwen2.5-0.5B-Instruct-GGUF", "--metrics"]),
+    );
+    expect(c.args[c.args.indexOf("--hf-file") + 1]).toBe("qwen2.5-0.5b-instruct-q4_k_m.gguf");
+    expect(c.args[c.args.indexOf("--threads") + 1]).toBe("2");
+    expect(pod.tolerations).toBeUndefined();
+    expect(pod.runtimeClassName).toBeUndefined();
+    expect(pod.nodeSelector).toBeUndefined();
+    expect(JSON.stringify(c.resources)).not.toContain("nvidia.com/gpu");
+    expect(llamaModelArgs("/models/x.gguf")).toEqual(["-m", "/models/x.gguf"]);
+    expect(llamaModelArgs("https://h/x.gguf")).toEqual(["--model-url", "https://h/x.gguf"]);
+  });
+
+  it("throws when a GPU service has no pool", () => {
+    expect(() => modelPodSpec(svc({}), { cacheClaim: "c", image: "i:1" })).toThrow(/GPU pool "gpu-l4"/);
+  });
+
+  it("sizes the startup probe for model load", () => {
+    expect(modelSizeB("meta-llama/Llama-3.1-70B-Instruct")).toBe(70);
+    expect(modelSizeB("Qwen/Qwen2.5-0.5B-Instruct-GGUF")).toBe(0.5);
+    const big = startupBudgetSeconds("vllm", "meta-llama/Llama-3.1-70B-Instruct");
+    expect(big).toBeGreaterThanOrEqual(30 * 60);
+    expect(big).toBeLessThanOrEqual(60 * 60);
+    expect(startupBudgetSeconds("vllm", "x/Model-8B")).toBeLessThan(big);
+    expect(startupBudgetSeconds("llamacpp", "q/q-0.5B")).toBeLessThan(600);
+  });
+});
+
+describe("canary, mirroring and autoscaling specs", () => {
+  const slo = { errorRatePercent: 0.5, p99LatencyMs: 4000 };
+
+  it("progressive canary: weights, success-rate and latency analysis, streaming-safe route", () => {
+    const c = canarySpec(svc({ canary: { enabled: true, stepWeight: 10, maxWeight: 50 } }), "inference", slo);
+    expect(c.targetRef.name).toBe("m");
+    expect(c.autoscalerRef?.name).toBe("m");
+    expect(c.analysis).toMatchObject({ stepWeight: 10, maxWeight: 50, threshold: 5 });
+    expect(c.analysis).not.toHaveProperty("mirror");
+    expect(c.analysis.metrics).toEqual([
+      { name: "request-success-rate", thresholdRange: { min: 99.5 }, interval: "1m" },
+      { name: "request-duration", thresholdRange: { max: 4000 }, interval: "1m" },
+    ]);
+    expect(c.service.retries.retryOn).toBe("connect-failure,refused-stream");
+    expect(c.progressDeadlineSeconds).toBeGreaterThan(startupBudgetSeconds("vllm", "org/Model-8B"));
+  });
+
+  it("mirroring is modelled as Blue/Green with iterations (Flagger's only mirroring mode)", () => {
+    const c = canarySpec(
+      svc({ canary: { enabled: true, mirror: true, iterations: 8, mirrorWeight: 30 } }),
+      "inference",
+      slo,
+    );
+    expect(c.analysis).toMatchObject({ iterations: 8, mirror: true, mirrorWeight: 30 });
+    expect(c.analysis).not.toHaveProperty("stepWeight");
+    expect(c.analysis).not.toHaveProperty("maxWeight");
+  });
+
+  it("HPA bounds, PDB selector follows Flagger's primary, peak GPUs count the canary", () => {
+    expect(hpaSpec("m", { min: 0, max: 3 })).toMatchObject({
+      minReplicas: 1,
+      maxReplicas: 3,
+      scaleTargetRef: { name: "m" },
+    });
+    expect(pdbSelector(svc({ canary: { enabled: true } }))).toEqual({
+      "app.kubernetes.io/name": "m-primary",
+    });
+    expect(pdbSelector(svc({}))).toMatchObject({ "app.kubernetes.io/name": "m" });
+    expect(peakGpus(svc({ replicas: { min: 2, max: 6 }, canary: { enabled: true } }))).toBe(8);
+    expect(peakGpus(svc({ runtime: "llamacpp", gpu: undefined }))).toBe(0);
+    const over = overcommittedPools(
+      { namespace: "i", services: [svc({ replicas: { min: 2, max: 7 }, canary: { enabled: true } })] } as any,
+      [l4],
+    );
+    expect(over).toEqual([{ pool: "gpu-l4", peak: 9, capacity: 8 }]);
+  });
+
+  it("KEDA scales workers on the jobs consumer's lag", () => {
+    const so = scaledObjectSpec({ target: "gateway-worker", namespace: "inference", min: 1, max: 8 });
+    expect(so).toMatchObject({
+      minReplicaCount: 1,
+      maxReplicaCount: 8,
+      scaleTargetRef: { name: "gateway-worker" },
+    });
+    expect(so.triggers[0]).toMatchObject({
+      type: "nats-jetstream",
+      metadata: {
+        natsServerMonitoringEndpoint: "nats.inference.svc.cluster.local:8222",
+        stream: "GATEWAY_JOBS",
+        consumer: "gateway-workers",
+      },
+    });
+  });
+});
+
+describe("gateway specs", () => {
+  it("env uses the gateway's variable names; the api role reads its keys from a file", () => {
+    const api = gatewayEnv({
+      role: "api",
+      natsUrl: "nats://n:4222",
+      backendUrl: "http://m/v1",
+      jetstreamReplicas: 3,
+    });
+    const names = api.map((e: any) => e.name);
+    expect(names).toEqual(
+      expect.arrayContaining(["NATS_URL", "BACKEND_URL", "API_KEYS_FILE", "JOBS_STREAM", "JOBS_CONSUMER"]),
+    );
+    expect(api.every((e: any) => e.valueFrom === undefined)).toBe(true);
+    const worker = gatewayEnv({
+      role: "worker",
+      natsUrl: "nats://n:4222",
+      backendUrl: "http://m/v1",
+      jetstreamReplicas: 1,
+    });
+    expect(worker.map((e: any) => e.name)).not.toContain("API_KEYS_FILE");
+  });
+
+  it("keys file holds only the hash", () => {
+    const file = JSON.parse(apiKeysFile([{ name: "platform", sha256: sha256Hex("k") }]));
+    expect(file.keys[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(file)).not.toContain('"k"');
+  });
+
+  it("public route on the mesh gateway never times out a stream nor retries one", () => {
+    const vs = gatewayVirtualServiceSpec("ai.example.org", "inference");
+    expect(vs.gateways).toEqual(["istio-system/platform-gateway"]);
+    expect(vs.http[0]).toMatchObject({
+      timeout: "0s",
+      retries: { retryOn: "connect-failure,refused-stream" },
+    });
+  });
+
+  it("NATS: JetStream on files, clustered in prod", () => {
+    expect(natsValues("prod", true).config.cluster).toEqual({ enabled: true, replicas: 3 });
+    expect(natsValues("local", false).config.cluster).toEqual({ enabled: false });
+    expect(natsValues("local", false).config.jetstream.fileStore.pvc.enabled).toBe(true);
+  });
+});
+
+/** Renders an InferenceStack on a fake cluster with the given inference config. */
+async function renderInference(
+  inference: Record<string, unknown>,
+  opts: {
+    mesh?: boolean;
+    monitoring?: boolean;
+    environment?: "local" | "dev" | "prod";
+    hfToken?: boolean;
+  } = {},
+) {
+  return render(() => {
+    const provider = new k8s.Provider("k8s", {});
+    const cluster: ClusterHandle = { provider, distribution: "k3s", gpuPools: [l4], ready: [] };
+    const config = parsePlatformConfig(
+      {
+        "platform:environment": opts.environment ?? "dev",
+        "platform:cluster": JSON.stringify({ kind: "existing", gpuPools: [l4] }),
+        "platform:inference": JSON.stringify(inference),
+      },
+      new Set(["hfToken"]),
+    );
+    const stack = new InferenceStack("t", {
+      cluster,
+      namespace: "inference",
+      environment: opts.environment ?? "dev",
+      config: { ...config.inference, gateway: { ...config.inference.gateway, hostname: "ai.example.org" } },
+      secretStore: new SecretStore("s", { provider }),
+      secrets: opts.hfToken ? { hfToken: pulumi.secret("hf_canary_token_value") } : {},
+      mesh: opts.mesh ?? true,
+      monitoring: opts.monitoring ?? true,
+      gatewayImage: "registry.platform.local/platform/gateway:0.1.0",
+    });
+    return { models: stack.models, gatewayUrl: stack.gatewayUrl };
+  });
+}
+
+describe("InferenceStack objects", () => {
+  const vllm = {
+    name: "llm",
+    runtime: "vllm",
+    model: "org/Model-8B",
+    gpu: { pool: "gpu-l4", count: 1 },
+    replicas: { min: 1, max: 3 },
+  };
+
+  it("without canary: Service, VirtualService, DestinationRule, HPA, PDB, NetworkPolicy, ServiceMonitor", async () => {
+    const r = await renderInference({ services: [vllm], gateway: { enabled: false } });
+    const kinds = r.registrations.filter((x) => x.parent?.includes("InferenceService")).map((x) => x.type);
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        "kubernetes:core/v1:Service",
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "kubernetes:policy/v1:PodDisruptionBudget",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        "kubernetes:networking.istio.io/v1beta1:VirtualService",
+        "kubernetes:networking.istio.io/v1beta1:DestinationRule",
+        "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+      ]),
+    );
+    expect(r.ofType("kubernetes:flagger.app/v1beta1:Canary")).toHaveLength(0);
+    const hpa = r.plain(r.get("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "t-llm-hpa"));
+    expect(hpa.spec).toMatchObject({ maxReplicas: 3, scaleTargetRef: { name: "llm" } });
+    const dep = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-llm-server"));
+    expect(dep.metadata.labels["app.kubernetes.io/component"]).toBe("model-server");
+    expect(dep.spec.replicas).toBeUndefined();
+  });
+
+  it("with canary: a Flagger Canary and no Service/VirtualService/DestinationRule that would clash", async () => {
+    const r = await renderInference({
+      services: [{ ...vllm, canary: { enabled: true, mirror: true } }],
+      gateway: { enabled: false },
+    });
+    const canary = r.plain(r.get("kubernetes:flagger.app/v1beta1:Canary", "t-llm-canary"));
+    expect(canary.spec.analysis).toMatchObject({ mirror: true, iterations: 10 });
+    expect(r.ofType("kubernetes:networking.istio.io/v1beta1:VirtualService")).toHaveLength(0);
+    expect(r.ofType("kubernetes:networking.istio.io/v1beta1:DestinationRule")).toHaveLength(0);
+    expect(r.ofType("kubernetes:core/v1:Service").map((s) => r.plain(s).metadata.name)).toEqual([
+      "llm-metrics",
+    ]);
+  });
+
+  it("the hub token is a mounted Secret file, never a literal", async () => {
+    const r = await renderInference(
+      { services: [{ ...vllm, hubTokenSecret: true }], gateway: { enabled: false } },
+      { hfToken: true },
+    );
+    const secret = r.get("kubernetes:core/v1:Secret", "inference-hf-token");
+    expect(isSecretWrapped((secret.inputs as any).stringData)).toBe(true);
+    const dep = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-llm-server"));
+    const pod = dep.spec.template.spec;
+    expect(pod.volumes.find((v: any) => v.name === "hub-token").secret.secretName).toBe("hf-token");
+    expect(pod.containers[0].env).toContainEqual({
+      name: "HF_TOKEN_PATH",
+      value: "/var/run/secrets/huggingface/token",
+    });
+    expect(JSON.stringify(dep)).not.toContain("hf_canary_token_value");
+  });
+
+  it("a hub token service without the secret is a clear error", () => {
+    const config = { services: [svc({ hubTokenSecret: true })] } as any;
+    expect(() => hubToken(config, {})).toThrow(/platform:hfToken/);
+    expect(hubToken({ services: [svc({})] } as any, {})).toBeUndefined();
+  });
+
+  it("gateway: API + workers from the image, KEDA on the worker, NATS and KEDA charts, VirtualService, hashed key", async () => {
+    const r = await renderInference({
+      services: [vllm],
+      gateway: { enabled: true, replicas: 2, workers: { min: 0, max: 5 } },
+    });
+    const api = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-gateway-api"));
+    const worker = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-gateway-worker"));
+    expect(api.metadata.labels["app.kubernetes.io/component"]).toBe("gateway");
+    expect(api.spec.template.spec.containers[0].args).toEqual(["--role", "api"]);
+    expect(worker.spec.template.spec.containers[0].args).toEqual(["--role", "worker"]);
+    const env = Object.fromEntries(
+      api.spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]),
+    );
+    expect(env.BACKEND_URL).toBe("http://llm.inference.svc.cluster.local:8000/v1");
+    expect(env.NATS_URL).toBe("nats://nats.inference.svc.cluster.local:4222");
+    expect(env.API_KEYS_FILE).toBe("/var/run/secrets/gateway/api-keys.json");
+    const so = r.plain(r.get("kubernetes:keda.sh/v1alpha1:ScaledObject", "t-gateway-workers-scaler"));
+    expect(so.spec).toMatchObject({
+      minReplicaCount: 0,
+      maxReplicaCount: 5,
+      scaleTargetRef: { name: "gateway-worker" },
+    });
+    const charts = r.ofType("kubernetes:helm.sh/v4:Chart").map((c) => (c.inputs as any).chart);
+    expect(charts.sort()).toEqual(["keda", "nats"]);
+    const keys = r.get("kubernetes:core/v1:Secret", "inference-gateway-api-keys");
+    expect(isSecretWrapped((keys.inputs as any).stringData)).toBe(true);
+    expect(
+      isSecretWrapped(
+        r.registrations.find((x) => x.type === "platform:inference:InferenceGateway")!.outputs!["apiKey"],
+      ),
+    ).toBe(true);
+    const vs = r.plain(r.get("kubernetes:networking.istio.io/v1beta1:VirtualService", "t-gateway-vs"));
+    expect(vs.spec.hosts).toEqual(["ai.example.org"]);
+    expect(r.outputs["gatewayUrl"]).toBe("https://ai.example.org");
+  });
+
+  it("protects the model cache in prod", async () => {
+    const r = await renderInference(
+      { services: [vllm], gateway: { enabled: false } },
+      { environment: "prod" },
+    );
+    expect(r.get("kubernetes:core/v1:PersistentVolumeClaim", "t-llm-cache").protect).toBe(true);
+    const dep = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-llm-server"));
+    expect(dep.spec.template.spec.containers[0].image).toMatch(/@sha256:[0-9a-f]{64}$/);
+  });
+});
+
+describe("bad inference config", () => {
+  const base = (inference: unknown, extra: Record<string, unknown> = {}) =>
+    Object.fromEntries(
+      Object.entries({
+        "platform:environment": "dev",
+        "platform:cluster": {
+          kind: "existing",
+          gpuPools: [{ name: "gpu-l4", nodeSelector: { a: "b" }, nodes: 1, gpu: { gpusPerNode: 1 } }],
+        },
+        "platform:inference": inference,
+        ...extra,
+      }).map(([k, v]) => [k, JSON.stringify(v)]),
+    );
+  const problems = (raw: Record<string, string>) => {
+    try {
+      parsePlatformConfig(raw, new Set(["hfToken"]));
+      return [];
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).problems.map((p) => `${p.key}: ${p.message}`);
+    }
+  };
+  const m = { name: "m", runtime: "vllm", model: "x" };
+
+  it.each([
+    [
+      "a pool that does not exist",
+      { ...m, gpu: { pool: "nope", count: 1 } },
+      /services\[0\]\.gpu\.pool: no GPU pool "nope"/,
+    ],
+    ["more GPUs than a node has", { ...m, gpu: { pool: "gpu-l4", count: 2 } }, /gpu\.count: 2 GPUs exceed/],
+    [
+      "min above max",
+      { ...m, gpu: { pool: "gpu-l4", count: 1 }, replicas: { min: 3, max: 2 } },
+      /replicas\.min: min \(3\)/,
+    ],
+    ["an unknown runtime", { ...m, runtime: "tgi" }, /services\[0\]\.runtime/],
+    [
+      "llama.cpp with a GPU",
+      { ...m, runtime: "llamacpp", gpu: { pool: "gpu-l4", count: 1 } },
+      /llamacpp runs on CPU/,
+    ],
+    [
+      "a latest image",
+      { ...m, gpu: { pool: "gpu-l4", count: 1 }, image: { repository: "r", tag: "latest" } },
+      /image\.tag/,
+    ],
+  ])("rejects %s", (_what, service, pattern) => {
+    expect(problems(base({ services: [service] })).join("\n")).toMatch(pattern);
+  });
+
+  it("rejects canary without the mesh, and without Flagger", () => {
+    const s = { ...m, gpu: { pool: "gpu-l4", count: 1 }, canary: { enabled: true } };
+    expect(problems(base({ services: [s] }, { "platform:mesh": { enabled: false } })).join("\n")).toMatch(
+      /canary\.enabled: canary needs the mesh/,
+    );
+    expect(problems(base({ services: [s] }, { "platform:mesh": { flagger: false } })).join("\n")).toMatch(
+      /canary needs Flagger/,
+    );
+  });
+});
+
+describe("committed local stack", () => {
+  it("runs one llama.cpp service and the gateway with zero schema errors and leaks", async () => {
+    const r = await renderStack("local");
+    expect(r.plan.summary.schemaErrors).toBe(0);
+    expect(r.plan.summary.secretLeaks).toBe(0);
+    expect(r.outputs["models"]).toEqual(["qwen-0-5b"]);
+    expect(r.ofType("platform:inference:InferenceService")).toHaveLength(1);
+    expect(r.ofType("kubernetes:keda.sh/v1alpha1:ScaledObject")).toHaveLength(1);
+  });
+});
