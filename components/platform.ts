@@ -5,9 +5,12 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
+import { GitHubDelivery } from "./delivery/github";
+import { VercelFrontend } from "./delivery/vercel";
 import { platformNamespace } from "./meta";
 import { SecretStore } from "./secrets/store";
 
@@ -25,6 +28,10 @@ export class Platform extends pulumi.ComponentResource {
   public readonly workloadNamespaces: readonly string[];
   /** The cluster's kubeconfig (secret), when the platform knows it. */
   public readonly kubeconfig?: pulumi.Output<string>;
+  /** The GitHub side of delivery, when `delivery.github.enabled`. */
+  public readonly github?: GitHubDelivery;
+  /** The Vercel front end, when `delivery.vercel.enabled`. */
+  public readonly frontend?: VercelFrontend;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
@@ -75,6 +82,45 @@ export class Platform extends pulumi.ComponentResource {
     // --- mesh and monitoring (issue 5) ---
     // --- inference services and gateway (issue 6) ---
     // --- delivery pipeline (issue 7) ---
+    const delivery = config.delivery;
+    const gatewayUrl = `https://${config.mesh.ingressHostname}`;
+    if (delivery.github.enabled)
+      this.github = new GitHubDelivery(
+        `${name}-github`,
+        {
+          config: delivery.github,
+          environment: config.environment,
+          stack: pulumi.getStack(),
+          token: requireSecretValue(secrets, "githubToken"),
+          ...(delivery.github.manageRepository
+            ? { pulumiAccessToken: requireSecretValue(secrets, "pulumiAccessToken") }
+            : {}),
+          gatewayUrl,
+        },
+        { parent: this },
+      );
+    if (delivery.vercel.enabled) {
+      // The front end's key for the gateway: minted here, never asked for.
+      const gatewayApiKey = new random.RandomPassword(
+        `${name}-frontend-gateway-key`,
+        { length: 48, special: false },
+        { parent: this },
+      );
+      const gh = delivery.github;
+      this.frontend = new VercelFrontend(
+        `${name}-vercel`,
+        {
+          config: delivery.vercel,
+          environment: config.environment,
+          apiToken: requireSecretValue(secrets, "vercelApiToken"),
+          ...(gh.owner && gh.repository ? { repository: `${gh.owner}/${gh.repository}` } : {}),
+          productionBranch: gh.defaultBranch,
+          gatewayUrl,
+          gatewayApiKey: gatewayApiKey.result,
+        },
+        { parent: this },
+      );
+    }
 
     this.registerOutputs({
       distribution: this.cluster.distribution,
