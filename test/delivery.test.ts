@@ -59,21 +59,27 @@ describe("GitHubDelivery", () => {
     const r = await renderGithub({ manageRepository: true, requiredApprovals: 2 });
     const repo = r.get(GH.repo, "gh-repository");
     expect(repo.protect).toBe(true);
-    expect(r.plain(repo)).toMatchObject({ name: "ai-platform", allowMergeCommit: false, deleteBranchOnMerge: true });
+    expect(r.plain(repo)).toMatchObject({
+      name: "ai-platform",
+      allowMergeCommit: false,
+      deleteBranchOnMerge: true,
+    });
 
     const ruleset = r.plain(r.get(GH.ruleset, "gh-default-branch"));
     expect(ruleset).toMatchObject({ target: "branch", enforcement: "active", repository: "ai-platform" });
     expect(ruleset.conditions.refName.includes).toEqual(["~DEFAULT_BRANCH"]);
     expect(ruleset.rules).toMatchObject({ nonFastForward: true, deletion: true });
     expect(ruleset.rules.pullRequest.requiredApprovingReviewCount).toBe(2);
-    expect(ruleset.rules.requiredStatusChecks.requiredChecks.map((c: { context: string }) => c.context)).toEqual(
-      REQUIRED_CHECKS,
-    );
+    const checks = ruleset.rules.requiredStatusChecks.requiredChecks as { context: string }[];
+    expect(checks.map((c) => c.context)).toEqual(REQUIRED_CHECKS);
     // Rules only after the repository is adopted.
     expect(r.get(GH.ruleset, "gh-default-branch").dependsOn).toContain(repo.urn);
 
     const oidc = r.plain(r.get(GH.oidc, "gh-oidc-subject"));
-    expect(oidc).toMatchObject({ useDefault: false, includeClaimKeys: ["repo", "context", "job_workflow_ref"] });
+    expect(oidc).toMatchObject({
+      useDefault: false,
+      includeClaimKeys: ["repo", "context", "job_workflow_ref"],
+    });
   });
 
   it("stores the Pulumi token through the current `value` field, as a secret", async () => {
@@ -108,8 +114,11 @@ describe("GitHubDelivery", () => {
   });
 
   it("deploys only from the configured branches", async () => {
-    const r = await renderGithub({ environment: { name: "staging", branches: ["main", "release/*"] } }, "dev");
-    const policies = r.ofType(GH.policy).map((p) => r.plain(p));
+    const r = await renderGithub(
+      { environment: { name: "staging", branches: ["main", "release/*"] } },
+      "dev",
+    );
+    const policies = r.ofType(GH.policy).map((p) => r.plain(p) as Record<string, unknown>);
     expect(policies.map((p) => p["branchPattern"])).toEqual(["main", "release/*"]);
     for (const p of policies) expect(p["environment"]).toBe("staging");
     expect(r.plain(r.get(GH.env, "gh-environment"))["canAdminsBypass"]).toBe(true);
@@ -261,7 +270,9 @@ describe("delivery config", () => {
     });
     expect(out).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^platform:delivery\.github\.manageRepositry: unknown key \(did you mean "manageRepository"\?\)/),
+        expect.stringMatching(
+          /^platform:delivery\.github\.manageRepositry: unknown key \(did you mean "manageRepository"\?\)/,
+        ),
         expect.stringMatching(/^platform:delivery\.vercel\.targets\[0\]/),
       ]),
     );
@@ -282,7 +293,7 @@ describe.each(["dev", "prod"])("stack %s through the preflight", (stack) => {
     expect(r.plan.summary.mandatory).toBe(0);
     expect(r.ofType("platform:delivery:GitHubDelivery")).toHaveLength(1);
     expect(r.ofType("platform:delivery:VercelFrontend")).toHaveLength(1);
-    expect(r.ofType(GH.env).map((e) => r.plain(e)["environment"])).toEqual([stack]);
+    expect(r.ofType(GH.env).map((e) => r.plain(e)["environment"] as unknown)).toEqual([stack]);
     expect(r.ofType(GH.ruleset)).toHaveLength(stack === "prod" ? 1 : 0);
     expect(r.ofType(VC.project)).toHaveLength(stack === "dev" ? 1 : 0);
     expect(r.outputs["repositoryUrl"]).toBe("https://github.com/example-org/ai-delivery-platform");

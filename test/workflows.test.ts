@@ -87,7 +87,8 @@ describe("actionlint", () => {
   });
 
   it("does find problems (the linter is live)", () => {
-    const broken = "on: push\njobs:\n  x:\n    runs-on: ubuntu-22.04\n    steps:\n      - run: echo ${{ matrix.nope }}\n";
+    const broken =
+      "on: push\njobs:\n  x:\n    runs-on: ubuntu-22.04\n    steps:\n      - run: echo ${{ matrix.nope }}\n";
     expect(lint(broken, "broken.yml").length).toBeGreaterThan(0);
   });
 });

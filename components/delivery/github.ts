@@ -11,12 +11,7 @@
 import * as github from "@pulumi/github";
 import type * as inputs from "@pulumi/github/types/input";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  ENVIRONMENT_VARIABLES,
-  OIDC_SUBJECT_CLAIMS,
-  PULUMI_TOKEN_SECRET,
-  REQUIRED_CHECKS,
-} from "./pipeline";
+import { ENVIRONMENT_VARIABLES, OIDC_SUBJECT_CLAIMS, PULUMI_TOKEN_SECRET, REQUIRED_CHECKS } from "./pipeline";
 import type { GithubConfig } from "./schema";
 
 export interface GitHubDeliveryArgs {
@@ -113,7 +108,8 @@ export class GitHubDelivery extends pulumi.ComponentResource {
 
     const repoDeps: pulumi.Resource[] = [];
     if (config.manageRepository) {
-      if (!args.pulumiAccessToken) throw new Error("GitHubDelivery with manageRepository needs pulumiAccessToken");
+      if (!args.pulumiAccessToken)
+        throw new Error("GitHubDelivery with manageRepository needs pulumiAccessToken");
       const repo = new github.Repository(`${name}-repository`, repositorySettings(repository), {
         ...child,
         import: repository,

@@ -13,7 +13,11 @@ const branchPattern = z
 const githubSchema = z.strictObject({
   enabled: doc(z.boolean().default(false), "Manage the GitHub side of delivery from this stack.", true),
   owner: doc(ghName.optional(), "Organisation or user that owns the repository.", "acme"),
-  repository: doc(ghName.optional(), "Repository name (it must exist: it holds this program).", "ai-platform"),
+  repository: doc(
+    ghName.optional(),
+    "Repository name (it must exist: it holds this program).",
+    "ai-platform",
+  ),
   defaultBranch: doc(
     branchPattern.default("main"),
     "The default branch: the ruleset protects it and deployments come from it.",
@@ -79,12 +83,19 @@ const vercelSchema = z.strictObject({
     true,
   ),
   targets: doc(
-    z.array(z.enum(["preview", "production"])).min(1).optional(),
+    z
+      .array(z.enum(["preview", "production"]))
+      .min(1)
+      .optional(),
     "Vercel targets this stack's gateway serves (default: production for prod, preview otherwise). " +
       "Never development: the gateway key is sensitive.",
     ["preview"],
   ),
-  domain: doc(hostname.optional(), "Production domain of the front end (needs the production target).", "app.example.org"),
+  domain: doc(
+    hostname.optional(),
+    "Production domain of the front end (needs the production target).",
+    "app.example.org",
+  ),
   framework: doc(z.enum(["nextjs"]).default("nextjs"), "Framework preset of the project.", "nextjs"),
   rootDirectory: doc(
     z

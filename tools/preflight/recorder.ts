@@ -121,8 +121,9 @@ const mocks: pulumi.runtime.Mocks = {
     };
   },
   call(args) {
+    const inputs = args.inputs as Record<string, unknown>;
     const fake = FAKE_CALLS[args.token];
-    return fake ? { ...args.inputs, ...fake(args.inputs as Record<string, unknown>) } : args.inputs;
+    return fake ? { ...inputs, ...fake(inputs) } : inputs;
   },
 };
 
