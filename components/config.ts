@@ -69,7 +69,7 @@ export const SECRET_KEYS = {
   },
   pulumiAccessToken: {
     description: "Pulumi access token the delivery workflows use (an Actions secret).",
-    requiredWhen: (c: PlatformConfig) => c.delivery.github.enabled,
+    requiredWhen: (c: PlatformConfig) => c.delivery.github.enabled && c.delivery.github.manageRepository,
   },
 } as const satisfies Record<string, { description: string; requiredWhen: (c: PlatformConfig) => boolean }>;
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ConfigError, parsePlatformConfig } from "../components/config";
-import { branchSlug, defaultBranchRules, GitHubDelivery } from "../components/delivery/github";
+import { adoptOptions, branchSlug, defaultBranchRules, GitHubDelivery } from "../components/delivery/github";
 import { REQUIRED_CHECKS } from "../components/delivery/pipeline";
 import { vercelTargets } from "../components/delivery/targets";
 import { frontendVariables, VercelFrontend } from "../components/delivery/vercel";
@@ -143,6 +143,12 @@ describe("GitHubDelivery", () => {
 
   it("pure helpers", () => {
     expect(branchSlug("release/*")).toBe("release-x");
+    // Adoption imports the repository by name and ignores (only) its settings on that run.
+    expect(adoptOptions({ adoptRepository: false, repository: "r" })).toEqual({});
+    const adopt = adoptOptions({ adoptRepository: true, repository: "r" });
+    expect(adopt.import).toBe("r");
+    expect(adopt.ignoreChanges).toEqual(expect.arrayContaining(["allowMergeCommit", "deleteBranchOnMerge"]));
+    expect(adopt.ignoreChanges).not.toContain("name");
     expect(defaultBranchRules(["a"], 0).pullRequest).toMatchObject({
       requiredApprovingReviewCount: 0,
       requireLastPushApproval: false,

@@ -5,8 +5,8 @@
  *
  * Ownership: one stack per repository sets `manageRepository` and owns the repository-wide parts; every
  * stack owns its own environment. The repository itself is never created or deleted here: it already
- * exists (it holds this program), so it is adopted with `import` on the first `pulumi up`, `protect`ed,
- * and `retainOnDelete` keeps it on GitHub even if the resource leaves the program.
+ * exists (it holds this program), so it is adopted once (`adoptRepository`: `import`), `protect`ed, and
+ * `retainOnDelete` keeps it on GitHub even if the resource leaves the program or the stack is destroyed.
  */
 import * as github from "@pulumi/github";
 import type * as inputs from "@pulumi/github/types/input";
@@ -44,6 +44,19 @@ export function repositorySettings(repository: string): github.RepositoryArgs {
     vulnerabilityAlerts: true,
     archiveOnDestroy: true,
   };
+}
+
+/**
+ * Adopting an existing repository: `import` fails when the declared settings differ from GitHub's, so
+ * the adopting run ignores them; the next run (flag removed) applies them as an ordinary update.
+ */
+export function adoptOptions(config: Pick<GithubConfig, "adoptRepository" | "repository">): {
+  import?: string;
+  ignoreChanges?: string[];
+} {
+  if (!config.adoptRepository || !config.repository) return {};
+  const settings = Object.keys(repositorySettings(config.repository)).filter((k) => k !== "name");
+  return { import: config.repository, ignoreChanges: settings };
 }
 
 /** Rules on the default branch: reviewed pull requests, the CI checks, no force pushes, no deletion. */
@@ -110,9 +123,10 @@ export class GitHubDelivery extends pulumi.ComponentResource {
     if (config.manageRepository) {
       if (!args.pulumiAccessToken)
         throw new Error("GitHubDelivery with manageRepository needs pulumiAccessToken");
-      const repo = new github.Repository(`${name}-repository`, repositorySettings(repository), {
+      const settings = repositorySettings(repository);
+      const repo = new github.Repository(`${name}-repository`, settings, {
         ...child,
-        import: repository,
+        ...adoptOptions(config),
         protect: true,
         retainOnDelete: true,
       });

@@ -29,6 +29,12 @@ const githubSchema = z.strictObject({
       "secrets). Exactly one stack per repository should set it; the others only add their environment.",
     true,
   ),
+  adoptRepository: doc(
+    z.boolean().default(false),
+    "Adopt the existing repository into this stack (`import`), ignoring its current settings; set it " +
+      "for the first `pulumi up` only, then remove it so the settings are applied.",
+    true,
+  ),
   requiredApprovals: doc(
     z.number().int().min(0).max(10).default(1),
     "Approving reviews a pull request into the default branch needs (ruleset).",
