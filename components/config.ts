@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { clusterSchema, type GpuSpec } from "./cluster/schema";
 import { deliverySchema } from "./delivery/schema";
+import { vercelTargets } from "./delivery/targets";
 import { gpuSchema } from "./gpu/schema";
 import { inferenceSchema } from "./inference/schema";
 import { meshSchema } from "./mesh/schema";
@@ -68,7 +69,7 @@ export const SECRET_KEYS = {
   },
   pulumiAccessToken: {
     description: "Pulumi access token the delivery workflows use (an Actions secret).",
-    requiredWhen: (c: PlatformConfig) => c.delivery.github.enabled,
+    requiredWhen: (c: PlatformConfig) => c.delivery.github.enabled && c.delivery.github.manageRepository,
   },
 } as const satisfies Record<string, { description: string; requiredWhen: (c: PlatformConfig) => boolean }>;
 
@@ -368,11 +369,25 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
       message: "is required when vercel is enabled",
       example: '"ai-platform-web"',
     });
-  if (c.environment === "prod" && c.delivery.github.enabled && gh.reviewers.length === 0)
+  const reviewerCount = gh.reviewers.users.length + gh.reviewers.teams.length;
+  if (c.environment === "prod" && gh.enabled && reviewerCount === 0)
     out.push({
       key: formatKey(["delivery", "github", "reviewers"]),
       message: "prod needs at least one required reviewer",
-      example: '["alice"]',
+      example: '{"teams":["platform-leads"]}',
+    });
+  if (reviewerCount > 6)
+    out.push({
+      key: formatKey(["delivery", "github", "reviewers"]),
+      message: `GitHub allows at most 6 required reviewers per environment; ${reviewerCount} given`,
+    });
+  const vc = c.delivery.vercel;
+  const targets = vercelTargets(c.environment, vc);
+  if (vc.enabled && vc.domain && !targets.includes("production"))
+    out.push({
+      key: formatKey(["delivery", "vercel", "domain"]),
+      message: "a production domain needs the production target in platform:delivery.vercel.targets",
+      example: '["production"]',
     });
   return out;
 }

@@ -5,9 +5,12 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
+import { GitHubDelivery } from "./delivery/github";
+import { VercelFrontend } from "./delivery/vercel";
 import { InferenceStack } from "./inference/stack";
 import { platformNamespace } from "./meta";
 import { SecretStore } from "./secrets/store";
@@ -29,6 +32,10 @@ export class Platform extends pulumi.ComponentResource {
   public readonly kubeconfig?: pulumi.Output<string>;
   /** Model services and the gateway. */
   public readonly inference: InferenceStack;
+  /** The GitHub side of delivery, when `delivery.github.enabled`. */
+  public readonly github?: GitHubDelivery;
+  /** The Vercel front end, when `delivery.vercel.enabled`. */
+  public readonly frontend?: VercelFrontend;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
@@ -104,6 +111,48 @@ export class Platform extends pulumi.ComponentResource {
       { parent: this },
     );
     // --- delivery pipeline (issue 7) ---
+    const delivery = config.delivery;
+    const gatewayUrl = this.inference.gatewayUrl ?? `https://${config.mesh.ingressHostname}`;
+    if (delivery.github.enabled)
+      this.github = new GitHubDelivery(
+        `${name}-github`,
+        {
+          config: delivery.github,
+          environment: config.environment,
+          stack: pulumi.getStack(),
+          token: requireSecretValue(secrets, "githubToken"),
+          ...(delivery.github.manageRepository
+            ? { pulumiAccessToken: requireSecretValue(secrets, "pulumiAccessToken") }
+            : {}),
+          gatewayUrl,
+        },
+        { parent: this },
+      );
+    if (delivery.vercel.enabled) {
+      // The front end calls the gateway with the gateway's own generated key (its hash is in the
+      // gateway's key file); without a gateway there is nothing to call, but the variable stays.
+      const gatewayApiKey =
+        this.inference.gatewayApiKey ??
+        new random.RandomPassword(
+          `${name}-frontend-gateway-key`,
+          { length: 48, special: false },
+          { parent: this },
+        ).result;
+      const gh = delivery.github;
+      this.frontend = new VercelFrontend(
+        `${name}-vercel`,
+        {
+          config: delivery.vercel,
+          environment: config.environment,
+          apiToken: requireSecretValue(secrets, "vercelApiToken"),
+          ...(gh.owner && gh.repository ? { repository: `${gh.owner}/${gh.repository}` } : {}),
+          productionBranch: gh.defaultBranch,
+          gatewayUrl,
+          gatewayApiKey,
+        },
+        { parent: this },
+      );
+    }
 
     this.registerOutputs({
       distribution: this.cluster.distribution,

@@ -16,6 +16,14 @@ export interface StackOutputs {
   readonly gatewayUrl?: string;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
+  /** The platform repository, when GitHub delivery is on. */
+  readonly repositoryUrl?: pulumi.Output<string>;
+  /** The stack's GitHub environment. */
+  readonly githubEnvironment?: pulumi.Output<string>;
+  /** The Vercel project the front end deploys to. */
+  readonly vercelProjectId?: pulumi.Output<string>;
+  /** The front end's production URL, when this stack owns the domain. */
+  readonly frontendUrl?: pulumi.Output<string>;
 }
 
 export function definePlatform(): StackOutputs {
@@ -28,5 +36,10 @@ export function definePlatform(): StackOutputs {
     models: platform.inference.models,
     ...(platform.inference.gatewayUrl ? { gatewayUrl: platform.inference.gatewayUrl } : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
+    ...(platform.github
+      ? { repositoryUrl: platform.github.repositoryUrl, githubEnvironment: platform.github.environmentName }
+      : {}),
+    ...(platform.frontend ? { vercelProjectId: platform.frontend.projectId } : {}),
+    ...(platform.frontend?.productionUrl ? { frontendUrl: platform.frontend.productionUrl } : {}),
   };
 }

@@ -5,30 +5,127 @@ const ghName = z
   .string()
   .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$/, "must be a GitHub owner or repository name");
 
+/** A git branch name or a fnmatch pattern GitHub accepts in branch policies (`release/*`). */
+const branchPattern = z
+  .string()
+  .regex(/^[A-Za-z0-9._/*-]+$/, "must be a branch name or pattern such as main or release/*");
+
+const githubSchema = z.strictObject({
+  enabled: doc(z.boolean().default(false), "Manage the GitHub side of delivery from this stack.", true),
+  owner: doc(ghName.optional(), "Organisation or user that owns the repository.", "acme"),
+  repository: doc(
+    ghName.optional(),
+    "Repository name (it must exist: it holds this program).",
+    "ai-platform",
+  ),
+  defaultBranch: doc(
+    branchPattern.default("main"),
+    "The default branch: the ruleset protects it and deployments come from it.",
+    "main",
+  ),
+  manageRepository: doc(
+    z.boolean().default(false),
+    "This stack owns the repository-wide parts (settings, ruleset, OIDC template, repository Actions " +
+      "secrets). Exactly one stack per repository should set it; the others only add their environment.",
+    true,
+  ),
+  adoptRepository: doc(
+    z.boolean().default(false),
+    "Adopt the existing repository into this stack (`import`), ignoring its current settings; set it " +
+      "for the first `pulumi up` only, then remove it so the settings are applied.",
+    true,
+  ),
+  requiredApprovals: doc(
+    z.number().int().min(0).max(10).default(1),
+    "Approving reviews a pull request into the default branch needs (ruleset).",
+    1,
+  ),
+  environment: doc(
+    z
+      .strictObject({
+        name: doc(
+          z
+            .string()
+            .regex(/^[A-Za-z0-9._-]{1,255}$/, "must be an environment name")
+            .optional(),
+          "GitHub environment of this stack (default: platform:environment).",
+          "prod",
+        ),
+        branches: doc(
+          z.array(branchPattern).min(1).optional(),
+          "Branches allowed to deploy to the environment (default: the default branch).",
+          ["main"],
+        ),
+        waitTimerMinutes: doc(
+          z.number().int().min(0).max(43200).default(0),
+          "Minutes a deployment waits after approval.",
+          5,
+        ),
+      })
+      .default({ waitTimerMinutes: 0 }),
+    "The stack's GitHub environment: deployment branch policy, reviewers, variables.",
+    { name: "prod", branches: ["main"] },
+  ),
+  reviewers: doc(
+    z
+      .strictObject({
+        users: z.array(ghName).default([]),
+        teams: z.array(ghName).default([]),
+      })
+      .default({ users: [], teams: [] }),
+    "Required reviewers of the environment, as user logins and team slugs (resolved to ids; at most 6).",
+    { users: ["alice"], teams: ["platform-leads"] },
+  ),
+});
+
+const vercelSchema = z.strictObject({
+  enabled: doc(z.boolean().default(false), "Manage the Vercel front end from this stack.", true),
+  project: doc(z.string().min(1).optional(), "Vercel project name.", "ai-platform-web"),
+  team: doc(z.string().min(1).optional(), "Vercel team slug or id (omit for a personal account).", "acme"),
+  manageProject: doc(
+    z.boolean().default(false),
+    "This stack creates the project (linked to the repository); other stacks look it up by name. " +
+      "Exactly one stack per project should set it.",
+    true,
+  ),
+  targets: doc(
+    z
+      .array(z.enum(["preview", "production"]))
+      .min(1)
+      .optional(),
+    "Vercel targets this stack's gateway serves (default: production for prod, preview otherwise). " +
+      "Never development: the gateway key is sensitive.",
+    ["preview"],
+  ),
+  domain: doc(
+    hostname.optional(),
+    "Production domain of the front end (needs the production target).",
+    "app.example.org",
+  ),
+  framework: doc(z.enum(["nextjs"]).default("nextjs"), "Framework preset of the project.", "nextjs"),
+  rootDirectory: doc(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, "must be a relative path such as web or apps/web")
+      .default("web"),
+    "Directory of the web app inside the repository.",
+    "web",
+  ),
+});
+
 export const deliverySchema = z.strictObject({
   github: doc(
-    z
-      .strictObject({
-        enabled: z.boolean().default(false),
-        owner: ghName.optional(),
-        repository: ghName.optional(),
-        reviewers: z.array(ghName).default([]),
-      })
-      .default({ enabled: false, reviewers: [] }),
+    githubSchema.default(githubSchema.parse({})),
     "GitHub repository settings, rulesets, environments and Actions secrets (token: platform:githubToken).",
-    { enabled: true, owner: "acme", repository: "ai-platform", reviewers: ["alice"] },
+    { enabled: true, owner: "acme", repository: "ai-platform", reviewers: { teams: ["platform-leads"] } },
   ),
   vercel: doc(
-    z
-      .strictObject({
-        enabled: z.boolean().default(false),
-        project: z.string().min(1).optional(),
-        team: z.string().min(1).optional(),
-        domain: hostname.optional(),
-      })
-      .default({ enabled: false }),
+    vercelSchema.default(vercelSchema.parse({})),
     "Vercel front end with preview/production variables (token: platform:vercelApiToken).",
     { enabled: true, project: "ai-platform-web", domain: "app.example.org" },
   ),
 });
 export type DeliveryConfig = z.infer<typeof deliverySchema>;
+export type GithubConfig = DeliveryConfig["github"];
+export type VercelConfig = DeliveryConfig["vercel"];
+export type VercelTarget = "preview" | "production";

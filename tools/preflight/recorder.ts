@@ -92,6 +92,26 @@ export function registerFakeOutputs(type: string, fake: FakeOutputs): void {
   FAKE_OUTPUTS[type] = fake;
 }
 
+type FakeCall = (inputs: Record<string, unknown>) => Record<string, unknown>;
+const fakeId = (s: string) => parseInt(digestOf(s).slice(0, 7), 16);
+
+/**
+ * Results of provider functions (invokes) the program reads, faked per token; other invokes echo
+ * their inputs. Ids are deterministic so plans diff cleanly.
+ */
+export const FAKE_CALLS: Record<string, FakeCall> = {
+  "github:index/getUser:getUser": (inputs) => ({ id: String(fakeId(`user:${String(inputs["username"])}`)) }),
+  "github:index/getTeam:getTeam": (inputs) => ({ id: String(fakeId(`team:${String(inputs["slug"])}`)) }),
+  "vercel:index/getProject:getProject": (inputs) => ({
+    id: `prj_${digestOf(String(inputs["name"])).slice(0, 24)}`,
+  }),
+};
+
+/** Lets a component module add fakes for the provider functions it calls. */
+export function registerFakeCall(token: string, fake: FakeCall): void {
+  FAKE_CALLS[token] = fake;
+}
+
 const mocks: pulumi.runtime.Mocks = {
   newResource(args) {
     const inputs = args.inputs as Record<string, unknown>;
@@ -102,7 +122,9 @@ const mocks: pulumi.runtime.Mocks = {
     };
   },
   call(args) {
-    return args.inputs as Record<string, unknown>;
+    const inputs = args.inputs as Record<string, unknown>;
+    const fake = FAKE_CALLS[args.token];
+    return fake ? { ...inputs, ...fake(inputs) } : inputs;
   },
 };
 

@@ -1,0 +1,320 @@
+/**
+ * The delivery components' resource graphs (GitHub, Vercel), their config checks, and the dev/prod
+ * stacks through the whole preflight: secrets only in secret sinks.
+ */
+import { describe, expect, it } from "vitest";
+import { ConfigError, parsePlatformConfig } from "../components/config";
+import { adoptOptions, branchSlug, defaultBranchRules, GitHubDelivery } from "../components/delivery/github";
+import { REQUIRED_CHECKS } from "../components/delivery/pipeline";
+import { vercelTargets } from "../components/delivery/targets";
+import { frontendVariables, VercelFrontend } from "../components/delivery/vercel";
+import { githubConfig, vercelConfig } from "./delivery-fixtures";
+import { isSecretWrapped, render, renderStack, type Registration } from "./harness";
+
+const GH = {
+  provider: "pulumi:providers:github",
+  repo: "github:index/repository:Repository",
+  ruleset: "github:index/repositoryRuleset:RepositoryRuleset",
+  env: "github:index/repositoryEnvironment:RepositoryEnvironment",
+  policy: "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+  secret: "github:index/actionsSecret:ActionsSecret",
+  envVar: "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable",
+  repoVar: "github:index/actionsVariable:ActionsVariable",
+  oidc: "github:index/actionsRepositoryOidcSubjectClaimCustomizationTemplate:ActionsRepositoryOidcSubjectClaimCustomizationTemplate",
+};
+const VC = {
+  provider: "pulumi:providers:vercel",
+  project: "vercel:index/project:Project",
+  variable: "vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable",
+  domain: "vercel:index/projectDomain:ProjectDomain",
+};
+
+const TOKEN = "ghp_test-token-value";
+const PULUMI_TOKEN = "pul-test-access-token";
+const API_KEY = "gateway-key-test-value";
+
+function renderGithub(overrides: Record<string, unknown>, environment = "prod") {
+  return render(() => {
+    new GitHubDelivery("gh", {
+      config: githubConfig(overrides),
+      environment,
+      stack: environment,
+      token: TOKEN,
+      pulumiAccessToken: PULUMI_TOKEN,
+      gatewayUrl: "https://ai.example.org",
+    });
+  });
+}
+
+describe("GitHubDelivery", () => {
+  it("uses an explicit provider with owner and the token as a secret", async () => {
+    const r = await renderGithub({});
+    const [p] = r.ofType(GH.provider);
+    expect(p!.inputs["owner"]).toBe("acme");
+    expect(isSecretWrapped(p!.inputs["token"])).toBe(true);
+    expect(r.plain(p!)["token"]).toBe(TOKEN);
+  });
+
+  it("with manageRepository: adopts and protects the repository, rules the default branch", async () => {
+    const r = await renderGithub({ manageRepository: true, requiredApprovals: 2 });
+    const repo = r.get(GH.repo, "gh-repository");
+    expect(repo.protect).toBe(true);
+    expect(r.plain(repo)).toMatchObject({
+      name: "ai-platform",
+      allowMergeCommit: false,
+      deleteBranchOnMerge: true,
+    });
+
+    const ruleset = r.plain(r.get(GH.ruleset, "gh-default-branch"));
+    expect(ruleset).toMatchObject({ target: "branch", enforcement: "active", repository: "ai-platform" });
+    expect(ruleset.conditions.refName.includes).toEqual(["~DEFAULT_BRANCH"]);
+    expect(ruleset.rules).toMatchObject({ nonFastForward: true, deletion: true });
+    expect(ruleset.rules.pullRequest.requiredApprovingReviewCount).toBe(2);
+    const checks = ruleset.rules.requiredStatusChecks.requiredChecks as { context: string }[];
+    expect(checks.map((c) => c.context)).toEqual(REQUIRED_CHECKS);
+    // Rules only after the repository is adopted.
+    expect(r.get(GH.ruleset, "gh-default-branch").dependsOn).toContain(repo.urn);
+
+    const oidc = r.plain(r.get(GH.oidc, "gh-oidc-subject"));
+    expect(oidc).toMatchObject({
+      useDefault: false,
+      includeClaimKeys: ["repo", "context", "job_workflow_ref"],
+    });
+  });
+
+  it("stores the Pulumi token through the current `value` field, as a secret", async () => {
+    const r = await renderGithub({ manageRepository: true });
+    const s = r.get(GH.secret, "gh-pulumi-access-token");
+    expect(s.inputs["secretName"]).toBe("PULUMI_ACCESS_TOKEN");
+    expect(isSecretWrapped(s.inputs["value"])).toBe(true);
+    expect(r.plain(s)["value"]).toBe(PULUMI_TOKEN);
+    expect(s.inputs["plaintextValue"]).toBeUndefined();
+  });
+
+  it("without manageRepository: only the stack's environment, nothing repository-wide", async () => {
+    const r = await renderGithub({}, "dev");
+    for (const t of [GH.repo, GH.ruleset, GH.secret, GH.oidc]) expect(r.ofType(t)).toEqual([]);
+    expect(r.ofType(GH.env)).toHaveLength(1);
+  });
+
+  it("prod environment: required reviewers resolved to ids, no self review, no admin bypass", async () => {
+    const r = await renderGithub({ reviewers: { users: ["alice"], teams: ["platform-leads"] } });
+    const env = r.plain(r.get(GH.env, "gh-environment"));
+    expect(env).toMatchObject({
+      environment: "prod",
+      preventSelfReview: true,
+      canAdminsBypass: false,
+      deploymentBranchPolicy: { protectedBranches: false, customBranchPolicies: true },
+    });
+    const [reviewers] = env.reviewers as { users: unknown[]; teams: unknown[] }[];
+    expect(reviewers!.users).toHaveLength(1);
+    expect(reviewers!.teams).toHaveLength(1);
+    for (const id of [...reviewers!.users, ...reviewers!.teams]) expect(Number.isInteger(id)).toBe(true);
+    expect(reviewers!.users[0]).not.toBe(reviewers!.teams[0]);
+  });
+
+  it("deploys only from the configured branches", async () => {
+    const r = await renderGithub(
+      { environment: { name: "staging", branches: ["main", "release/*"] } },
+      "dev",
+    );
+    const policies = r.ofType(GH.policy).map((p) => r.plain(p) as Record<string, unknown>);
+    expect(policies.map((p) => p["branchPattern"])).toEqual(["main", "release/*"]);
+    for (const p of policies) expect(p["environment"]).toBe("staging");
+    expect(r.plain(r.get(GH.env, "gh-environment"))["canAdminsBypass"]).toBe(true);
+  });
+
+  it("environment variables are plain values only (stack, gateway URL)", async () => {
+    const r = await renderGithub({ manageRepository: true });
+    const vars = [...r.ofType(GH.envVar), ...r.ofType(GH.repoVar)];
+    expect(vars.map((v) => [v.inputs["variableName"], v.inputs["value"]])).toEqual([
+      ["PULUMI_STACK", "prod"],
+      ["GATEWAY_URL", "https://ai.example.org"],
+    ]);
+  });
+
+  it("parents every child to the component", async () => {
+    const r = await renderGithub({ manageRepository: true });
+    const [component] = r.ofType("platform:delivery:GitHubDelivery");
+    const children = r.registrations.filter((x) => x.type.startsWith("github:") || x.type === GH.provider);
+    expect(children.length).toBeGreaterThan(6);
+    for (const c of children) expect(c.parent).toBe(component!.urn);
+  });
+
+  it("pure helpers", () => {
+    expect(branchSlug("release/*")).toBe("release-x");
+    // Adoption imports the repository by name and ignores (only) its settings on that run.
+    expect(adoptOptions({ adoptRepository: false, repository: "r" })).toEqual({});
+    const adopt = adoptOptions({ adoptRepository: true, repository: "r" });
+    expect(adopt.import).toBe("r");
+    expect(adopt.ignoreChanges).toEqual(expect.arrayContaining(["allowMergeCommit", "deleteBranchOnMerge"]));
+    expect(adopt.ignoreChanges).not.toContain("name");
+    expect(defaultBranchRules(["a"], 0).pullRequest).toMatchObject({
+      requiredApprovingReviewCount: 0,
+      requireLastPushApproval: false,
+    });
+  });
+});
+
+function renderVercel(overrides: Record<string, unknown>, environment = "dev") {
+  return render(() => {
+    new VercelFrontend("web", {
+      config: vercelConfig(overrides),
+      environment,
+      apiToken: "vercel-api-token-test",
+      repository: "acme/ai-platform",
+      productionBranch: "main",
+      gatewayUrl: "https://ai.dev.example.org",
+      gatewayApiKey: API_KEY,
+    });
+  });
+}
+
+const variables = (r: Awaited<ReturnType<typeof renderVercel>>) =>
+  Object.fromEntries(r.ofType(VC.variable).map((v) => [v.inputs["key"] as string, v]));
+
+describe("VercelFrontend", () => {
+  it("creates a Next.js project linked to the repository when it owns the project", async () => {
+    const r = await renderVercel({ manageProject: true });
+    const p = r.plain(r.get(VC.project, "web-project"));
+    expect(p).toMatchObject({
+      name: "ai-platform-web",
+      framework: "nextjs",
+      rootDirectory: "web",
+      gitRepository: { type: "github", repo: "acme/ai-platform", productionBranch: "main" },
+      gitForkProtection: true,
+    });
+    const [provider] = r.ofType(VC.provider);
+    expect(isSecretWrapped(provider!.inputs["apiToken"])).toBe(true);
+  });
+
+  it("looks the project up by name when another stack owns it", async () => {
+    const r = await renderVercel({ manageProject: false }, "prod");
+    expect(r.ofType(VC.project)).toEqual([]);
+    for (const v of r.ofType(VC.variable)) expect(v.inputs["projectId"]).toMatch(/^prj_/);
+  });
+
+  it("gateway URL for the stack's targets; the API key sensitive, secret, never for development", async () => {
+    for (const [env, target] of [
+      ["dev", "preview"],
+      ["prod", "production"],
+    ] as const) {
+      const r = await renderVercel({ manageProject: true }, env);
+      const vars = variables(r);
+      expect(Object.keys(vars).sort()).toEqual(["GATEWAY_API_KEY", "GATEWAY_URL"]);
+      const url = r.plain(vars["GATEWAY_URL"]!);
+      expect(url).toMatchObject({ sensitive: false, targets: [target], value: "https://ai.dev.example.org" });
+      const key = vars["GATEWAY_API_KEY"]!;
+      expect(key.inputs["sensitive"]).toBe(true);
+      expect(isSecretWrapped(key.inputs["value"])).toBe(true);
+      expect(r.plain(key)["targets"]).toEqual([target]);
+    }
+  });
+
+  it("both targets from one stack when configured", async () => {
+    const r = await renderVercel({ targets: ["preview", "production"] });
+    for (const v of r.ofType(VC.variable)) expect(r.plain(v)["targets"]).toEqual(["preview", "production"]);
+  });
+
+  it("production domain", async () => {
+    const r = await renderVercel({ domain: "app.example.org", targets: ["production"] }, "prod");
+    expect(r.plain(r.get(VC.domain, "web-domain"))["domain"]).toBe("app.example.org");
+    expect((await renderVercel({})).ofType(VC.domain)).toEqual([]);
+  });
+
+  it("pure helpers: sensitive variables never target development", () => {
+    expect(vercelTargets("prod", {})).toEqual(["production"]);
+    expect(vercelTargets("dev", {})).toEqual(["preview"]);
+    expect(vercelTargets("dev", { targets: ["production"] })).toEqual(["production"]);
+    const vars = frontendVariables(["preview", "development" as never]);
+    for (const v of vars) expect(v.targets).toEqual(["preview"]);
+  });
+});
+
+describe("delivery config", () => {
+  const base = {
+    "platform:environment": "prod",
+    "platform:cluster": JSON.stringify({ kind: "existing" }),
+  };
+  const secrets = new Set(["githubToken", "pulumiAccessToken", "vercelApiToken"]);
+  const problems = (delivery: unknown) => {
+    try {
+      parsePlatformConfig({ ...base, "platform:delivery": JSON.stringify(delivery) }, secrets);
+      return [];
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).problems.map((p) => `${p.key}: ${p.message}`);
+    }
+  };
+  const gh = { enabled: true, owner: "acme", repository: "r" };
+
+  it("prod needs a reviewer", () => {
+    expect(problems({ github: gh })).toEqual([
+      expect.stringMatching(/^platform:delivery\.github\.reviewers: prod needs at least one/),
+    ]);
+    expect(problems({ github: { ...gh, reviewers: { teams: ["leads"] } } })).toEqual([]);
+  });
+
+  it("at most 6 reviewers", () => {
+    const users = ["a", "b", "c", "d", "e", "f", "g"];
+    expect(problems({ github: { ...gh, reviewers: { users } } })).toEqual([
+      expect.stringMatching(/reviewers: GitHub allows at most 6/),
+    ]);
+  });
+
+  it("a production domain needs the production target", () => {
+    const vercel = { enabled: true, project: "web", domain: "app.example.org", targets: ["preview"] };
+    expect(problems({ github: { ...gh, reviewers: { users: ["a"] } }, vercel })).toEqual([
+      expect.stringMatching(/^platform:delivery\.vercel\.domain: a production domain needs/),
+    ]);
+  });
+
+  it("rejects a development target and a typo'd key", () => {
+    const out = problems({
+      github: { ...gh, reviewers: { users: ["a"] }, manageRepositry: true },
+      vercel: { enabled: true, project: "web", targets: ["development"] },
+    });
+    expect(out).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^platform:delivery\.github\.manageRepositry: unknown key \(did you mean "manageRepository"\?\)/,
+        ),
+        expect.stringMatching(/^platform:delivery\.vercel\.targets\[0\]/),
+      ]),
+    );
+  });
+});
+
+// K3s is another issue's work: run the committed delivery config on an existing cluster.
+const overrides = {
+  "platform:cluster": { kind: "existing", distribution: "k3s" },
+  "platform:inference": { namespace: "inference", services: [] },
+};
+
+describe.each(["dev", "prod"])("stack %s through the preflight", (stack) => {
+  it("registers the delivery components with 0 mandatory violations and 0 leaks", async () => {
+    const r = await renderStack(stack, { overrides });
+    expect(r.plan.summary.secretLeaks).toBe(0);
+    expect(r.plan.secretLeaks).toEqual([]);
+    expect(r.plan.summary.mandatory).toBe(0);
+    expect(r.ofType("platform:delivery:GitHubDelivery")).toHaveLength(1);
+    expect(r.ofType("platform:delivery:VercelFrontend")).toHaveLength(1);
+    expect(r.ofType(GH.env).map((e) => r.plain(e)["environment"] as unknown)).toEqual([stack]);
+    expect(r.ofType(GH.ruleset)).toHaveLength(stack === "prod" ? 1 : 0);
+    expect(r.ofType(VC.project)).toHaveLength(stack === "dev" ? 1 : 0);
+    expect(r.outputs["repositoryUrl"]).toBe("https://github.com/example-org/ai-delivery-platform");
+    expect(typeof r.outputs["vercelProjectId"]).toBe("string");
+  });
+
+  it("plants secrets only in secret sinks, marked secret", async () => {
+    const r = await renderStack(stack, { overrides });
+    const holding = (needle: RegExp) =>
+      r.registrations.filter((x: Registration) => needle.test(JSON.stringify(x.inputs))).map((x) => x.type);
+    expect(holding(/pfcanary-githubToken-/)).toEqual([GH.provider]);
+    expect(holding(/pfcanary-vercelApiToken-/)).toEqual([VC.provider]);
+    expect(holding(/pfcanary-pulumiAccessToken-/)).toEqual(stack === "prod" ? [GH.secret] : []);
+    const key = r.ofType(VC.variable).find((v) => v.inputs["key"] === "GATEWAY_API_KEY")!;
+    expect(isSecretWrapped(key.inputs["value"])).toBe(true);
+    expect(r.plain(key)["value"]).toMatch(/^pfcanary-generated-/);
+  });
+});
