@@ -3,6 +3,7 @@
  * `index.ts` exports it for the Pulumi CLI; the preflight and the tests call it under mocks.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { K3sCluster } from "./cluster/k3s";
 import { loadPlatformConfig } from "./config";
 import { Platform } from "./platform";
 
@@ -10,6 +11,8 @@ export interface StackOutputs {
   readonly environment: string;
   readonly clusterDistribution: string;
   readonly gpuPools: string[];
+  /** K3s only: where clients reach the API server. */
+  readonly apiEndpoint?: string;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
 }
@@ -21,6 +24,7 @@ export function definePlatform(): StackOutputs {
     environment: config.environment,
     clusterDistribution: platform.cluster.distribution,
     gpuPools: platform.cluster.gpuPools.map((p) => p.name),
+    ...(platform.cluster instanceof K3sCluster ? { apiEndpoint: platform.cluster.apiEndpoint } : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
   };
 }

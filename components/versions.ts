@@ -25,6 +25,15 @@ export function imageRef(image: ImageVersion, byDigest: boolean): string {
 
 export const K3S_VERSION = "v1.32.5+k3s1";
 
-export const charts = {} as const satisfies Record<string, ChartVersion>;
+export const charts = {
+  /** NVIDIA GPU operator: driver, container toolkit, device plugin, GFD, MIG manager, DCGM exporter. */
+  gpuOperator: { chart: "gpu-operator", version: "v25.3.4", repo: "https://helm.ngc.nvidia.com/nvidia" },
+  /** The device plugin alone (with GFD/NFD), for hosts whose drivers and toolkit are preinstalled. */
+  nvidiaDevicePlugin: {
+    chart: "nvidia-device-plugin",
+    version: "0.17.1",
+    repo: "https://nvidia.github.io/k8s-device-plugin",
+  },
+} as const satisfies Record<string, ChartVersion>;
 
 export const images = {} as const satisfies Record<string, ImageVersion>;

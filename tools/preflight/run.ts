@@ -107,7 +107,8 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     try {
       loadPlatformConfig();
     } catch (e) {
-      if (e instanceof ConfigError) return { kind: "config-error", stack, problems: e.problems, registered: 0 };
+      if (e instanceof ConfigError)
+        return { kind: "config-error", stack, problems: e.problems, registered: 0 };
       throw e;
     }
   }
