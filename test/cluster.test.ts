@@ -17,14 +17,23 @@ import { K3S_VERSION } from "../components/versions";
 import { isSecretWrapped, render, renderStack, type Registration } from "./harness";
 
 const CMD = "command:remote:Command";
+
+interface Kubeconfig {
+  clusters: { cluster: { server: string } }[];
+  "current-context": string;
+}
+interface Registries {
+  mirrors: Record<string, { endpoint: string[] }>;
+  configs: Record<string, { auth: { username: string; password: string } }>;
+}
 const K3S = "platform:cluster:K3sCluster";
 
 /** The node config.yaml embedded in an install script. */
-function nodeConfigOf(r: Registration): Record<string, any> {
+function nodeConfigOf(r: Registration): Record<string, unknown> {
   const create = String(r.inputs["create"]);
   const m = /<<'K3S_CONFIG'\n([\s\S]*?)\nK3S_CONFIG/.exec(create);
   expect(m, `no config.yaml in ${r.name}`).not.toBeNull();
-  return parse(m![1]!) as Record<string, any>;
+  return parse(m![1]!) as Record<string, unknown>;
 }
 
 const install = (regs: { get(t: string, n: string): Registration }, stack: string, node: string) =>
@@ -107,8 +116,8 @@ describe("K3sCluster: single server (dev)", async () => {
 
   it("rewrites the kubeconfig's server to the API endpoint", () => {
     const provider = dev.get("pulumi:providers:kubernetes", "dev-cluster-provider");
-    const kc = parse(String(dev.plain(provider)["kubeconfig"])) as any;
-    expect(kc.clusters[0].cluster.server).toBe("https://k3s-dev.edge.example.org:6443");
+    const kc = parse(String(dev.plain(provider)["kubeconfig"])) as Kubeconfig;
+    expect(kc.clusters[0]!.cluster.server).toBe("https://k3s-dev.edge.example.org:6443");
     expect(kc["current-context"]).toBe("dev-cluster");
     expect(dev.outputs["apiEndpoint"]).toBe("https://k3s-dev.edge.example.org:6443");
   });
@@ -230,7 +239,7 @@ describe("K3sCluster: install decisions", () => {
 
   it("brackets IPv6 endpoints in the kubeconfig", () => {
     const kc = "clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\n";
-    expect((parse(rewriteKubeconfig(kc, "fd00::10")) as any).clusters[0].cluster.server).toBe(
+    expect((parse(rewriteKubeconfig(kc, "fd00::10")) as Kubeconfig).clusters[0]!.cluster.server).toBe(
       "https://[fd00::10]:6443",
     );
   });
@@ -238,9 +247,9 @@ describe("K3sCluster: install decisions", () => {
   it("writes registries.yaml with mirror and auth", () => {
     const y = parse(
       registriesYaml({ hostname: "registry.example.org", username: "u", password: "p" }),
-    ) as any;
-    expect(y.mirrors["registry.example.org"].endpoint).toEqual(["https://registry.example.org"]);
-    expect(y.configs["registry.example.org"].auth).toEqual({ username: "u", password: "p" });
+    ) as Registries;
+    expect(y.mirrors["registry.example.org"]?.endpoint).toEqual(["https://registry.example.org"]);
+    expect(y.configs["registry.example.org"]?.auth).toEqual({ username: "u", password: "p" });
   });
 });
 
@@ -270,7 +279,7 @@ describe("K3sCluster component", () => {
     expect(String(server.inputs["create"])).not.toContain("REGPASS");
     expect(isSecretWrapped(server.inputs["stdin"])).toBe(true);
     const [, registries] = /^[^\n]*\n([\s\S]*)$/.exec(String(out.plain(server)["stdin"]))!;
-    expect((parse(registries!) as any).configs["registry.example.org"].auth.password).toBe("REGPASS");
+    expect((parse(registries!) as Registries).configs["registry.example.org"]!.auth.password).toBe("REGPASS");
     const copies = out.ofType("command:remote:CopyToRemote").filter((r) => r.name.startsWith("c-s1-"));
     expect(copies.map((r) => r.name).sort()).toEqual(
       ["c-s1-airgap-binary", "c-s1-airgap-images", "c-s1-airgap-install-script"].sort(),

@@ -87,7 +87,7 @@ export const FAKE_OUTPUTS: Record<string, FakeOutputs> = {
   },
   // A remote command that prints a K3s kubeconfig (k3s.yaml) returns one, as a K3s server would.
   "command:remote:Command": (name, inputs) => {
-    const create = String(inputs["create"] ?? "");
+    const create = typeof inputs["create"] === "string" ? inputs["create"] : "";
     if (!create.includes("k3s.yaml")) return { stdout: "", stderr: "" };
     const pem = (what: string) => Buffer.from(`fake ${what} for ${name}`).toString("base64");
     return {
