@@ -333,7 +333,7 @@ export class K3sCluster extends pulumi.ComponentResource implements ClusterHandl
         connection: connection(first.address),
         create: `${SUDO}\n$SUDO cat ${ETC}/k3s.yaml`,
         // Read again whenever the first server is reinstalled.
-        triggers: [servers[0]!.id],
+        triggers: [servers[0]!.triggers],
         logging: "none",
       },
       { parent: this, dependsOn: [servers[0]!], additionalSecretOutputs: ["stdout"] },
