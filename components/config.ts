@@ -276,6 +276,23 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
       });
   });
 
+  // The operator's MIG strategy is cluster-wide, and only the operator's MIG manager partitions GPUs.
+  const migPools = pools.map((p, i) => ({ p, i })).filter(({ p }) => p.gpu?.sharing.mig);
+  const strategy = migPools[0]?.p.gpu?.sharing.mig?.strategy;
+  for (const { p, i } of migPools) {
+    if (p.gpu?.sharing.mig?.strategy !== strategy)
+      out.push({
+        key: formatKey(["cluster", poolKey, i, "gpu", "sharing", "mig", "strategy"]),
+        message: `MIG strategy is cluster-wide; pool "${migPools[0]!.p.name}" uses "${strategy}"`,
+        example: JSON.stringify(strategy),
+      });
+    if (c.gpu.enabled && c.gpu.mode !== "operator")
+      out.push({
+        key: formatKey(["cluster", poolKey, i, "gpu", "sharing", "mig"]),
+        message: 'MIG needs the GPU operator\'s MIG manager; set platform:gpu.mode to "operator"',
+      });
+  }
+
   const gpuPools = new Map(pools.filter((p) => p.gpu).map((p) => [p.name, p.gpu!]));
   for (const [name, idx] of duplicates(c.inference.services, (s) => s.name))
     out.push({

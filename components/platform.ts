@@ -8,10 +8,12 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
+import { K3sCluster, type RegistryMirror } from "./cluster/k3s";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
 import { GitHubDelivery } from "./delivery/github";
 import { VercelFrontend } from "./delivery/vercel";
 import { InferenceStack } from "./inference/stack";
+import { NvidiaGpuStack } from "./gpu/stack";
 import { platformNamespace } from "./meta";
 import { SecretStore } from "./secrets/store";
 import { imageRef, images } from "./versions";
@@ -36,11 +38,16 @@ export class Platform extends pulumi.ComponentResource {
   public readonly github?: GitHubDelivery;
   /** The Vercel front end, when `delivery.vercel.enabled`. */
   public readonly frontend?: VercelFrontend;
+  /** The NVIDIA stack, when GPUs are enabled and the cluster has GPU pools. */
+  public readonly gpuStack?: NvidiaGpuStack;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
     const { config, secrets } = args;
     const cl = config.cluster;
+
+    // --- registry credentials (issue 4): created before the cluster, so K3s nodes get registries.yaml ---
+    const registryMirror = this.registryMirror(config);
 
     // --- cluster (issue 3) ---
     this.cluster = ((): ClusterHandle => {
@@ -55,7 +62,17 @@ export class Platform extends pulumi.ComponentResource {
             { parent: this },
           );
         case "k3s":
-          throw new Error("K3s clusters are not available yet");
+          return new K3sCluster(
+            `${name}-cluster`,
+            {
+              config: cl,
+              sshPrivateKey: requireSecretValue(secrets, "sshPrivateKey"),
+              // The mesh's ingress gateway serves ingress; K3s's bundled Traefik would compete for :80/:443.
+              disableTraefik: config.mesh.enabled,
+              ...(registryMirror ? { registry: registryMirror } : {}),
+            },
+            { parent: this },
+          );
       }
     })();
     this.kubeconfig = this.cluster.kubeconfig;
@@ -82,6 +99,20 @@ export class Platform extends pulumi.ComponentResource {
     );
 
     // --- GPU stack (issue 3) ---
+    if (config.gpu.enabled && this.cluster.gpuPools.length > 0)
+      this.gpuStack = new NvidiaGpuStack(
+        `${name}-gpu`,
+        {
+          provider,
+          distribution: this.cluster.distribution,
+          pools: this.cluster.gpuPools,
+          gpu: config.gpu,
+          monitoring: config.monitoring.enabled,
+          dependsOn: this.cluster.ready,
+        },
+        { parent: this },
+      );
+
     // --- registry and images (issue 4) ---
     // --- mesh and monitoring (issue 5) ---
     // --- inference services and gateway (issue 6) ---
@@ -158,5 +189,13 @@ export class Platform extends pulumi.ComponentResource {
       distribution: this.cluster.distribution,
       workloadNamespaces: this.workloadNamespaces,
     });
+  }
+
+  /**
+   * The in-cluster registry's hostname and pull credentials for K3s's registries.yaml (mirror +
+   * auth). The registry component (issue 4) fills this in; undefined writes no registries.yaml.
+   */
+  private registryMirror(_config: PlatformConfig): RegistryMirror | undefined {
+    return undefined;
   }
 }

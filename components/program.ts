@@ -3,6 +3,7 @@
  * `index.ts` exports it for the Pulumi CLI; the preflight and the tests call it under mocks.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { K3sCluster } from "./cluster/k3s";
 import { loadPlatformConfig } from "./config";
 import { Platform } from "./platform";
 
@@ -14,6 +15,8 @@ export interface StackOutputs {
   readonly models: string[];
   /** The inference gateway's public URL. */
   readonly gatewayUrl?: string;
+  /** K3s only: where clients reach the API server. */
+  readonly apiEndpoint?: string;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
   /** The platform repository, when GitHub delivery is on. */
@@ -35,6 +38,7 @@ export function definePlatform(): StackOutputs {
     gpuPools: platform.cluster.gpuPools.map((p) => p.name),
     models: platform.inference.models,
     ...(platform.inference.gatewayUrl ? { gatewayUrl: platform.inference.gatewayUrl } : {}),
+    ...(platform.cluster instanceof K3sCluster ? { apiEndpoint: platform.cluster.apiEndpoint } : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
     ...(platform.github
       ? { repositoryUrl: platform.github.repositoryUrl, githubEnvironment: platform.github.environmentName }

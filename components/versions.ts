@@ -30,6 +30,14 @@ export const charts = {
   nats: { chart: "nats", version: "1.2.6", repo: "https://nats-io.github.io/k8s/helm/charts/" },
   /** KEDA: scales the gateway's workers on JetStream consumer lag. */
   keda: { chart: "keda", version: "2.17.2", repo: "https://kedacore.github.io/charts" },
+  /** NVIDIA GPU operator: driver, container toolkit, device plugin, GFD, MIG manager, DCGM exporter. */
+  gpuOperator: { chart: "gpu-operator", version: "v25.3.4", repo: "https://helm.ngc.nvidia.com/nvidia" },
+  /** The device plugin alone (with GFD/NFD), for hosts whose drivers and toolkit are preinstalled. */
+  nvidiaDevicePlugin: {
+    chart: "nvidia-device-plugin",
+    version: "0.17.1",
+    repo: "https://nvidia.github.io/k8s-device-plugin",
+  },
 } as const satisfies Record<string, ChartVersion>;
 
 export const images = {

@@ -59,6 +59,11 @@ export const k3sClusterSchema = z.strictObject({
     "User SSH logs in as (needs root or passwordless sudo).",
     "ubuntu",
   ),
+  tlsSans: doc(
+    z.array(hostAddress).default([]),
+    "Extra names or addresses in the API server certificate (the apiEndpoint is always one).",
+    ["10.0.10.100", "k3s-vip.edge.example.org"],
+  ),
   sshPort: doc(z.number().int().min(1).max(65535).default(22), "SSH port on every host.", 22),
   servers: doc(
     z
@@ -71,9 +76,19 @@ export const k3sClusterSchema = z.strictObject({
     { name: "cpu", hosts: [{ name: "edge-1", address: "10.0.10.11" }] },
   ]),
   airgap: doc(
-    z.strictObject({ binaryPath: z.string().min(1), installScriptPath: z.string().min(1) }).optional(),
-    "Air-gapped install: copy these local files instead of downloading K3s.",
-    { binaryPath: "artifacts/k3s", installScriptPath: "artifacts/install.sh" },
+    z
+      .strictObject({
+        binaryPath: z.string().min(1),
+        installScriptPath: z.string().min(1),
+        imagesPath: z.string().min(1).optional(),
+      })
+      .optional(),
+    "Air-gapped install: copy these local files (binary, install.sh, optionally the airgap images tarball) instead of downloading K3s.",
+    {
+      binaryPath: "artifacts/k3s",
+      installScriptPath: "artifacts/install.sh",
+      imagesPath: "artifacts/k3s-airgap-images-amd64.tar.zst",
+    },
   ),
 });
 

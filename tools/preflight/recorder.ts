@@ -85,6 +85,39 @@ export const FAKE_OUTPUTS: Record<string, FakeOutputs> = {
     const repo = imageName.replace(/:[^/:]+$/, "");
     return { repoDigest: `${repo}@sha256:${digestOf(imageName)}`, imageName };
   },
+  // A remote command that prints a K3s kubeconfig (k3s.yaml) returns one, as a K3s server would.
+  "command:remote:Command": (name, inputs) => {
+    const create = typeof inputs["create"] === "string" ? inputs["create"] : "";
+    if (!create.includes("k3s.yaml")) return { stdout: "", stderr: "" };
+    const pem = (what: string) => Buffer.from(`fake ${what} for ${name}`).toString("base64");
+    return {
+      stdout: wrapSecret(
+        [
+          "apiVersion: v1",
+          "clusters:",
+          "- cluster:",
+          `    certificate-authority-data: ${pem("ca")}`,
+          "    server: https://127.0.0.1:6443",
+          "  name: default",
+          "contexts:",
+          "- context:",
+          "    cluster: default",
+          "    user: default",
+          "  name: default",
+          "current-context: default",
+          "kind: Config",
+          "preferences: {}",
+          "users:",
+          "- name: default",
+          "  user:",
+          `    client-certificate-data: ${pem("client certificate")}`,
+          `    client-key-data: ${pem("client key")}`,
+          "",
+        ].join("\n"),
+      ),
+      stderr: "",
+    };
+  },
 };
 
 /** Lets a component module add fakes for its provider types (e.g. a command's stdout). */

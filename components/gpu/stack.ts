@@ -1,0 +1,192 @@
+/**
+ * The NVIDIA GPU stack for whatever cluster the platform runs on: the GPU operator (driver,
+ * container toolkit, device plugin, GFD/NFD, MIG manager, DCGM exporter) configured for the
+ * distribution, or the device plugin alone for hosts whose drivers and toolkit are preinstalled.
+ *
+ * RuntimeClass `nvidia`: exactly one owner. In operator mode the operator creates it
+ * (`operator.runtimeClass`); in device-plugin mode this component does (server-side apply, forced,
+ * so it adopts the copy K3s pre-installs for auto-detected runtimes instead of failing on it).
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { stringify } from "yaml";
+import type { Distribution, GpuPool } from "../cluster/handle";
+import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, platformNamespace } from "../meta";
+import { charts, type ChartVersion } from "../versions";
+import type { GpuConfig } from "./schema";
+import { defaultSharingConfig, devicePluginConfigs, migStrategy } from "./sharing";
+
+/** Containerd paths of K3s (and k3d, which runs K3s in containers). */
+export const K3S_CONTAINERD = {
+  config: "/var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+  socket: "/run/k3s/containerd/containerd.sock",
+} as const;
+
+export const DEVICE_PLUGIN_CONFIG_MAP = "platform-gpu-sharing";
+
+interface EnvVar {
+  readonly name: string;
+  readonly value: string;
+}
+interface Toleration {
+  readonly key: string;
+  readonly operator: "Exists";
+  readonly effect: string;
+}
+
+/** The GPU operator chart values this platform sets (chart gpu-operator, see versions.ts). */
+export interface GpuOperatorValues {
+  readonly operator: { readonly defaultRuntime: "containerd"; readonly runtimeClass: string };
+  readonly driver: { readonly enabled: boolean };
+  readonly toolkit: { readonly enabled: true; readonly env: readonly EnvVar[] };
+  readonly nfd: { readonly enabled: boolean };
+  readonly daemonsets: { readonly tolerations: readonly Toleration[] };
+  readonly devicePlugin: {
+    readonly config: {
+      readonly create: true;
+      readonly name: string;
+      readonly default: string;
+      readonly data: Record<string, string>;
+    };
+  };
+  readonly mig: { readonly strategy: "single" | "mixed" };
+  readonly migManager: { readonly enabled: boolean; readonly config: { readonly default: string } };
+  readonly dcgmExporter: {
+    readonly enabled: true;
+    readonly serviceMonitor: { readonly enabled: boolean; readonly interval: string };
+  };
+}
+
+/** The device-plugin chart values this platform sets (chart nvidia-device-plugin). */
+export interface DevicePluginValues {
+  readonly runtimeClassName: string;
+  readonly migStrategy: "none" | "single" | "mixed";
+  readonly config: { readonly map: Record<string, string>; readonly default: string };
+  readonly tolerations: readonly Toleration[];
+  readonly gfd: { readonly enabled: true };
+  readonly nfd: { readonly enabled: boolean };
+}
+
+const GPU_TOLERATION: Toleration = { key: GPU_TAINT.key, operator: "Exists", effect: GPU_TAINT.effect };
+
+/** Container-toolkit env for the distribution: K3s runs its own containerd at its own paths. */
+export function toolkitEnv(distribution: Distribution): EnvVar[] {
+  const env: EnvVar[] = [
+    { name: "CONTAINERD_RUNTIME_CLASS", value: GPU_RUNTIME_CLASS },
+    // Pods opt in with runtimeClassName; non-GPU pods keep runc.
+    { name: "CONTAINERD_SET_AS_DEFAULT", value: "false" },
+  ];
+  if (distribution === "k3s" || distribution === "k3d")
+    env.unshift(
+      { name: "CONTAINERD_CONFIG", value: K3S_CONTAINERD.config },
+      { name: "CONTAINERD_SOCKET", value: K3S_CONTAINERD.socket },
+    );
+  return env;
+}
+
+const sharingData = (pools: readonly GpuPool[]) =>
+  Object.fromEntries(Object.entries(devicePluginConfigs(pools)).map(([k, v]) => [k, stringify(v)]));
+
+export interface GpuStackOptions {
+  readonly distribution: Distribution;
+  readonly pools: readonly GpuPool[];
+  readonly gpu: GpuConfig;
+  /** Monitoring is on: the operator creates a ServiceMonitor for the DCGM exporter. */
+  readonly monitoring: boolean;
+  /** Node feature discovery already runs in the cluster (then the chart's is not deployed). */
+  readonly nfdPreinstalled?: boolean;
+}
+
+export function operatorValues(o: GpuStackOptions): GpuOperatorValues {
+  const strategy = migStrategy(o.pools);
+  return {
+    operator: { defaultRuntime: "containerd", runtimeClass: GPU_RUNTIME_CLASS },
+    driver: { enabled: o.gpu.driver === "operator" },
+    toolkit: { enabled: true, env: toolkitEnv(o.distribution) },
+    nfd: { enabled: !o.nfdPreinstalled },
+    daemonsets: { tolerations: [GPU_TOLERATION] },
+    devicePlugin: {
+      config: {
+        create: true,
+        name: DEVICE_PLUGIN_CONFIG_MAP,
+        default: defaultSharingConfig(o.pools),
+        data: sharingData(o.pools),
+      },
+    },
+    mig: { strategy: strategy === "none" ? "single" : strategy },
+    // Profiles come from the operator's default MIG config, chosen per node by the mig.config label.
+    migManager: { enabled: strategy !== "none", config: { default: "all-disabled" } },
+    dcgmExporter: { enabled: true, serviceMonitor: { enabled: o.monitoring, interval: "15s" } },
+  };
+}
+
+export function devicePluginValues(o: GpuStackOptions): DevicePluginValues {
+  return {
+    runtimeClassName: GPU_RUNTIME_CLASS,
+    migStrategy: migStrategy(o.pools),
+    config: { map: sharingData(o.pools), default: defaultSharingConfig(o.pools) },
+    tolerations: [GPU_TOLERATION],
+    gfd: { enabled: true },
+    nfd: { enabled: !o.nfdPreinstalled },
+  };
+}
+
+export interface NvidiaGpuStackArgs extends GpuStackOptions {
+  /** The cluster's provider. */
+  readonly provider: k8s.Provider;
+  /** Namespace of the stack (privileged Pod Security: drivers and toolkit run on the host). */
+  readonly namespace?: string;
+  /** Resources the stack waits for (the cluster's nodes). */
+  readonly dependsOn?: readonly pulumi.Resource[];
+}
+
+/** NVIDIA GPU operator, or the device plugin alone, for the cluster's GPU pools. */
+export class NvidiaGpuStack extends pulumi.ComponentResource {
+  public readonly namespace: string;
+  public readonly chart: k8s.helm.v4.Chart;
+  public readonly runtimeClass?: k8s.node.v1.RuntimeClass;
+
+  constructor(name: string, args: NvidiaGpuStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("platform:gpu:NvidiaGpuStack", name, {}, opts);
+    this.namespace = args.namespace ?? "gpu-operator";
+    const k8sOpts = { parent: this, provider: args.provider, dependsOn: [...(args.dependsOn ?? [])] };
+    const ns = platformNamespace(
+      this.namespace,
+      { meshInjection: false, podSecurity: "privileged", component: "gpu" },
+      k8sOpts,
+    );
+    const operator = args.gpu.mode === "operator";
+    const chart: ChartVersion = operator ? charts.gpuOperator : charts.nvidiaDevicePlugin;
+    const values = operator ? operatorValues(args) : devicePluginValues(args);
+    this.chart = new k8s.helm.v4.Chart(
+      `${name}-${operator ? "operator" : "device-plugin"}`,
+      {
+        chart: chart.chart,
+        version: chart.version,
+        repositoryOpts: { repo: chart.repo },
+        namespace: this.namespace,
+        values: values as unknown as Record<string, pulumi.Input<unknown>>,
+      },
+      { ...k8sOpts, dependsOn: [...k8sOpts.dependsOn, ns] },
+    );
+    if (!operator)
+      this.runtimeClass = new k8s.node.v1.RuntimeClass(
+        `${name}-runtime-class`,
+        {
+          metadata: {
+            name: GPU_RUNTIME_CLASS,
+            labels: appLabels("nvidia", "gpu"),
+            annotations: { "pulumi.com/patchForce": "true" },
+          },
+          handler: GPU_RUNTIME_CLASS,
+        },
+        k8sOpts,
+      );
+    this.registerOutputs({
+      mode: args.gpu.mode,
+      namespace: this.namespace,
+      chart: `${chart.chart}@${chart.version}`,
+      pools: args.pools.map((p) => p.name),
+    });
+  }
+}

@@ -1,0 +1,164 @@
+import * as k8s from "@pulumi/kubernetes";
+import { parse } from "yaml";
+import { describe, expect, it } from "vitest";
+import type { GpuPool } from "../components/cluster/handle";
+import { gpuSchema } from "../components/gpu/schema";
+import {
+  DEFAULT_SHARING_CONFIG,
+  devicePluginConfigs,
+  gpuNodeLabels,
+  type DevicePluginConfig,
+} from "../components/gpu/sharing";
+import { devicePluginValues, K3S_CONTAINERD, NvidiaGpuStack, operatorValues } from "../components/gpu/stack";
+import { charts } from "../components/versions";
+import { render, renderStack } from "./harness";
+
+const l4: GpuPool = {
+  name: "gpu-l4",
+  nodeSelector: { "platform.ai/gpu-pool": "gpu-l4" },
+  nodes: 2,
+  gpu: { gpusPerNode: 1, sharing: { timeSlicing: { replicas: 4 } } },
+};
+const h100: GpuPool = {
+  name: "gpu-h100",
+  nodeSelector: { "platform.ai/gpu-pool": "gpu-h100" },
+  nodes: 1,
+  gpu: { gpusPerNode: 8, sharing: { mig: { strategy: "mixed", profile: "all-balanced" } } },
+};
+const gpu = gpuSchema.parse({});
+const envOf = (v: ReturnType<typeof operatorValues>) =>
+  Object.fromEntries(v.toolkit.env.map((e) => [e.name, e.value]));
+
+describe("GPU operator values", () => {
+  it("points the toolkit at K3s's containerd on K3s and k3d", () => {
+    for (const distribution of ["k3s", "k3d"] as const) {
+      const env = envOf(operatorValues({ distribution, pools: [l4], gpu, monitoring: false }));
+      expect(env["CONTAINERD_CONFIG"]).toBe(K3S_CONTAINERD.config);
+      expect(env["CONTAINERD_SOCKET"]).toBe("/run/k3s/containerd/containerd.sock");
+      expect(env["CONTAINERD_RUNTIME_CLASS"]).toBe("nvidia");
+    }
+  });
+
+  it("leaves the runtime's default paths elsewhere", () => {
+    const env = envOf(operatorValues({ distribution: "eks", pools: [l4], gpu, monitoring: false }));
+    expect(env["CONTAINERD_CONFIG"]).toBeUndefined();
+    expect(env["CONTAINERD_SOCKET"]).toBeUndefined();
+  });
+
+  it("installs drivers only when the operator manages them", () => {
+    expect(operatorValues({ distribution: "k3s", pools: [l4], gpu, monitoring: false }).driver.enabled).toBe(
+      false,
+    );
+    const managed = gpuSchema.parse({ driver: "operator" });
+    expect(
+      operatorValues({ distribution: "k3s", pools: [l4], gpu: managed, monitoring: false }).driver.enabled,
+    ).toBe(true);
+  });
+
+  it("configures time-slicing per pool through the device-plugin config", () => {
+    const v = operatorValues({ distribution: "k3s", pools: [l4, h100], gpu, monitoring: false });
+    expect(v.devicePlugin.config.create).toBe(true);
+    const cfg = parse(v.devicePlugin.config.data["gpu-l4"]!) as DevicePluginConfig;
+    expect(cfg.sharing?.timeSlicing.resources).toEqual([{ name: "nvidia.com/gpu", replicas: 4 }]);
+    expect((parse(v.devicePlugin.config.data["gpu-h100"]!) as DevicePluginConfig).sharing).toBeUndefined();
+    // Two pools: unlabelled nodes get whole GPUs; labelled nodes their pool's config.
+    expect(v.devicePlugin.config.default).toBe(DEFAULT_SHARING_CONFIG);
+    expect(gpuNodeLabels("gpu-l4", l4.gpu)["nvidia.com/device-plugin.config"]).toBe("gpu-l4");
+  });
+
+  it("uses the single pool's config as the default (existing clusters need no node labels)", () => {
+    expect(
+      operatorValues({ distribution: "eks", pools: [l4], gpu, monitoring: false }).devicePlugin.config
+        .default,
+    ).toBe("gpu-l4");
+  });
+
+  it("turns on the MIG manager with the pools' strategy", () => {
+    const v = operatorValues({ distribution: "k3s", pools: [l4, h100], gpu, monitoring: false });
+    expect(v.mig.strategy).toBe("mixed");
+    expect(v.migManager.enabled).toBe(true);
+    expect(devicePluginConfigs([l4, h100])["gpu-h100"]!.flags.migStrategy).toBe("mixed");
+    expect(gpuNodeLabels("gpu-h100", h100.gpu)["nvidia.com/mig.config"]).toBe("all-balanced");
+    expect(
+      operatorValues({ distribution: "k3s", pools: [l4], gpu, monitoring: false }).migManager.enabled,
+    ).toBe(false);
+  });
+
+  it("has the operator create the DCGM ServiceMonitor only when monitoring is on", () => {
+    expect(
+      operatorValues({ distribution: "k3s", pools: [l4], gpu, monitoring: true }).dcgmExporter.serviceMonitor
+        .enabled,
+    ).toBe(true);
+    expect(
+      operatorValues({ distribution: "k3s", pools: [l4], gpu, monitoring: false }).dcgmExporter.serviceMonitor
+        .enabled,
+    ).toBe(false);
+  });
+
+  it("tolerates the GPU taint so its daemonsets reach GPU nodes", () => {
+    const v = operatorValues({ distribution: "k3s", pools: [l4], gpu, monitoring: false });
+    expect(v.daemonsets.tolerations).toEqual([
+      { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" },
+    ]);
+  });
+});
+
+describe("NvidiaGpuStack", () => {
+  const stack = (mode: "operator" | "device-plugin") =>
+    render(() => {
+      const provider = new k8s.Provider("p", {});
+      new NvidiaGpuStack("gpu", {
+        provider,
+        distribution: "k3s",
+        pools: [l4],
+        gpu: gpuSchema.parse({ mode }),
+        monitoring: true,
+      });
+    });
+
+  it("operator mode: the pinned operator chart in a privileged namespace; the operator owns the RuntimeClass", async () => {
+    const out = await stack("operator");
+    const chart = out.get("kubernetes:helm.sh/v4:Chart", "gpu-operator");
+    const inputs = out.plain(chart);
+    expect(inputs).toMatchObject({
+      chart: charts.gpuOperator.chart,
+      version: charts.gpuOperator.version,
+      repositoryOpts: { repo: "https://helm.ngc.nvidia.com/nvidia" },
+      namespace: "gpu-operator",
+    });
+    expect(inputs["values"].operator.runtimeClass).toBe("nvidia");
+    expect(out.ofType("kubernetes:node.k8s.io/v1:RuntimeClass")).toHaveLength(0);
+    const ns = out.get("kubernetes:core/v1:Namespace", "ns-gpu-operator");
+    expect(out.plain(ns)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]).toBe("privileged");
+    expect(chart.dependsOn).toContain(ns.urn);
+  });
+
+  it("device-plugin mode: the device plugin chart and exactly one RuntimeClass nvidia", async () => {
+    const out = await stack("device-plugin");
+    const chart = out.get("kubernetes:helm.sh/v4:Chart", "gpu-device-plugin");
+    const values = out.plain(chart)["values"];
+    expect(values).toEqual(devicePluginValues({ distribution: "k3s", pools: [l4], gpu, monitoring: true }));
+    expect(values.runtimeClassName).toBe("nvidia");
+    const rcs = out.ofType("kubernetes:node.k8s.io/v1:RuntimeClass");
+    expect(rcs).toHaveLength(1);
+    expect(out.plain(rcs[0]!)).toMatchObject({ metadata: { name: "nvidia" }, handler: "nvidia" });
+  });
+});
+
+describe("GPU stack per stack", () => {
+  it("dev and prod get the operator; local (no GPU pools) gets none", async () => {
+    const dev = await renderStack("dev");
+    expect(dev.ofType("platform:gpu:NvidiaGpuStack")).toHaveLength(1);
+    const values = dev.plain(dev.get("kubernetes:helm.sh/v4:Chart", "dev-gpu-operator"))["values"];
+    expect(values.toolkit.env).toEqual(
+      expect.arrayContaining([{ name: "CONTAINERD_CONFIG", value: K3S_CONTAINERD.config }]),
+    );
+    expect(values.dcgmExporter.serviceMonitor.enabled).toBe(true);
+    const prod = await renderStack("prod");
+    const pv = prod.plain(prod.get("kubernetes:helm.sh/v4:Chart", "prod-gpu-operator"))["values"];
+    expect(pv.driver.enabled).toBe(true);
+    expect(pv.migManager.enabled).toBe(true);
+    const local = await renderStack("local");
+    expect(local.ofType("platform:gpu:NvidiaGpuStack")).toHaveLength(0);
+  });
+});
