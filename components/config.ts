@@ -14,7 +14,7 @@ import { meshSchema } from "./mesh/schema";
 import { monitoringSchema } from "./monitoring/schema";
 import { registrySchema } from "./registry/schema";
 import { duplicates, doc } from "./schema-kit";
-import { secretsSchema } from "./secrets/schema";
+import { externalSecretsProblems, secretsSchema } from "./secrets/schema";
 
 export const CONFIG_NAMESPACE = "platform";
 
@@ -357,6 +357,8 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
       message: "prod needs at least one required reviewer",
       example: '["alice"]',
     });
+  for (const p of externalSecretsProblems(c.secrets.externalSecrets))
+    out.push({ key: formatKey(["secrets", "externalSecrets", p.field]), message: p.message, example: p.example });
   return out;
 }
 

@@ -8,7 +8,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
+import { ServiceMesh } from "./mesh/mesh";
 import { platformNamespace } from "./meta";
+import { MonitoringStack, prometheusEndpoint } from "./monitoring/monitoring";
 import { SecretStore } from "./secrets/store";
 
 export interface PlatformArgs {
@@ -25,6 +27,10 @@ export class Platform extends pulumi.ComponentResource {
   public readonly workloadNamespaces: readonly string[];
   /** The cluster's kubeconfig (secret), when the platform knows it. */
   public readonly kubeconfig?: pulumi.Output<string>;
+  /** Istio, its ingress Gateway and Flagger (platform:mesh.enabled). */
+  public readonly mesh?: ServiceMesh;
+  /** Prometheus, Grafana, OpenTelemetry and the SLO alerts (platform:monitoring.enabled). */
+  public readonly monitoring?: MonitoringStack;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
@@ -66,19 +72,51 @@ export class Platform extends pulumi.ComponentResource {
       );
     this.secretStore = new SecretStore(
       `${name}-secrets`,
-      { provider },
+      { provider, secrets, externalSecrets: config.secrets.externalSecrets, dependsOn: [...this.cluster.ready] },
       { parent: this, dependsOn: Object.values(namespaces) },
     );
 
     // --- GPU stack (issue 3) ---
     // --- registry and images (issue 4) ---
     // --- mesh and monitoring (issue 5) ---
+    // Prometheus's address and identity are fixed names, so the mesh (Flagger, the scrape allow)
+    // can use them while the mesh is built first: Prometheus's pod then gets its cert sidecar.
+    const prometheus = config.monitoring.enabled ? prometheusEndpoint() : undefined;
+    if (config.mesh.enabled)
+      this.mesh = new ServiceMesh(
+        `${name}-mesh`,
+        {
+          config: config.mesh,
+          environment: config.environment,
+          provider,
+          distribution: this.cluster.distribution,
+          workloadNamespaces: this.workloadNamespaces,
+          ...(prometheus ? { prometheus } : {}),
+          dependsOn: [...this.cluster.ready, ...Object.values(namespaces)],
+        },
+        { parent: this },
+      );
+    if (config.monitoring.enabled)
+      this.monitoring = new MonitoringStack(
+        `${name}-monitoring`,
+        {
+          config: config.monitoring,
+          environment: config.environment,
+          provider,
+          secretStore: this.secretStore,
+          mesh: config.mesh.enabled,
+          dependsOn: [...this.cluster.ready, ...(this.mesh?.ready ?? [])],
+        },
+        { parent: this },
+      );
     // --- inference services and gateway (issue 6) ---
     // --- delivery pipeline (issue 7) ---
 
     this.registerOutputs({
       distribution: this.cluster.distribution,
       workloadNamespaces: this.workloadNamespaces,
+      ingressHostname: this.mesh?.ingressHostname,
+      grafanaUrl: this.monitoring?.grafanaUrl,
     });
   }
 }

@@ -10,6 +10,12 @@ export interface StackOutputs {
   readonly environment: string;
   readonly clusterDistribution: string;
   readonly gpuPools: string[];
+  /** Hostname the ingress Gateway serves (HTTPS), when the mesh is on. */
+  readonly ingressHostname?: string;
+  /** In-cluster Grafana URL (`kubectl -n monitoring port-forward svc/grafana 3000:80`). */
+  readonly grafanaUrl?: string;
+  /** Secret (namespace/name) holding Grafana's admin login; the password never leaves it. */
+  readonly grafanaAdminSecret?: string;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
 }
@@ -21,6 +27,13 @@ export function definePlatform(): StackOutputs {
     environment: config.environment,
     clusterDistribution: platform.cluster.distribution,
     gpuPools: platform.cluster.gpuPools.map((p) => p.name),
+    ...(platform.mesh ? { ingressHostname: platform.mesh.ingressHostname } : {}),
+    ...(platform.monitoring
+      ? {
+          grafanaUrl: platform.monitoring.grafanaUrl,
+          grafanaAdminSecret: `${platform.monitoring.namespace}/${platform.monitoring.grafanaAdmin.name}`,
+        }
+      : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
   };
 }
