@@ -24,6 +24,8 @@ export const INGRESS_SELECTOR = { istio: "ingressgateway" } as const;
 export const DEFAULT_TLS_SECRET = "platform-ingress-tls";
 
 const SECURITY_V1 = "security.istio.io/v1";
+// The installed schemas carry PeerAuthentication in v1beta1 only (served by Istio 1.26 alongside v1).
+const SECURITY_V1BETA1 = "security.istio.io/v1beta1";
 // The installed CRD schemas (@kubernetes-models/istio) carry networking v1beta1 and v1alpha3;
 // Istio 1.26 serves v1beta1 for Gateway, so the preflight can validate what we render.
 const NETWORKING = "networking.istio.io/v1beta1";
@@ -386,7 +388,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     customResource(
       `${name}-peer-authentication`,
       {
-        apiVersion: SECURITY_V1,
+        apiVersion: SECURITY_V1BETA1,
         kind: "PeerAuthentication",
         // `default` in the root namespace is the mesh-wide policy.
         objectName: "default",
