@@ -358,7 +358,11 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
       example: '["alice"]',
     });
   for (const p of externalSecretsProblems(c.secrets.externalSecrets))
-    out.push({ key: formatKey(["secrets", "externalSecrets", p.field]), message: p.message, example: p.example });
+    out.push({
+      key: formatKey(["secrets", "externalSecrets", p.field]),
+      message: p.message,
+      example: p.example,
+    });
   return out;
 }
 

@@ -72,7 +72,12 @@ export class Platform extends pulumi.ComponentResource {
       );
     this.secretStore = new SecretStore(
       `${name}-secrets`,
-      { provider, secrets, externalSecrets: config.secrets.externalSecrets, dependsOn: [...this.cluster.ready] },
+      {
+        provider,
+        secrets,
+        externalSecrets: config.secrets.externalSecrets,
+        dependsOn: [...this.cluster.ready],
+      },
       { parent: this, dependsOn: Object.values(namespaces) },
     );
 

@@ -45,7 +45,11 @@ export const charts = {
     version: "0.126.0",
     repo: "https://open-telemetry.github.io/opentelemetry-helm-charts",
   },
-  externalSecrets: { chart: "external-secrets", version: "0.18.2", repo: "https://charts.external-secrets.io" },
+  externalSecrets: {
+    chart: "external-secrets",
+    version: "0.18.2",
+    repo: "https://charts.external-secrets.io",
+  },
 } as const satisfies Record<string, ChartVersion>;
 
 export const images = {

@@ -22,7 +22,11 @@ const isCr = (type: string) =>
   !type.startsWith("kubernetes:helm.sh/") && /^kubernetes:[a-z-]+(\.[a-z-]+)+\/v[0-9a-z]+:/.test(type);
 const CHART = "kubernetes:helm.sh/v4:Chart";
 const NS = "kubernetes:core/v1:Namespace";
-const PROM = { url: "http://kps-prometheus.monitoring:9090", namespace: "monitoring", serviceAccount: "kps-prometheus" };
+const PROM = {
+  url: "http://kps-prometheus.monitoring:9090",
+  namespace: "monitoring",
+  serviceAccount: "kps-prometheus",
+};
 
 async function mesh(
   over: Record<string, unknown> = {},
@@ -70,11 +74,11 @@ describe("ServiceMesh graph", () => {
 
   it("labels its namespaces: never injected, privileged only where the CNI agent runs", async () => {
     const r = await mesh();
-    const labels = Object.fromEntries(
+    const labels: Record<string, Record<string, string>> = Object.fromEntries(
       r.ofType(NS).map((n) => [r.plain(n)["metadata"].name, r.plain(n)["metadata"].labels]),
     );
-    expect(labels["istio-system"]["pod-security.kubernetes.io/enforce"]).toBe("privileged");
-    expect(labels["flagger"]["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+    expect(labels["istio-system"]!["pod-security.kubernetes.io/enforce"]).toBe("privileged");
+    expect(labels["flagger"]!["pod-security.kubernetes.io/enforce"]).toBe("restricted");
     for (const l of Object.values(labels)) expect(l["istio-injection"]).toBeUndefined();
     expect(meshNamespaceLevels(true)["flagger"]).toBe("baseline");
   });
@@ -89,7 +93,8 @@ describe("ServiceMesh graph", () => {
   it("denies everything in each workload namespace but the platform's flows", async () => {
     const policies = crs(await mesh(), "AuthorizationPolicy");
     for (const ns of ["inference", "batch"]) {
-      const here = Object.fromEntries(
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- CR specs are opaque JSON
+      const here: Record<string, any> = Object.fromEntries(
         policies.filter((p) => p["metadata"].namespace === ns).map((p) => [p["metadata"].name, p["spec"]]),
       );
       expect(Object.keys(here).sort()).toEqual(
@@ -123,10 +128,11 @@ describe("ServiceMesh graph", () => {
   it("serves the ingress Gateway over TLS from the default secret, or the one it is given", async () => {
     const [gw] = crs(await mesh(), "Gateway");
     expect(`${gw!["metadata"].namespace}/${gw!["metadata"].name}`).toBe(MESH_GATEWAY);
-    const https = gw!["spec"].servers.find((s: { port: { number: number } }) => s.port.number === 443);
+    const servers = gw!["spec"].servers as { port: { number: number }; hosts: string[]; tls: unknown }[];
+    const https = servers.find((s) => s.port.number === 443)!;
     expect(https.hosts).toEqual(["ai.example.org"]);
     expect(https.tls).toEqual({ mode: "SIMPLE", credentialName: DEFAULT_TLS_SECRET });
-    const http = gw!["spec"].servers.find((s: { port: { number: number } }) => s.port.number === 80);
+    const http = servers.find((s) => s.port.number === 80)!;
     expect(http.tls).toEqual({ httpsRedirect: true });
 
     const [custom] = crs(await mesh({}, { tls: { credentialName: "ai-example-org-tls" } }), "Gateway");
@@ -157,7 +163,8 @@ describe("ServiceMesh graph", () => {
     const r = await mesh();
     const all = allCrs(r);
     expect(all.length).toBeGreaterThanOrEqual(11);
-    for (const o of all) expect(validateObject(o), `${o["kind"]} ${o["metadata"].name}`).toEqual({ ok: true });
+    for (const o of all)
+      expect(validateObject(o), `${o["kind"]} ${o["metadata"].name}`).toEqual({ ok: true });
     const [pa] = crs(r, "PeerAuthentication");
     const typo = { ...pa!, spec: { mtls: { mode: "STRICTEST" } } };
     expect(validateObject(typo).ok).toBe(false);
@@ -173,7 +180,10 @@ describe("mesh in the stacks", () => {
   it("is wired by config and injected into workload namespaces only", async () => {
     const r = await renderStack("local");
     expect(r.ofType("platform:mesh:ServiceMesh")).toHaveLength(1);
-    const inference = r.ofType(NS).map((n) => r.plain(n)["metadata"]).find((m) => m.name === "inference");
+    const inference = r
+      .ofType(NS)
+      .map((n) => r.plain(n)["metadata"] as { name: string; labels: Record<string, string> })
+      .find((m) => m.name === "inference")!;
     expect(inference.labels["istio-injection"]).toBe("enabled");
     expect(r.outputs["ingressHostname"]).toBe("platform.local");
     const off = await renderStack("local", { overrides: { "platform:mesh": { enabled: false } } });
@@ -181,11 +191,14 @@ describe("mesh in the stacks", () => {
     expect(allCrs(off).filter((x) => String(x["apiVersion"]).includes("istio.io"))).toHaveLength(0);
   });
 
-  it.each(["local", "dev", "prod"] as const)("%s: no schema errors, leaks or mandatory violations", async (stack) => {
-    const r = await renderStack(stack, stack === "local" ? {} : { overrides: existingClusterFor(stack) });
-    expect(r.plan.schemaErrors).toEqual([]);
-    expect(r.plan.secretLeaks).toEqual([]);
-    expect(r.plan.violations.filter((v) => v.level === "mandatory")).toEqual([]);
-    expect(r.ofType("platform:mesh:ServiceMesh")).toHaveLength(1);
-  });
+  it.each(["local", "dev", "prod"] as const)(
+    "%s: no schema errors, leaks or mandatory violations",
+    async (stack) => {
+      const r = await renderStack(stack, stack === "local" ? {} : { overrides: existingClusterFor(stack) });
+      expect(r.plan.schemaErrors).toEqual([]);
+      expect(r.plan.secretLeaks).toEqual([]);
+      expect(r.plan.violations.filter((v) => v.level === "mandatory")).toEqual([]);
+      expect(r.ofType("platform:mesh:ServiceMesh")).toHaveLength(1);
+    },
+  );
 });

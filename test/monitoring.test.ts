@@ -1,4 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { monitoringSchema } from "../components/monitoring/schema";
 import { MonitoringStack, otelCollectorValues, PROMETHEUS_URL } from "../components/monitoring/monitoring";
@@ -12,7 +13,10 @@ const CHART = "kubernetes:helm.sh/v4:Chart";
 const SECRET = "kubernetes:core/v1:Secret";
 const WEBHOOK = "https://hooks.example.org/services/T000/B000/abcdef";
 
-async function stack(over: Record<string, unknown> = {}, env: "local" | "dev" | "prod" = "dev"): Promise<Rendered> {
+async function stack(
+  over: Record<string, unknown> = {},
+  env: "local" | "dev" | "prod" = "dev",
+): Promise<Rendered> {
   return render(() => {
     const provider = new k8s.Provider("k8s", {});
     const store = new SecretStore("s", { provider, secrets: { alertWebhookUrl: pulumiSecret(WEBHOOK) } });
@@ -25,11 +29,7 @@ async function stack(over: Record<string, unknown> = {}, env: "local" | "dev" | 
     });
   });
 }
-// Imported lazily so the mock runtime is installed before the SDK creates outputs.
-function pulumiSecret(v: string) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require("@pulumi/pulumi") as typeof import("@pulumi/pulumi")).secret(v);
-}
+const pulumiSecret = (v: string) => pulumi.secret(v);
 
 /** True when `stringData[key]` of a Secret registration is a Pulumi secret (the whole map or the key). */
 function secretKeyWrapped(inputs: Record<string, unknown>, key: string): boolean {
@@ -38,13 +38,18 @@ function secretKeyWrapped(inputs: Record<string, unknown>, key: string): boolean
   return isSecretWrapped((data as Record<string, unknown>)[key]);
 }
 
-const kps = (r: Rendered) => r.plain(r.get(CHART, "mon-kube-prometheus-stack"))["values"];
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- chart values are opaque JSON
+const kps = (r: Rendered): any => r.plain(r.get(CHART, "mon-kube-prometheus-stack"))["values"];
 
 describe("MonitoringStack graph", () => {
   it("gives Grafana its admin login through existingSecret, never inline", async () => {
     const r = await stack();
     const grafana = kps(r).grafana;
-    expect(grafana.admin).toEqual({ existingSecret: "grafana-admin", userKey: "admin-user", passwordKey: "admin-password" });
+    expect(grafana.admin).toEqual({
+      existingSecret: "grafana-admin",
+      userKey: "admin-user",
+      passwordKey: "admin-password",
+    });
     expect(JSON.stringify(grafana)).not.toMatch(/adminPassword/);
     const secret = r.ofType(SECRET).find((s) => r.plain(s)["metadata"].name === "grafana-admin")!;
     expect(r.plain(secret)["metadata"].namespace).toBe("monitoring");
@@ -53,8 +58,8 @@ describe("MonitoringStack graph", () => {
   });
 
   it("sizes retention and storage from config and scrapes mesh workloads with mesh certs", async () => {
-    const spec = kps(await stack({ retention: "15d", storageSize: "200Gi", prometheusReplicas: 2 })).prometheus
-      .prometheusSpec;
+    const spec = kps(await stack({ retention: "15d", storageSize: "200Gi", prometheusReplicas: 2 }))
+      .prometheus.prometheusSpec;
     expect(spec.retention).toBe("15d");
     expect(spec.replicas).toBe(2);
     expect(spec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage).toBe("200Gi");
@@ -86,7 +91,9 @@ describe("MonitoringStack graph", () => {
     expect(v.config.service.pipelines.traces.exporters).toEqual(["debug"]);
     const tempo = otelCollectorValues(monitoringSchema.parse({ otelTracesEndpoint: "tempo:4317" }), "dev");
     expect(tempo.config).toMatchObject({ exporters: { otlp: { endpoint: "tempo:4317" } } });
-    expect((await stack({ otel: false })).ofType(CHART).map((c) => c.name)).not.toContain("mon-otel-collector");
+    expect((await stack({ otel: false })).ofType(CHART).map((c) => c.name)).not.toContain(
+      "mon-otel-collector",
+    );
   });
 
   it("ships a GPU dashboard ConfigMap with nothing secret-looking", async () => {
@@ -95,16 +102,27 @@ describe("MonitoringStack graph", () => {
     expect(cm["metadata"].labels["grafana_dashboard"]).toBe("1");
     const json = cm["data"]["gpu-pools.json"] as string;
     const titles = (JSON.parse(json) as { panels: { title: string }[] }).panels.map((p) => p.title).join(" ");
-    for (const word of ["utilization", "memory", "Power", "Temperature", "pool"]) expect(titles).toContain(word);
-    for (const metric of ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_TEMP"])
+    for (const word of ["utilization", "memory", "Power", "Temperature", "pool"])
+      expect(titles).toContain(word);
+    for (const metric of [
+      "DCGM_FI_DEV_GPU_UTIL",
+      "DCGM_FI_DEV_FB_USED",
+      "DCGM_FI_DEV_POWER_USAGE",
+      "DCGM_FI_DEV_GPU_TEMP",
+    ])
       expect(json).toContain(metric);
     expect(json).not.toMatch(/password|token|secret|apikey|BEGIN [A-Z ]*KEY/i);
   });
 
   it("alerts to a webhook whose URL stays in a Secret", async () => {
     const r = await stack({ alertWebhook: true });
-    const am = r.plain(r.get("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig", "mon-alert-webhook"));
-    expect(am["spec"].receivers[0].webhookConfigs[0].urlSecret).toEqual({ name: "alertmanager-webhook", key: "url" });
+    const am = r.plain(
+      r.get("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig", "mon-alert-webhook"),
+    );
+    expect(am["spec"].receivers[0].webhookConfigs[0].urlSecret).toEqual({
+      name: "alertmanager-webhook",
+      key: "url",
+    });
     expect(am["metadata"].labels["platform.ai/alertmanager-config"]).toBe("platform");
     const secret = r.ofType(SECRET).find((s) => r.plain(s)["metadata"].name === "alertmanager-webhook")!;
     expect(secretKeyWrapped(secret.inputs, "url")).toBe(true);
@@ -114,13 +132,19 @@ describe("MonitoringStack graph", () => {
       "platform.ai/alertmanager-config": "platform",
     });
     expect(r.registrations.filter((x) => x.type.endsWith(":AlertmanagerConfig"))).toHaveLength(1);
-    expect((await stack()).registrations.filter((x) => x.type.endsWith(":AlertmanagerConfig"))).toHaveLength(0);
+    expect((await stack()).registrations.filter((x) => x.type.endsWith(":AlertmanagerConfig"))).toHaveLength(
+      0,
+    );
   });
 
   it("renders schema-valid monitoring.coreos.com resources", async () => {
     const r = await stack({ alertWebhook: true });
     const crs = r.registrations.filter((x) => x.type.startsWith("kubernetes:monitoring.coreos.com/"));
-    expect(crs.map((c) => c.type.split(":")[2]).sort()).toEqual(["AlertmanagerConfig", "PodMonitor", "PrometheusRule"]);
+    expect(crs.map((c) => c.type.split(":")[2]).sort()).toEqual([
+      "AlertmanagerConfig",
+      "PodMonitor",
+      "PrometheusRule",
+    ]);
     for (const c of crs) expect(validateObject(r.plain(c)), c.name).toEqual({ ok: true });
   });
 });
@@ -143,7 +167,11 @@ describe("inference SLO rules", () => {
   );
   it.each([
     ["InferenceErrorRateHigh", "gateway_http_request_duration_seconds_count", "> 0.37"],
-    ["InferenceLatencyP95High", "histogram_quantile(0.95, sum by (le, namespace, route) (rate(gateway_http_request_duration_seconds_bucket", "> 1.234"],
+    [
+      "InferenceLatencyP95High",
+      "histogram_quantile(0.95, sum by (le, namespace, route) (rate(gateway_http_request_duration_seconds_bucket",
+      "> 1.234",
+    ],
     ["InferenceLatencyP99High", "histogram_quantile(0.99", "> 4.321"],
     ["ModelLatencyP99High", "vllm:e2e_request_latency_seconds_bucket", "> 4.321"],
     ["TimeToFirstTokenHigh", "gateway_time_to_first_token_seconds_bucket", "> 0.777"],
@@ -158,9 +186,16 @@ describe("inference SLO rules", () => {
   });
 
   it("records GPU series per pool from DCGM and the node pool label", () => {
-    const records = sloRuleGroups(slo).flatMap((g) => g.rules).filter((r) => r.record);
+    const records = sloRuleGroups(slo)
+      .flatMap((g) => g.rules)
+      .filter((r) => r.record);
     const text = records.map((r) => r.expr).join("\n");
-    for (const m of ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "label_platform_ai_gpu_pool"])
+    for (const m of [
+      "DCGM_FI_DEV_GPU_UTIL",
+      "DCGM_FI_DEV_FB_USED",
+      "DCGM_FI_DEV_FB_FREE",
+      "label_platform_ai_gpu_pool",
+    ])
       expect(text).toContain(m);
   });
 });
@@ -169,7 +204,7 @@ describe("monitoring in the stacks", () => {
   it("prod keeps the Grafana password and the webhook URL inside Secrets (canary hunt)", async () => {
     const r = await renderStack("prod", { overrides: existingClusterFor("prod") });
     expect(r.plan.secretLeaks).toEqual([]);
-    const secrets = r.ofType(SECRET).map((s) => r.plain(s)["metadata"].name);
+    const secrets = r.ofType(SECRET).map((s) => (r.plain(s)["metadata"] as { name: string }).name);
     expect(secrets).toEqual(expect.arrayContaining(["grafana-admin", "alertmanager-webhook"]));
     // The webhook canary really is planted and lands in its Secret, wrapped.
     const webhook = r.ofType(SECRET).find((s) => r.plain(s)["metadata"].name === "alertmanager-webhook")!;

@@ -36,7 +36,11 @@ describe("SecretStore", () => {
     });
     expect(ref!.volume("hf", ["value"])).toEqual({
       name: "hf",
-      secret: { secretName: "platform-hf-token", defaultMode: 0o400, items: [{ key: "value", path: "value" }] },
+      secret: {
+        secretName: "platform-hf-token",
+        defaultMode: 0o400,
+        items: [{ key: "value", path: "value" }],
+      },
     });
   });
 
@@ -64,7 +68,7 @@ describe("SecretStore", () => {
     const pw = r.get("random:index/randomPassword:RandomPassword", "s-data-db-password");
     expect(r.plain(pw)["length"]).toBe(40);
     const secret = r.plain(r.get(SECRET, "data-db"));
-    expect(Object.keys(secret["stringData"]).sort()).toEqual(["password", "username"]);
+    expect(Object.keys(secret["stringData"] as object).sort()).toEqual(["password", "username"]);
   });
 
   it("rejects the same Secret twice", async () => {
@@ -94,7 +98,9 @@ describe("External Secrets Operator", () => {
     const chart = r.plain(r.get("kubernetes:helm.sh/v4:Chart", "s-external-secrets"));
     expect(chart["version"]).toBe(charts.externalSecrets.version);
     expect(chart["namespace"]).toBe("external-secrets");
-    const store = r.plain(r.get("kubernetes:external-secrets.io/v1:ClusterSecretStore", "s-cluster-secret-store"));
+    const store = r.plain(
+      r.get("kubernetes:external-secrets.io/v1:ClusterSecretStore", "s-cluster-secret-store"),
+    );
     expect(store["metadata"]["name"]).toBe("platform");
     expect(store["spec"]["provider"]["vault"]).toMatchObject({
       server: "https://vault.example.org",
@@ -108,14 +114,19 @@ describe("External Secrets Operator", () => {
 
   it("is absent unless enabled", async () => {
     const r = await render(() => {
-      new SecretStore("s", { provider: new k8s.Provider("k8s", {}), externalSecrets: externalSecretsSchema.parse({}) });
+      new SecretStore("s", {
+        provider: new k8s.Provider("k8s", {}),
+        externalSecrets: externalSecretsSchema.parse({}),
+      });
     });
     expect(r.ofType("kubernetes:helm.sh/v4:Chart")).toHaveLength(0);
   });
 
   it("maps each backend to its provider block", () => {
     const p = (x: object) => clusterSecretStoreProvider(externalSecretsSchema.parse({ enabled: true, ...x }));
-    expect(p({ provider: "aws", region: "eu-west-1" })).toMatchObject({ aws: { service: "SecretsManager", region: "eu-west-1" } });
+    expect(p({ provider: "aws", region: "eu-west-1" })).toMatchObject({
+      aws: { service: "SecretsManager", region: "eu-west-1" },
+    });
     expect(p({ provider: "gcp", projectId: "acme" })).toEqual({ gcpsm: { projectID: "acme" } });
     expect(p({ provider: "azure", server: "https://acme.vault.azure.net" })).toMatchObject({
       azurekv: { vaultUrl: "https://acme.vault.azure.net" },

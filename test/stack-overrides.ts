@@ -13,7 +13,8 @@ export function existingClusterFor(stack: "dev" | "prod"): Record<string, unknow
     "platform:cluster": {
       kind: "existing",
       distribution: "k3s",
-      gpuPools: stack === "prod" ? [pool("gpu-h100", 2, 4), pool("gpu-l4", 1, 2, 4)] : [pool("gpu-l4", 1, 1, 2)],
+      gpuPools:
+        stack === "prod" ? [pool("gpu-h100", 2, 4), pool("gpu-l4", 1, 2, 4)] : [pool("gpu-l4", 1, 1, 2)],
     },
   };
 }

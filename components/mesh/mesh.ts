@@ -294,10 +294,7 @@ export function streamingEnvoyFilterSpec(): Record<string, unknown> {
 export const STREAMING_ROUTE = { timeout: "0s", retries: { attempts: 0 } } as const;
 
 /** The ingress Gateway: HTTPS with the given TLS secret, plain HTTP only to redirect. */
-export function gatewaySpec(
-  hostname: string,
-  credentialName: pulumi.Input<string>,
-): Record<string, unknown> {
+export function gatewaySpec(hostname: string, credentialName: pulumi.Input<string>): Record<string, unknown> {
   return {
     selector: { ...INGRESS_SELECTOR },
     servers: [
@@ -380,7 +377,11 @@ export class ServiceMesh extends pulumi.ComponentResource {
     const ingress = pinnedChart(
       `${name}-ingress-gateway`,
       charts.istioGateway,
-      { release: INGRESS_GATEWAY, namespace: ISTIO_NAMESPACE, values: ingressGatewayValues(cfg, args.environment) },
+      {
+        release: INGRESS_GATEWAY,
+        namespace: ISTIO_NAMESPACE,
+        values: ingressGatewayValues(cfg, args.environment),
+      },
       after(istiod),
     );
     this.ready = [istiod];

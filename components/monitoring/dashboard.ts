@@ -87,7 +87,10 @@ export function gpuDashboard(): Record<string, unknown> {
       title: p.title,
       gridPos: { h: 8, w: 12, x: (i % 2) * 12, y: Math.floor(i / 2) * 8 },
       datasource: { type: "prometheus", uid: "prometheus" },
-      fieldConfig: { defaults: { unit: p.unit, min: 0, ...(p.max !== undefined ? { max: p.max } : {}) }, overrides: [] },
+      fieldConfig: {
+        defaults: { unit: p.unit, min: 0, ...(p.max !== undefined ? { max: p.max } : {}) },
+        overrides: [],
+      },
       targets: [{ refId: "A", expr: p.expr, legendFormat: p.legend }],
     })),
   };

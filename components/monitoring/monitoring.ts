@@ -10,7 +10,7 @@ import type { Environment } from "../config";
 import { customResource, pinnedChart } from "../k8s-kit";
 import { appLabels, GPU_POOL_LABEL, platformNamespace } from "../meta";
 import type { SecretRef, SecretStore } from "../secrets/store";
-import { charts, imageRef, images } from "../versions";
+import { charts, images } from "../versions";
 import { gpuDashboard } from "./dashboard";
 import { sloRuleGroups } from "./rules";
 import type { MonitoringConfig } from "./schema";
@@ -150,7 +150,8 @@ export function kubePrometheusStackValues(
             "traffic.sidecar.istio.io/includeInboundPorts": "",
             "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
             "proxy.istio.io/config": '{"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}',
-            "sidecar.istio.io/userVolumeMount": '[{"name":"istio-certs","mountPath":"/etc/istio-output-certs"}]',
+            "sidecar.istio.io/userVolumeMount":
+              '[{"name":"istio-certs","mountPath":"/etc/istio-output-certs"}]',
           },
         },
         volumes: [{ name: "istio-certs", emptyDir: { medium: "Memory" } }],
@@ -192,8 +193,14 @@ export function kubePrometheusStackValues(
     grafana: {
       fullnameOverride: "grafana",
       // The password lives only in the Secret; values carry its name and keys.
-      admin: { existingSecret: opts.grafanaAdminSecret, userKey: "admin-user", passwordKey: "admin-password" },
-      persistence: cfg.grafanaStorageSize ? { enabled: true, size: cfg.grafanaStorageSize } : { enabled: false },
+      admin: {
+        existingSecret: opts.grafanaAdminSecret,
+        userKey: "admin-user",
+        passwordKey: "admin-password",
+      },
+      persistence: cfg.grafanaStorageSize
+        ? { enabled: true, size: cfg.grafanaStorageSize }
+        : { enabled: false },
       resources: size.grafana,
       sidecar: {
         dashboards: { enabled: true, label: "grafana_dashboard", labelValue: "1", searchNamespace: "ALL" },
@@ -246,7 +253,11 @@ export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): Ot
       },
       service: {
         pipelines: {
-          traces: { receivers: ["otlp"], processors: ["memory_limiter", "batch"], exporters: [tracesExporter] },
+          traces: {
+            receivers: ["otlp"],
+            processors: ["memory_limiter", "batch"],
+            exporters: [tracesExporter],
+          },
           metrics: {
             receivers: ["otlp"],
             processors: ["memory_limiter", "batch"],
@@ -269,9 +280,7 @@ export function alertmanagerConfigSpec(secret: { name: string; key: string }): R
       repeatInterval: "4h",
       matchers: [{ name: "severity", value: "warning|critical", matchType: "=~" }],
     },
-    receivers: [
-      { name: "platform-webhook", webhookConfigs: [{ urlSecret: secret, sendResolved: true }] },
-    ],
+    receivers: [{ name: "platform-webhook", webhookConfigs: [{ urlSecret: secret, sendResolved: true }] }],
   };
 }
 

@@ -49,7 +49,10 @@ export function sloRuleGroups(slo: SloConfig): RuleGroup[] {
     {
       name: "gpu.recording",
       rules: [
-        { record: "platform:gpu_utilization:avg_by_pool", expr: `avg by (pool) ${withPool("DCGM_FI_DEV_GPU_UTIL")}` },
+        {
+          record: "platform:gpu_utilization:avg_by_pool",
+          expr: `avg by (pool) ${withPool("DCGM_FI_DEV_GPU_UTIL")}`,
+        },
         {
           record: "platform:gpu_memory_used_ratio:by_gpu",
           expr: withPool("(DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE))"),
@@ -87,14 +90,18 @@ export function sloRuleGroups(slo: SloConfig): RuleGroup[] {
           expr: `${quantile(0.99, "vllm:e2e_request_latency_seconds_bucket", "namespace, model_name")} > ${seconds(slo.p99LatencyMs)}`,
           for: "10m",
           labels: warn,
-          annotations: { summary: `p99 end-to-end latency of {{ $labels.model_name }} above ${slo.p99LatencyMs} ms` },
+          annotations: {
+            summary: `p99 end-to-end latency of {{ $labels.model_name }} above ${slo.p99LatencyMs} ms`,
+          },
         },
         {
           alert: "TimeToFirstTokenHigh",
           expr: `${quantile(0.95, "gateway_time_to_first_token_seconds_bucket", "namespace, model")} > ${seconds(slo.timeToFirstTokenMs)}`,
           for: "10m",
           labels: page,
-          annotations: { summary: `p95 time to first token of {{ $labels.model }} above ${slo.timeToFirstTokenMs} ms` },
+          annotations: {
+            summary: `p95 time to first token of {{ $labels.model }} above ${slo.timeToFirstTokenMs} ms`,
+          },
         },
         {
           alert: "ModelTimeToFirstTokenHigh",
@@ -117,7 +124,9 @@ export function sloRuleGroups(slo: SloConfig): RuleGroup[] {
           expr: `sum by (namespace, model_name) (vllm:num_requests_waiting) > ${slo.queueDepth}`,
           for: "10m",
           labels: warn,
-          annotations: { summary: `More than ${slo.queueDepth} requests waiting in {{ $labels.model_name }}` },
+          annotations: {
+            summary: `More than ${slo.queueDepth} requests waiting in {{ $labels.model_name }}`,
+          },
         },
       ],
     },

@@ -47,13 +47,27 @@ export function externalSecretsProblems(
     case "vault":
       return c.server
         ? []
-        : [{ field: "server", message: "the vault provider needs the Vault address", example: '"https://vault.example.org"' }];
+        : [
+            {
+              field: "server",
+              message: "the vault provider needs the Vault address",
+              example: '"https://vault.example.org"',
+            },
+          ];
     case "azure":
       return c.server
         ? []
-        : [{ field: "server", message: "the azure provider needs the Key Vault URL", example: '"https://acme.vault.azure.net"' }];
+        : [
+            {
+              field: "server",
+              message: "the azure provider needs the Key Vault URL",
+              example: '"https://acme.vault.azure.net"',
+            },
+          ];
     case "aws":
-      return c.region ? [] : [{ field: "region", message: "the aws provider needs a region", example: '"eu-west-1"' }];
+      return c.region
+        ? []
+        : [{ field: "region", message: "the aws provider needs a region", example: '"eu-west-1"' }];
     case "gcp":
       return c.projectId
         ? []

@@ -164,13 +164,23 @@ export class SecretStore extends pulumi.ComponentResource {
   fromConfig(
     key: SecretKey,
     namespace: pulumi.Input<string> & string,
-    options: { name?: string; dataKey?: string; component?: string; dependsOn?: pulumi.Input<pulumi.Resource>[] } = {},
+    options: {
+      name?: string;
+      dataKey?: string;
+      component?: string;
+      dependsOn?: pulumi.Input<pulumi.Resource>[];
+    } = {},
   ): SecretRef {
     const value = requireSecretValue(this.secrets, key);
-    return this.secret(options.name ?? stableSecretName(key), namespace, { [options.dataKey ?? "value"]: value }, {
-      ...(options.component ? { component: options.component } : {}),
-      ...(options.dependsOn ? { dependsOn: options.dependsOn } : {}),
-    });
+    return this.secret(
+      options.name ?? stableSecretName(key),
+      namespace,
+      { [options.dataKey ?? "value"]: value },
+      {
+        ...(options.component ? { component: options.component } : {}),
+        ...(options.dependsOn ? { dependsOn: options.dependsOn } : {}),
+      },
+    );
   }
 
   /**
