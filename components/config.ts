@@ -15,7 +15,7 @@ import { meshSchema } from "./mesh/schema";
 import { monitoringSchema } from "./monitoring/schema";
 import { registrySchema } from "./registry/schema";
 import { duplicates, doc } from "./schema-kit";
-import { secretsSchema } from "./secrets/schema";
+import { externalSecretsProblems, secretsSchema } from "./secrets/schema";
 
 export const CONFIG_NAMESPACE = "platform";
 
@@ -405,6 +405,12 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
       key: formatKey(["delivery", "vercel", "domain"]),
       message: "a production domain needs the production target in platform:delivery.vercel.targets",
       example: '["production"]',
+    });
+  for (const p of externalSecretsProblems(c.secrets.externalSecrets))
+    out.push({
+      key: formatKey(["secrets", "externalSecrets", p.field]),
+      message: p.message,
+      example: p.example,
     });
   return out;
 }

@@ -72,3 +72,19 @@ export function platformNamespace(
     opts,
   );
 }
+
+/** The platform's ingress Gateway (`namespace/name`); VirtualServices of other components bind to it. */
+export const MESH_GATEWAY = "istio-system/platform-gateway";
+
+/**
+ * The mesh's authorization contract: pods carry `app.kubernetes.io/component` (see appLabels) with
+ * one of these values, and the platform gateway's service accounts start with `gatewayServiceAccountPrefix`.
+ * The default-deny policies allow exactly: the ingress gateway → `gateway` pods, gateway service
+ * accounts → `model-server` pods, Prometheus → `GET /metrics` anywhere. Anything else is denied.
+ */
+export const MESH_CONTRACT = {
+  gatewayComponent: "gateway",
+  modelServerComponent: "model-server",
+  gatewayServiceAccountPrefix: "gateway",
+  metricsPaths: ["/metrics", "/stats/prometheus"],
+} as const;

@@ -14,7 +14,9 @@ import { GitHubDelivery } from "./delivery/github";
 import { VercelFrontend } from "./delivery/vercel";
 import { InferenceStack } from "./inference/stack";
 import { NvidiaGpuStack } from "./gpu/stack";
+import { ServiceMesh } from "./mesh/mesh";
 import { platformNamespace } from "./meta";
+import { MonitoringStack, prometheusEndpoint } from "./monitoring/monitoring";
 import { SecretStore } from "./secrets/store";
 import { imageRef, images } from "./versions";
 
@@ -40,6 +42,10 @@ export class Platform extends pulumi.ComponentResource {
   public readonly frontend?: VercelFrontend;
   /** The NVIDIA stack, when GPUs are enabled and the cluster has GPU pools. */
   public readonly gpuStack?: NvidiaGpuStack;
+  /** Istio, its ingress Gateway and Flagger (platform:mesh.enabled). */
+  public readonly mesh?: ServiceMesh;
+  /** Prometheus, Grafana, OpenTelemetry and the SLO alerts (platform:monitoring.enabled). */
+  public readonly monitoring?: MonitoringStack;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
@@ -94,7 +100,12 @@ export class Platform extends pulumi.ComponentResource {
       );
     this.secretStore = new SecretStore(
       `${name}-secrets`,
-      { provider },
+      {
+        provider,
+        secrets,
+        externalSecrets: config.secrets.externalSecrets,
+        dependsOn: [...this.cluster.ready],
+      },
       { parent: this, dependsOn: Object.values(namespaces) },
     );
 
@@ -115,6 +126,36 @@ export class Platform extends pulumi.ComponentResource {
 
     // --- registry and images (issue 4) ---
     // --- mesh and monitoring (issue 5) ---
+    // Prometheus's address and identity are fixed names, so the mesh (Flagger, the scrape allow)
+    // can use them while the mesh is built first: Prometheus's pod then gets its cert sidecar.
+    const prometheus = config.monitoring.enabled ? prometheusEndpoint() : undefined;
+    if (config.mesh.enabled)
+      this.mesh = new ServiceMesh(
+        `${name}-mesh`,
+        {
+          config: config.mesh,
+          environment: config.environment,
+          provider,
+          distribution: this.cluster.distribution,
+          workloadNamespaces: this.workloadNamespaces,
+          ...(prometheus ? { prometheus } : {}),
+          dependsOn: [...this.cluster.ready, ...Object.values(namespaces)],
+        },
+        { parent: this },
+      );
+    if (config.monitoring.enabled)
+      this.monitoring = new MonitoringStack(
+        `${name}-monitoring`,
+        {
+          config: config.monitoring,
+          environment: config.environment,
+          provider,
+          secretStore: this.secretStore,
+          mesh: config.mesh.enabled,
+          dependsOn: [...this.cluster.ready, ...(this.mesh?.ready ?? [])],
+        },
+        { parent: this },
+      );
     // --- inference services and gateway (issue 6) ---
     const inference = config.inference;
     this.inference = new InferenceStack(
@@ -188,6 +229,8 @@ export class Platform extends pulumi.ComponentResource {
     this.registerOutputs({
       distribution: this.cluster.distribution,
       workloadNamespaces: this.workloadNamespaces,
+      ingressHostname: this.mesh?.ingressHostname,
+      grafanaUrl: this.monitoring?.grafanaUrl,
     });
   }
 

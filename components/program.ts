@@ -17,6 +17,12 @@ export interface StackOutputs {
   readonly gatewayUrl?: string;
   /** K3s only: where clients reach the API server. */
   readonly apiEndpoint?: string;
+  /** Hostname the ingress Gateway serves (HTTPS), when the mesh is on. */
+  readonly ingressHostname?: string;
+  /** In-cluster Grafana URL (`kubectl -n monitoring port-forward svc/grafana 3000:80`). */
+  readonly grafanaUrl?: string;
+  /** Secret (namespace/name) holding Grafana's admin login; the password never leaves it. */
+  readonly grafanaAdminSecret?: string;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
   /** The platform repository, when GitHub delivery is on. */
@@ -39,6 +45,13 @@ export function definePlatform(): StackOutputs {
     models: platform.inference.models,
     ...(platform.inference.gatewayUrl ? { gatewayUrl: platform.inference.gatewayUrl } : {}),
     ...(platform.cluster instanceof K3sCluster ? { apiEndpoint: platform.cluster.apiEndpoint } : {}),
+    ...(platform.mesh ? { ingressHostname: platform.mesh.ingressHostname } : {}),
+    ...(platform.monitoring
+      ? {
+          grafanaUrl: platform.monitoring.grafanaUrl,
+          grafanaAdminSecret: `${platform.monitoring.namespace}/${platform.monitoring.grafanaAdmin.name}`,
+        }
+      : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
     ...(platform.github
       ? { repositoryUrl: platform.github.repositoryUrl, githubEnvironment: platform.github.environmentName }

@@ -55,4 +55,37 @@ export const images = {
   },
   /** Placeholder until the registry component provides the built image's repoDigest. */
   gateway: { repository: "registry.platform.local/platform/gateway", tag: "0.1.0" },
+const ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts";
+const ISTIO_VERSION = "1.26.2";
+
+export const charts = {
+  // Istio: one version for every chart of the control plane.
+  istioBase: { chart: "base", version: ISTIO_VERSION, repo: ISTIO_REPO },
+  istioCni: { chart: "cni", version: ISTIO_VERSION, repo: ISTIO_REPO },
+  istiod: { chart: "istiod", version: ISTIO_VERSION, repo: ISTIO_REPO },
+  istioGateway: { chart: "gateway", version: ISTIO_VERSION, repo: ISTIO_REPO },
+  flagger: { chart: "flagger", version: "1.41.0", repo: "https://flagger.app" },
+  kubePrometheusStack: {
+    chart: "kube-prometheus-stack",
+    version: "70.4.2",
+    repo: "https://prometheus-community.github.io/helm-charts",
+  },
+  openTelemetryCollector: {
+    chart: "opentelemetry-collector",
+    version: "0.126.0",
+    repo: "https://open-telemetry.github.io/opentelemetry-helm-charts",
+  },
+  externalSecrets: {
+    chart: "external-secrets",
+    version: "0.18.2",
+    repo: "https://charts.external-secrets.io",
+  },
+} as const satisfies Record<string, ChartVersion>;
+
+export const images = {
+  // The collector chart names no default image; contrib carries the prometheusremotewrite exporter.
+  otelCollectorContrib: {
+    repository: "docker.io/otel/opentelemetry-collector-contrib",
+    tag: "0.127.0",
+  },
 } as const satisfies Record<string, ImageVersion>;

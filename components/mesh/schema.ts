@@ -10,5 +10,11 @@ export const meshSchema = z.strictObject({
   ),
   flagger: doc(z.boolean().default(true), "Install Flagger for canary releases.", true),
   ingressReplicas: doc(z.number().int().min(1).max(20).default(1), "Ingress gateway replicas.", 2),
+  istiodReplicas: doc(z.number().int().min(1).max(5).default(1), "istiod (control plane) replicas.", 2),
+  ingressServiceType: doc(
+    z.enum(["LoadBalancer", "NodePort", "ClusterIP"]).default("LoadBalancer"),
+    "Service type of the ingress gateway (K3s ships a LoadBalancer, servicelb).",
+    "LoadBalancer",
+  ),
 });
 export type MeshConfig = z.infer<typeof meshSchema>;

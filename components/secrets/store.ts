@@ -5,7 +5,11 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { appLabels } from "../meta";
+import * as random from "@pulumi/random";
+import { requireSecretValue, type PlatformSecrets, type SecretKey } from "../config";
+import { appLabels, platformNamespace } from "../meta";
+import { charts } from "../versions";
+import type { ExternalSecretsConfig } from "./schema";
 
 export interface SecretRef {
   readonly name: string;
@@ -21,6 +25,64 @@ export interface SecretRef {
 export interface SecretStoreArgs {
   /** Provider of the cluster the Secrets live in. */
   readonly provider: k8s.Provider;
+  /** Stack secrets, read by `fromConfig`. */
+  readonly secrets?: PlatformSecrets;
+  /** External Secrets Operator (`platform:secrets.externalSecrets`); off when absent. */
+  readonly externalSecrets?: ExternalSecretsConfig;
+  /** Resources the operator's namespace and chart wait for (the cluster being ready). */
+  readonly dependsOn?: readonly pulumi.Resource[];
+}
+
+/** Namespace of the External Secrets Operator. */
+export const EXTERNAL_SECRETS_NAMESPACE = "external-secrets";
+
+/** The stable Secret name of a stack secret: `platform:alertWebhookUrl` → `platform-alert-webhook-url`. */
+export function stableSecretName(key: SecretKey): string {
+  return `platform-${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** The ClusterSecretStore `spec.provider` for a backend; the operator authenticates as its own SA. */
+export function clusterSecretStoreProvider(c: ExternalSecretsConfig): Record<string, unknown> {
+  const sa = { name: "external-secrets", namespace: EXTERNAL_SECRETS_NAMESPACE };
+  switch (c.provider) {
+    case "vault":
+      return {
+        vault: {
+          server: c.server,
+          path: c.vaultPath,
+          version: "v2",
+          auth: { kubernetes: { mountPath: "kubernetes", role: c.vaultRole, serviceAccountRef: sa } },
+        },
+      };
+    case "aws":
+      return {
+        aws: { service: "SecretsManager", region: c.region, auth: { jwt: { serviceAccountRef: sa } } },
+      };
+    case "gcp":
+      return { gcpsm: { projectID: c.projectId } };
+    case "azure":
+      return { azurekv: { vaultUrl: c.server, authType: "WorkloadIdentity", serviceAccountRef: sa } };
+  }
+}
+
+/** Typed values of the external-secrets chart (the parts we set). */
+export interface ExternalSecretsValues {
+  installCRDs: boolean;
+  serviceAccount: { create: boolean; name: string };
+  resources: { requests: { cpu: string; memory: string }; limits: { memory: string } };
+  webhook: { resources: ExternalSecretsValues["resources"] };
+  certController: { resources: ExternalSecretsValues["resources"] };
+}
+
+export function externalSecretsValues(): ExternalSecretsValues {
+  const resources = { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } };
+  return {
+    installCRDs: true,
+    serviceAccount: { create: true, name: "external-secrets" },
+    resources,
+    webhook: { resources },
+    certController: { resources },
+  };
 }
 
 /** The reference helpers, pure so tests can check them without a runtime. */
@@ -48,13 +110,105 @@ export function secretVolume(
 }
 
 export class SecretStore extends pulumi.ComponentResource {
+  /** Name of the ClusterSecretStore when the External Secrets Operator is on. */
+  public readonly clusterSecretStore?: string;
   private readonly provider: k8s.Provider;
+  private readonly secrets: PlatformSecrets;
+  private readonly storeName: string;
   private readonly refs = new Map<string, SecretRef>();
 
   constructor(name: string, args: SecretStoreArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:secrets:SecretStore", name, {}, opts);
     this.provider = args.provider;
-    this.registerOutputs({});
+    this.secrets = args.secrets ?? {};
+    this.storeName = name;
+    const eso = args.externalSecrets;
+    if (eso?.enabled) {
+      const k8sOpts = { parent: this, provider: args.provider, dependsOn: [...(args.dependsOn ?? [])] };
+      // The operator's pods run restricted (non-root, no capabilities), so the namespace enforces it.
+      const ns = platformNamespace(
+        EXTERNAL_SECRETS_NAMESPACE,
+        { meshInjection: false, podSecurity: "restricted", component: "secrets" },
+        k8sOpts,
+      );
+      const chart = new k8s.helm.v4.Chart(
+        `${name}-external-secrets`,
+        {
+          chart: charts.externalSecrets.chart,
+          version: charts.externalSecrets.version,
+          repositoryOpts: { repo: charts.externalSecrets.repo },
+          namespace: EXTERNAL_SECRETS_NAMESPACE,
+          values: externalSecretsValues(),
+        },
+        { ...k8sOpts, dependsOn: [ns] },
+      );
+      new k8s.apiextensions.CustomResource(
+        `${name}-cluster-secret-store`,
+        {
+          apiVersion: "external-secrets.io/v1",
+          kind: "ClusterSecretStore",
+          metadata: { name: eso.storeName, labels: appLabels(eso.storeName, "secrets") },
+          spec: { provider: clusterSecretStoreProvider(eso) },
+        },
+        { ...k8sOpts, dependsOn: [chart] },
+      );
+      this.clusterSecretStore = eso.storeName;
+    }
+    this.registerOutputs({ clusterSecretStore: this.clusterSecretStore });
+  }
+
+  /**
+   * The stack secret `platform:<key>` as a Secret in `namespace` with a stable name
+   * (`stableSecretName(key)` unless `name` is given) and one data key (`value` unless `dataKey`).
+   */
+  fromConfig(
+    key: SecretKey,
+    namespace: pulumi.Input<string> & string,
+    options: {
+      name?: string;
+      dataKey?: string;
+      component?: string;
+      dependsOn?: pulumi.Input<pulumi.Resource>[];
+    } = {},
+  ): SecretRef {
+    const value = requireSecretValue(this.secrets, key);
+    return this.secret(
+      options.name ?? stableSecretName(key),
+      namespace,
+      { [options.dataKey ?? "value"]: value },
+      {
+        ...(options.component ? { component: options.component } : {}),
+        ...(options.dependsOn ? { dependsOn: options.dependsOn } : {}),
+      },
+    );
+  }
+
+  /**
+   * A Secret of credentials the platform mints itself: each key of `passwords` becomes a
+   * RandomPassword (kept in state as a secret), `literals` are non-secret companions (a user name).
+   */
+  generated(
+    name: string,
+    namespace: pulumi.Input<string> & string,
+    spec: {
+      passwords: Record<string, { length?: number; special?: boolean }>;
+      literals?: Record<string, string>;
+      component?: string;
+      dependsOn?: pulumi.Input<pulumi.Resource>[];
+    },
+  ): SecretRef {
+    const data: Record<string, pulumi.Input<string>> = { ...(spec.literals ?? {}) };
+    for (const [key, p] of Object.entries(spec.passwords)) {
+      data[key] = new random.RandomPassword(
+        `${this.storeName}-${namespace}-${name}-${key}`,
+        { length: p.length ?? 32, special: p.special ?? false },
+        { parent: this },
+      ).result;
+    }
+    return this.secret(name, namespace, data, {
+      ...(spec.component ? { component: spec.component } : {}),
+      ...(spec.dependsOn ? { dependsOn: spec.dependsOn } : {}),
+    });
   }
 
   /**

@@ -1,0 +1,455 @@
+/**
+ * The monitoring stack: kube-prometheus-stack (Prometheus, Alertmanager, Grafana with its admin
+ * credentials from a generated Secret), an OpenTelemetry collector (traces, and metrics written into
+ * Prometheus), the GPU dashboard, inference SLO alerts and an Alertmanager webhook whose URL stays
+ * in a Secret.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { Environment } from "../config";
+import { customResource, pinnedChart } from "../k8s-kit";
+import { appLabels, GPU_POOL_LABEL, platformNamespace } from "../meta";
+import type { SecretRef, SecretStore } from "../secrets/store";
+import { charts, images } from "../versions";
+import { gpuDashboard } from "./dashboard";
+import { sloRuleGroups } from "./rules";
+import type { MonitoringConfig } from "./schema";
+
+export const MONITORING_NAMESPACE = "monitoring";
+const FULLNAME = "kps";
+export const PROMETHEUS_SERVICE_ACCOUNT = `${FULLNAME}-prometheus`;
+export const PROMETHEUS_URL = `http://${FULLNAME}-prometheus.${MONITORING_NAMESPACE}:9090`;
+export const GRAFANA_URL = `http://grafana.${MONITORING_NAMESPACE}.svc.cluster.local`;
+export const OTEL_COLLECTOR_ENDPOINT = `http://otel-collector.${MONITORING_NAMESPACE}:4317`;
+/** Label every AlertmanagerConfig of the platform carries (Alertmanager selects on it). */
+export const ALERTMANAGER_CONFIG_LABEL = { "platform.ai/alertmanager-config": "platform" } as const;
+const GRAFANA_ADMIN_SECRET = "grafana-admin";
+const WEBHOOK_SECRET = "alertmanager-webhook";
+
+/** Where Prometheus is, for Flagger and the mesh's scrape allow (all fixed by fullnameOverride). */
+export function prometheusEndpoint(): { url: string; namespace: string; serviceAccount: string } {
+  return { url: PROMETHEUS_URL, namespace: MONITORING_NAMESPACE, serviceAccount: PROMETHEUS_SERVICE_ACCOUNT };
+}
+
+/**
+ * TLS a ServiceMonitor/PodMonitor endpoint uses to scrape a mesh workload's own port under STRICT
+ * mTLS (`scheme: "https"`): the certificates Prometheus's cert-only sidecar writes. Alternatively
+ * scrape the sidecar's merged metrics on port 15020, path /stats/prometheus, in plain HTTP.
+ */
+export const MESH_SCRAPE_TLS = {
+  caFile: "/etc/prom-certs/root-cert.pem",
+  certFile: "/etc/prom-certs/cert-chain.pem",
+  keyFile: "/etc/prom-certs/key.pem",
+  insecureSkipVerify: true,
+} as const;
+
+interface Resources {
+  requests: { cpu: string; memory: string };
+  limits: { memory: string };
+}
+
+const res = (cpu: string, memory: string, limit: string): Resources => ({
+  requests: { cpu, memory },
+  limits: { memory: limit },
+});
+
+/** Sizes per environment: local fits a laptop next to a small model. */
+export function monitoringSizing(env: Environment): {
+  prometheus: Resources;
+  alertmanager: Resources;
+  grafana: Resources;
+  operator: Resources;
+  otel: Resources;
+} {
+  switch (env) {
+    case "local":
+      return {
+        prometheus: res("100m", "512Mi", "1Gi"),
+        alertmanager: res("10m", "32Mi", "128Mi"),
+        grafana: res("50m", "128Mi", "256Mi"),
+        operator: res("50m", "64Mi", "256Mi"),
+        otel: res("50m", "128Mi", "256Mi"),
+      };
+    case "dev":
+      return {
+        prometheus: res("250m", "1Gi", "2Gi"),
+        alertmanager: res("20m", "64Mi", "256Mi"),
+        grafana: res("100m", "256Mi", "512Mi"),
+        operator: res("100m", "128Mi", "256Mi"),
+        otel: res("100m", "256Mi", "512Mi"),
+      };
+    case "prod":
+      return {
+        prometheus: res("1", "4Gi", "8Gi"),
+        alertmanager: res("50m", "128Mi", "512Mi"),
+        grafana: res("200m", "512Mi", "1Gi"),
+        operator: res("200m", "256Mi", "512Mi"),
+        otel: res("500m", "512Mi", "1Gi"),
+      };
+  }
+}
+
+/** Typed kube-prometheus-stack values (the parts we set). */
+export interface KubePrometheusStackValues {
+  fullnameOverride: string;
+  crds: { enabled: boolean };
+  prometheusOperator: { resources: Resources };
+  prometheus: {
+    serviceAccount: { create: boolean; name: string };
+    prometheusSpec: {
+      replicas: number;
+      retention: string;
+      resources: Resources;
+      enableRemoteWriteReceiver: boolean;
+      ruleSelectorNilUsesHelmValues: boolean;
+      serviceMonitorSelectorNilUsesHelmValues: boolean;
+      podMonitorSelectorNilUsesHelmValues: boolean;
+      storageSpec: {
+        volumeClaimTemplate: {
+          spec: { accessModes: string[]; resources: { requests: { storage: string } } };
+        };
+      };
+      podMetadata?: { labels: Record<string, string>; annotations: Record<string, string> };
+      volumes?: Record<string, unknown>[];
+      volumeMounts?: Record<string, unknown>[];
+    };
+  };
+  alertmanager: {
+    alertmanagerSpec: {
+      resources: Resources;
+      alertmanagerConfigSelector: { matchLabels: Record<string, string> };
+      alertmanagerConfigMatcherStrategy: { type: "None" | "OnNamespace" };
+    };
+  };
+  grafana: {
+    fullnameOverride: string;
+    admin: { existingSecret: string; userKey: string; passwordKey: string };
+    persistence: { enabled: boolean; size?: string };
+    resources: Resources;
+    sidecar: { dashboards: { enabled: boolean; label: string; labelValue: string; searchNamespace: string } };
+  };
+  "kube-state-metrics": { metricLabelsAllowlist: string[] };
+}
+
+/**
+ * Values of kube-prometheus-stack. With the mesh on, Prometheus gets a cert-only Istio sidecar
+ * (no traffic capture; Istio's documented recipe) so it has a mesh identity and client certs to
+ * scrape STRICT-mTLS workloads, and the default-deny allows it by that identity.
+ */
+export function kubePrometheusStackValues(
+  cfg: MonitoringConfig,
+  env: Environment,
+  opts: { grafanaAdminSecret: string; mesh: boolean },
+): KubePrometheusStackValues {
+  const size = monitoringSizing(env);
+  const meshCerts = opts.mesh
+    ? {
+        podMetadata: {
+          labels: { "sidecar.istio.io/inject": "true" },
+          annotations: {
+            "traffic.sidecar.istio.io/includeInboundPorts": "",
+            "traffic.sidecar.istio.io/includeOutboundIPRanges": "",
+            "proxy.istio.io/config": '{"proxyMetadata":{"OUTPUT_CERTS":"/etc/istio-output-certs"}}',
+            "sidecar.istio.io/userVolumeMount":
+              '[{"name":"istio-certs","mountPath":"/etc/istio-output-certs"}]',
+          },
+        },
+        volumes: [{ name: "istio-certs", emptyDir: { medium: "Memory" } }],
+        volumeMounts: [{ name: "istio-certs", mountPath: "/etc/prom-certs/" }],
+      }
+    : {};
+  return {
+    fullnameOverride: FULLNAME,
+    crds: { enabled: true },
+    prometheusOperator: { resources: size.operator },
+    prometheus: {
+      serviceAccount: { create: true, name: PROMETHEUS_SERVICE_ACCOUNT },
+      prometheusSpec: {
+        replicas: cfg.prometheusReplicas,
+        retention: cfg.retention,
+        resources: size.prometheus,
+        // The OpenTelemetry collector writes OTLP metrics in with remote write.
+        enableRemoteWriteReceiver: true,
+        // Pick up every rule and monitor in the cluster, not only this release's.
+        ruleSelectorNilUsesHelmValues: false,
+        serviceMonitorSelectorNilUsesHelmValues: false,
+        podMonitorSelectorNilUsesHelmValues: false,
+        storageSpec: {
+          volumeClaimTemplate: {
+            spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: cfg.storageSize } } },
+          },
+        },
+        ...meshCerts,
+      },
+    },
+    alertmanager: {
+      alertmanagerSpec: {
+        resources: size.alertmanager,
+        alertmanagerConfigSelector: { matchLabels: { ...ALERTMANAGER_CONFIG_LABEL } },
+        // The platform's receiver takes alerts from every namespace, not only `monitoring`.
+        alertmanagerConfigMatcherStrategy: { type: "None" },
+      },
+    },
+    grafana: {
+      fullnameOverride: "grafana",
+      // The password lives only in the Secret; values carry its name and keys.
+      admin: {
+        existingSecret: opts.grafanaAdminSecret,
+        userKey: "admin-user",
+        passwordKey: "admin-password",
+      },
+      persistence: cfg.grafanaStorageSize
+        ? { enabled: true, size: cfg.grafanaStorageSize }
+        : { enabled: false },
+      resources: size.grafana,
+      sidecar: {
+        dashboards: { enabled: true, label: "grafana_dashboard", labelValue: "1", searchNamespace: "ALL" },
+      },
+    },
+    // GPU panels and alerts join DCGM series to nodes by their pool label.
+    "kube-state-metrics": { metricLabelsAllowlist: [`nodes=[${GPU_POOL_LABEL}]`] },
+  };
+}
+
+export interface OtelCollectorValues {
+  mode: "deployment";
+  fullnameOverride: string;
+  image: { repository: string; tag: string };
+  replicaCount: number;
+  resources: Resources;
+  securityContext: Record<string, unknown>;
+  config: Record<string, unknown>;
+}
+
+/**
+ * The collector: OTLP in (gRPC 4317, HTTP 4318); metrics out to Prometheus by remote write;
+ * traces to `otelTracesEndpoint` over OTLP when set, else to the debug exporter (a log line per
+ * batch) until the team picks a trace store.
+ */
+export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): OtelCollectorValues {
+  const tracesExporter = cfg.otelTracesEndpoint ? "otlp" : "debug";
+  const image = images.otelCollectorContrib;
+  return {
+    mode: "deployment",
+    fullnameOverride: "otel-collector",
+    image: { repository: image.repository, tag: image.tag },
+    replicaCount: env === "prod" ? 2 : 1,
+    resources: monitoringSizing(env).otel,
+    securityContext: {
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    config: {
+      exporters: {
+        debug: { verbosity: "basic" },
+        prometheusremotewrite: {
+          endpoint: `${PROMETHEUS_URL}/api/v1/write`,
+          resource_to_telemetry_conversion: { enabled: true },
+        },
+        ...(cfg.otelTracesEndpoint ? { otlp: { endpoint: cfg.otelTracesEndpoint } } : {}),
+      },
+      service: {
+        pipelines: {
+          traces: {
+            receivers: ["otlp"],
+            processors: ["memory_limiter", "batch"],
+            exporters: [tracesExporter],
+          },
+          metrics: {
+            receivers: ["otlp"],
+            processors: ["memory_limiter", "batch"],
+            exporters: ["prometheusremotewrite"],
+          },
+        },
+      },
+    },
+  };
+}
+
+/** The Alertmanager route and receiver: the webhook URL is read from a Secret key, never inlined. */
+export function alertmanagerConfigSpec(secret: { name: string; key: string }): Record<string, unknown> {
+  return {
+    route: {
+      receiver: "platform-webhook",
+      groupBy: ["alertname", "namespace"],
+      groupWait: "30s",
+      groupInterval: "5m",
+      repeatInterval: "4h",
+      matchers: [{ name: "severity", value: "warning|critical", matchType: "=~" }],
+    },
+    receivers: [{ name: "platform-webhook", webhookConfigs: [{ urlSecret: secret, sendResolved: true }] }],
+  };
+}
+
+/** PodMonitor of every Envoy (sidecars, ingress): istio_requests_total feeds Flagger and dashboards. */
+export function envoyPodMonitorSpec(): Record<string, unknown> {
+  return {
+    selector: { matchExpressions: [{ key: "security.istio.io/tlsMode", operator: "Exists" }] },
+    namespaceSelector: { any: true },
+    podMetricsEndpoints: [
+      {
+        path: "/stats/prometheus",
+        interval: "30s",
+        relabelings: [
+          {
+            action: "keep",
+            sourceLabels: ["__meta_kubernetes_pod_container_name"],
+            regex: "istio-proxy",
+          },
+          {
+            action: "replace",
+            sourceLabels: ["__meta_kubernetes_pod_ip"],
+            regex: "(.*)",
+            replacement: "$1:15090",
+            targetLabel: "__address__",
+          },
+        ],
+      },
+    ],
+  };
+}
+
+export interface MonitoringStackArgs {
+  readonly config: MonitoringConfig;
+  readonly environment: Environment;
+  readonly provider: k8s.Provider;
+  readonly secretStore: SecretStore;
+  /** The mesh runs: give Prometheus mesh certificates and scrape every Envoy. */
+  readonly mesh: boolean;
+  /** Resources that must exist first (cluster ready; istiod, so Prometheus gets its sidecar). */
+  readonly dependsOn?: readonly pulumi.Resource[];
+}
+
+export class MonitoringStack extends pulumi.ComponentResource {
+  public readonly namespace: string = MONITORING_NAMESPACE;
+  public readonly prometheusUrl: string = PROMETHEUS_URL;
+  public readonly grafanaUrl: string = GRAFANA_URL;
+  /** OTLP/gRPC endpoint workloads send traces and metrics to, when the collector runs. */
+  public readonly otlpEndpoint?: string;
+  /** The Secret with Grafana's admin user and password. */
+  public readonly grafanaAdmin: SecretRef;
+  /** The chart that installs the monitoring.coreos.com CRDs: ServiceMonitors depend on it. */
+  public readonly crds: k8s.helm.v4.Chart;
+
+  constructor(name: string, args: MonitoringStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("platform:monitoring:MonitoringStack", name, {}, opts);
+    const { config: cfg, provider, environment: env } = args;
+    const after = (...deps: pulumi.Input<pulumi.Resource>[]) => ({
+      parent: this,
+      provider,
+      dependsOn: [...(args.dependsOn ?? []), ...deps],
+    });
+
+    // `privileged`: node-exporter (a DaemonSet here) reads host metrics through hostNetwork,
+    // hostPID and hostPath mounts of /proc and /sys, which every stricter level forbids.
+    const ns = platformNamespace(
+      MONITORING_NAMESPACE,
+      { meshInjection: false, podSecurity: "privileged", component: "monitoring" },
+      after(),
+    );
+    this.grafanaAdmin = args.secretStore.generated(GRAFANA_ADMIN_SECRET, MONITORING_NAMESPACE, {
+      passwords: { "admin-password": { length: 32 } },
+      literals: { "admin-user": "admin" },
+      component: "monitoring",
+      dependsOn: [ns],
+    });
+    const stack = pinnedChart(
+      `${name}-kube-prometheus-stack`,
+      charts.kubePrometheusStack,
+      {
+        release: "kube-prometheus-stack",
+        namespace: MONITORING_NAMESPACE,
+        values: kubePrometheusStackValues(cfg, env, {
+          grafanaAdminSecret: this.grafanaAdmin.name,
+          mesh: args.mesh,
+        }),
+      },
+      // Prometheus's TSDB and Grafana's volume are state: prod protects them.
+      { ...after(ns, this.grafanaAdmin.resource), protect: env === "prod" },
+    );
+    this.crds = stack;
+
+    if (cfg.otel) {
+      pinnedChart(
+        `${name}-otel-collector`,
+        charts.openTelemetryCollector,
+        { release: "otel-collector", namespace: MONITORING_NAMESPACE, values: otelCollectorValues(cfg, env) },
+        after(ns, stack),
+      );
+      this.otlpEndpoint = OTEL_COLLECTOR_ENDPOINT;
+    }
+
+    new k8s.core.v1.ConfigMap(
+      `${name}-gpu-dashboard`,
+      {
+        metadata: {
+          name: "gpu-dashboard",
+          namespace: MONITORING_NAMESPACE,
+          labels: { ...appLabels("gpu-dashboard", "monitoring"), grafana_dashboard: "1" },
+        },
+        data: { "gpu-pools.json": JSON.stringify(gpuDashboard()) },
+      },
+      after(ns),
+    );
+
+    customResource(
+      `${name}-inference-slo`,
+      {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "PrometheusRule",
+        objectName: "inference-slo",
+        namespace: MONITORING_NAMESPACE,
+        component: "monitoring",
+        spec: { groups: sloRuleGroups(cfg.slo) },
+      },
+      after(stack),
+    );
+
+    if (args.mesh)
+      customResource(
+        `${name}-envoy-stats`,
+        {
+          apiVersion: "monitoring.coreos.com/v1",
+          kind: "PodMonitor",
+          objectName: "envoy-stats",
+          namespace: MONITORING_NAMESPACE,
+          component: "monitoring",
+          spec: envoyPodMonitorSpec(),
+        },
+        after(stack),
+      );
+
+    if (cfg.alertWebhook) {
+      const webhook = args.secretStore.fromConfig("alertWebhookUrl", MONITORING_NAMESPACE, {
+        name: WEBHOOK_SECRET,
+        dataKey: "url",
+        component: "monitoring",
+        dependsOn: [ns],
+      });
+      customResource(
+        `${name}-alert-webhook`,
+        {
+          apiVersion: "monitoring.coreos.com/v1alpha1",
+          kind: "AlertmanagerConfig",
+          objectName: "platform-webhook",
+          namespace: MONITORING_NAMESPACE,
+          component: "monitoring",
+          labels: { ...ALERTMANAGER_CONFIG_LABEL },
+          spec: alertmanagerConfigSpec({ name: webhook.name, key: "url" }),
+        },
+        after(stack, webhook.resource),
+      );
+    }
+
+    this.registerOutputs({
+      namespace: this.namespace,
+      prometheusUrl: this.prometheusUrl,
+      grafanaUrl: this.grafanaUrl,
+      grafanaAdminSecret: this.grafanaAdmin.name,
+      otlpEndpoint: this.otlpEndpoint,
+    });
+  }
+}

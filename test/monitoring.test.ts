@@ -1,0 +1,225 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { monitoringSchema } from "../components/monitoring/schema";
+import { MonitoringStack, otelCollectorValues, PROMETHEUS_URL } from "../components/monitoring/monitoring";
+import { sloRuleGroups } from "../components/monitoring/rules";
+import { SecretStore } from "../components/secrets/store";
+import { validateObject } from "../tools/preflight/schemas";
+import { isSecretWrapped, render, renderStack, type Rendered } from "./harness";
+import { existingClusterFor } from "./stack-overrides";
+
+const CHART = "kubernetes:helm.sh/v4:Chart";
+const SECRET = "kubernetes:core/v1:Secret";
+const WEBHOOK = "https://hooks.example.org/services/T000/B000/abcdef";
+
+async function stack(
+  over: Record<string, unknown> = {},
+  env: "local" | "dev" | "prod" = "dev",
+): Promise<Rendered> {
+  return render(() => {
+    const provider = new k8s.Provider("k8s", {});
+    const store = new SecretStore("s", { provider, secrets: { alertWebhookUrl: pulumiSecret(WEBHOOK) } });
+    new MonitoringStack("mon", {
+      config: monitoringSchema.parse(over),
+      environment: env,
+      provider,
+      secretStore: store,
+      mesh: true,
+    });
+  });
+}
+const pulumiSecret = (v: string) => pulumi.secret(v);
+
+/** True when `stringData[key]` of a Secret registration is a Pulumi secret (the whole map or the key). */
+function secretKeyWrapped(inputs: Record<string, unknown>, key: string): boolean {
+  const data = inputs["stringData"];
+  if (isSecretWrapped(data)) return true;
+  return isSecretWrapped((data as Record<string, unknown>)[key]);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- chart values are opaque JSON
+const kps = (r: Rendered): any => r.plain(r.get(CHART, "mon-kube-prometheus-stack"))["values"];
+
+describe("MonitoringStack graph", () => {
+  it("gives Grafana its admin login through existingSecret, never inline", async () => {
+    const r = await stack();
+    const grafana = kps(r).grafana;
+    expect(grafana.admin).toEqual({
+      existingSecret: "grafana-admin",
+      userKey: "admin-user",
+      passwordKey: "admin-password",
+    });
+    expect(JSON.stringify(grafana)).not.toMatch(/adminPassword/);
+    const secret = r.ofType(SECRET).find((s) => r.plain(s)["metadata"].name === "grafana-admin")!;
+    expect(r.plain(secret)["metadata"].namespace).toBe("monitoring");
+    expect(secretKeyWrapped(secret.inputs, "admin-password")).toBe(true);
+    expect(r.ofType("random:index/randomPassword:RandomPassword")).toHaveLength(1);
+  });
+
+  it("sizes retention and storage from config and scrapes mesh workloads with mesh certs", async () => {
+    const spec = kps(await stack({ retention: "15d", storageSize: "200Gi", prometheusReplicas: 2 }))
+      .prometheus.prometheusSpec;
+    expect(spec.retention).toBe("15d");
+    expect(spec.replicas).toBe(2);
+    expect(spec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage).toBe("200Gi");
+    expect(spec.enableRemoteWriteReceiver).toBe(true);
+    expect(spec.podMetadata.labels["sidecar.istio.io/inject"]).toBe("true");
+    expect(spec.podMetadata.annotations["traffic.sidecar.istio.io/includeInboundPorts"]).toBe("");
+  });
+
+  it("protects Prometheus's state in prod only", async () => {
+    expect((await stack({}, "prod")).get(CHART, "mon-kube-prometheus-stack").protect).toBe(true);
+    expect((await stack({}, "dev")).get(CHART, "mon-kube-prometheus-stack").protect).toBe(false);
+  });
+
+  it("labels the monitoring namespace privileged (node-exporter) and never injects it", async () => {
+    const r = await stack();
+    const ns = r.plain(r.ofType("kubernetes:core/v1:Namespace")[0]!)["metadata"];
+    expect(ns.name).toBe("monitoring");
+    expect(ns.labels["pod-security.kubernetes.io/enforce"]).toBe("privileged");
+    expect(ns.labels["istio-injection"]).toBeUndefined();
+  });
+
+  it("runs an OpenTelemetry collector writing metrics into Prometheus", async () => {
+    const r = await stack();
+    const v = r.plain(r.get(CHART, "mon-otel-collector"))["values"];
+    expect(v.mode).toBe("deployment");
+    expect(v.image.tag).not.toBe("latest");
+    expect(v.config.exporters.prometheusremotewrite.endpoint).toBe(`${PROMETHEUS_URL}/api/v1/write`);
+    expect(v.config.service.pipelines.metrics.exporters).toEqual(["prometheusremotewrite"]);
+    expect(v.config.service.pipelines.traces.exporters).toEqual(["debug"]);
+    const tempo = otelCollectorValues(monitoringSchema.parse({ otelTracesEndpoint: "tempo:4317" }), "dev");
+    expect(tempo.config).toMatchObject({ exporters: { otlp: { endpoint: "tempo:4317" } } });
+    expect((await stack({ otel: false })).ofType(CHART).map((c) => c.name)).not.toContain(
+      "mon-otel-collector",
+    );
+  });
+
+  it("ships a GPU dashboard ConfigMap with nothing secret-looking", async () => {
+    const r = await stack();
+    const cm = r.plain(r.get("kubernetes:core/v1:ConfigMap", "mon-gpu-dashboard"));
+    expect(cm["metadata"].labels["grafana_dashboard"]).toBe("1");
+    const json = cm["data"]["gpu-pools.json"] as string;
+    const titles = (JSON.parse(json) as { panels: { title: string }[] }).panels.map((p) => p.title).join(" ");
+    for (const word of ["utilization", "memory", "Power", "Temperature", "pool"])
+      expect(titles).toContain(word);
+    for (const metric of [
+      "DCGM_FI_DEV_GPU_UTIL",
+      "DCGM_FI_DEV_FB_USED",
+      "DCGM_FI_DEV_POWER_USAGE",
+      "DCGM_FI_DEV_GPU_TEMP",
+    ])
+      expect(json).toContain(metric);
+    expect(json).not.toMatch(/password|token|secret|apikey|BEGIN [A-Z ]*KEY/i);
+  });
+
+  it("alerts to a webhook whose URL stays in a Secret", async () => {
+    const r = await stack({ alertWebhook: true });
+    const am = r.plain(
+      r.get("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig", "mon-alert-webhook"),
+    );
+    expect(am["spec"].receivers[0].webhookConfigs[0].urlSecret).toEqual({
+      name: "alertmanager-webhook",
+      key: "url",
+    });
+    expect(am["metadata"].labels["platform.ai/alertmanager-config"]).toBe("platform");
+    const secret = r.ofType(SECRET).find((s) => r.plain(s)["metadata"].name === "alertmanager-webhook")!;
+    expect(secretKeyWrapped(secret.inputs, "url")).toBe(true);
+    for (const reg of r.registrations.filter((x) => x.type !== SECRET))
+      expect(JSON.stringify(r.plain(reg)), reg.urn).not.toContain(WEBHOOK);
+    expect(kps(r).alertmanager.alertmanagerSpec.alertmanagerConfigSelector.matchLabels).toEqual({
+      "platform.ai/alertmanager-config": "platform",
+    });
+    expect(r.registrations.filter((x) => x.type.endsWith(":AlertmanagerConfig"))).toHaveLength(1);
+    expect((await stack()).registrations.filter((x) => x.type.endsWith(":AlertmanagerConfig"))).toHaveLength(
+      0,
+    );
+  });
+
+  it("renders schema-valid monitoring.coreos.com resources", async () => {
+    const r = await stack({ alertWebhook: true });
+    const crs = r.registrations.filter((x) => x.type.startsWith("kubernetes:monitoring.coreos.com/"));
+    expect(crs.map((c) => c.type.split(":")[2]).sort()).toEqual([
+      "AlertmanagerConfig",
+      "PodMonitor",
+      "PrometheusRule",
+    ]);
+    for (const c of crs) expect(validateObject(r.plain(c)), c.name).toEqual({ ok: true });
+  });
+});
+
+describe("inference SLO rules", () => {
+  const slo = {
+    errorRatePercent: 0.37,
+    p95LatencyMs: 1234,
+    p99LatencyMs: 4321,
+    timeToFirstTokenMs: 777,
+    queueDepth: 42,
+    gpuMemoryPercent: 91,
+    gpuUtilizationPercent: 88,
+  };
+  const alerts = Object.fromEntries(
+    sloRuleGroups(slo)
+      .flatMap((g) => g.rules)
+      .filter((r) => r.alert)
+      .map((r) => [r.alert!, r.expr]),
+  );
+  it.each([
+    ["InferenceErrorRateHigh", "gateway_http_request_duration_seconds_count", "> 0.37"],
+    [
+      "InferenceLatencyP95High",
+      "histogram_quantile(0.95, sum by (le, namespace, route) (rate(gateway_http_request_duration_seconds_bucket",
+      "> 1.234",
+    ],
+    ["InferenceLatencyP99High", "histogram_quantile(0.99", "> 4.321"],
+    ["ModelLatencyP99High", "vllm:e2e_request_latency_seconds_bucket", "> 4.321"],
+    ["TimeToFirstTokenHigh", "gateway_time_to_first_token_seconds_bucket", "> 0.777"],
+    ["ModelTimeToFirstTokenHigh", "vllm:time_to_first_token_seconds_bucket", "> 0.777"],
+    ["InferenceQueueDepthHigh", 'gateway_queue_depth{state="pending"}', "> 42"],
+    ["ModelQueueDepthHigh", "vllm:num_requests_waiting", "> 42"],
+    ["GpuMemoryNearlyFull", "platform:gpu_memory_used_ratio:by_gpu", "> 91"],
+    ["GpuPoolSaturated", "platform:gpu_utilization:avg_by_pool", "> 88"],
+  ])("%s reads %s against its threshold", (alert, metric, threshold) => {
+    expect(alerts[alert]).toContain(metric);
+    expect(alerts[alert]!.endsWith(threshold)).toBe(true);
+  });
+
+  it("records GPU series per pool from DCGM and the node pool label", () => {
+    const records = sloRuleGroups(slo)
+      .flatMap((g) => g.rules)
+      .filter((r) => r.record);
+    const text = records.map((r) => r.expr).join("\n");
+    for (const m of [
+      "DCGM_FI_DEV_GPU_UTIL",
+      "DCGM_FI_DEV_FB_USED",
+      "DCGM_FI_DEV_FB_FREE",
+      "label_platform_ai_gpu_pool",
+    ])
+      expect(text).toContain(m);
+  });
+});
+
+describe("monitoring in the stacks", () => {
+  it("prod keeps the Grafana password and the webhook URL inside Secrets (canary hunt)", async () => {
+    const r = await renderStack("prod", { overrides: existingClusterFor("prod") });
+    expect(r.plan.secretLeaks).toEqual([]);
+    const secrets = r.ofType(SECRET).map((s) => (r.plain(s)["metadata"] as { name: string }).name);
+    expect(secrets).toEqual(expect.arrayContaining(["grafana-admin", "alertmanager-webhook"]));
+    // The webhook canary really is planted and lands in its Secret, wrapped.
+    const webhook = r.ofType(SECRET).find((s) => r.plain(s)["metadata"].name === "alertmanager-webhook")!;
+    expect(secretKeyWrapped(webhook.inputs, "url")).toBe(true);
+    expect(r.plain(webhook)["stringData"]["url"]).toContain("pfcanary");
+    expect(r.outputs["grafanaUrl"]).toBe("http://grafana.monitoring.svc.cluster.local");
+    expect(r.outputs["grafanaAdminSecret"]).toBe("monitoring/grafana-admin");
+  });
+
+  it("is switched off by config", async () => {
+    const r = await renderStack("local", { overrides: { "platform:monitoring": { enabled: false } } });
+    expect(r.ofType("platform:monitoring:MonitoringStack")).toHaveLength(0);
+    expect(r.registrations.filter((x) => x.type.includes("monitoring.coreos.com"))).toHaveLength(0);
+    // Flagger (when on) falls back to its own Prometheus; the mesh has no scrape allow.
+    expect(r.registrations.filter((x) => x.name.endsWith("allow-prometheus-scrape"))).toHaveLength(0);
+    expect(r.plan.schemaErrors).toEqual([]);
+  });
+});
