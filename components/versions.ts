@@ -25,6 +25,9 @@ export function imageRef(image: ImageVersion, byDigest: boolean): string {
 
 export const K3S_VERSION = "v1.32.5+k3s1";
 
+const ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts";
+const ISTIO_VERSION = "1.26.2";
+
 export const charts = {
   /** NATS server with JetStream: the gateway's job queue and result store. */
   nats: { chart: "nats", version: "1.2.6", repo: "https://nats-io.github.io/k8s/helm/charts/" },
@@ -38,27 +41,7 @@ export const charts = {
     version: "0.17.1",
     repo: "https://nvidia.github.io/k8s-device-plugin",
   },
-} as const satisfies Record<string, ChartVersion>;
 
-export const images = {
-  // Digests as published for these tags (multi-arch index); re-check with `crane digest <ref>` on bump.
-  vllm: {
-    repository: "vllm/vllm-openai",
-    tag: "v0.14.0",
-    digest: "sha256:1d6866b87630d94f5e0cdae55ab5abb4ce0b03fcb84d9d10612f9d518d19d4fd",
-  },
-  /** llama.cpp's CPU server; `server-b<build>` tags are immutable builds (never the moving `server`). */
-  llamacpp: {
-    repository: "ghcr.io/ggml-org/llama.cpp",
-    tag: "server-b11176",
-    digest: "sha256:6257697a7f5d034b8fb499ddb07af3e250506352f94102054252a23f3b85e0af",
-  },
-  /** Placeholder until the registry component provides the built image's repoDigest. */
-  gateway: { repository: "registry.platform.local/platform/gateway", tag: "0.1.0" },
-const ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts";
-const ISTIO_VERSION = "1.26.2";
-
-export const charts = {
   // Istio: one version for every chart of the control plane.
   istioBase: { chart: "base", version: ISTIO_VERSION, repo: ISTIO_REPO },
   istioCni: { chart: "cni", version: ISTIO_VERSION, repo: ISTIO_REPO },
@@ -83,6 +66,21 @@ export const charts = {
 } as const satisfies Record<string, ChartVersion>;
 
 export const images = {
+  // Digests as published for these tags (multi-arch index); re-check with `crane digest <ref>` on bump.
+  vllm: {
+    repository: "vllm/vllm-openai",
+    tag: "v0.14.0",
+    digest: "sha256:1d6866b87630d94f5e0cdae55ab5abb4ce0b03fcb84d9d10612f9d518d19d4fd",
+  },
+  /** llama.cpp's CPU server; `server-b<build>` tags are immutable builds (never the moving `server`). */
+  llamacpp: {
+    repository: "ghcr.io/ggml-org/llama.cpp",
+    tag: "server-b11176",
+    digest: "sha256:6257697a7f5d034b8fb499ddb07af3e250506352f94102054252a23f3b85e0af",
+  },
+  /** Placeholder until the registry component provides the built image's repoDigest. */
+  gateway: { repository: "registry.platform.local/platform/gateway", tag: "0.1.0" },
+
   // The collector chart names no default image; contrib carries the prometheusremotewrite exporter.
   otelCollectorContrib: {
     repository: "docker.io/otel/opentelemetry-collector-contrib",
