@@ -70,3 +70,9 @@ export function platformNamespace(
     opts,
   );
 }
+
+/**
+ * The mesh's shared ingress Gateway (`namespace/name`, as VirtualServices reference it). The mesh
+ * component creates it; other components bind routes to it.
+ */
+export const MESH_INGRESS_GATEWAY = "istio-system/platform-gateway";

@@ -8,8 +8,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
+import { defaultTag, ServiceImage } from "./images/service-image";
 import { platformNamespace } from "./meta";
+import { registryCredentials, type RegistryCredentials } from "./registry/credentials";
+import { PullSecrets } from "./registry/pull-secrets";
+import { Registry } from "./registry/registry";
 import { SecretStore } from "./secrets/store";
+import { CertManager } from "./tls/cert-manager";
 
 export interface PlatformArgs {
   /** The validated stack config. */
@@ -25,11 +30,24 @@ export class Platform extends pulumi.ComponentResource {
   public readonly workloadNamespaces: readonly string[];
   /** The cluster's kubeconfig (secret), when the platform knows it. */
   public readonly kubeconfig?: pulumi.Output<string>;
+  /** cert-manager and the platform's ClusterIssuer (when the registry or the mesh needs certificates). */
+  public readonly tls?: CertManager;
+  /** The private registry (endpoint, push credentials, pull dockerconfigjson). */
+  public readonly registry?: Registry;
+  /** Pull secret + `platform-workload` ServiceAccount in every workload namespace. */
+  public readonly pullSecrets?: PullSecrets;
+  /** First-party images, built and pushed; workloads deploy their `repoDigest`. */
+  public readonly images: { gateway?: ServiceImage } = {};
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
     const { config, secrets } = args;
     const cl = config.cluster;
+    const reg = config.registry;
+
+    // Registry credentials exist before the cluster: K3s nodes get them in registries.yaml.
+    const registryCreds: RegistryCredentials | undefined =
+      reg.enabled && reg.mode === "in-cluster" ? registryCredentials(name, { parent: this }) : undefined;
 
     // --- cluster (issue 3) ---
     this.cluster = ((): ClusterHandle => {
@@ -72,6 +90,69 @@ export class Platform extends pulumi.ComponentResource {
 
     // --- GPU stack (issue 3) ---
     // --- registry and images (issue 4) ---
+    if ((reg.enabled && reg.mode === "in-cluster") || config.mesh.enabled)
+      this.tls = new CertManager(
+        `${name}-tls`,
+        {
+          provider,
+          issuer:
+            reg.tls.issuer === "acme"
+              ? { kind: "acme", email: reg.tls.acmeEmail!, server: reg.tls.acmeServer, ingressClass: "istio" }
+              : { kind: "self-signed" },
+          replicas: config.environment === "prod" ? 2 : 1,
+          dependsOn: [...this.cluster.ready],
+        },
+        { parent: this },
+      );
+    if (reg.enabled) {
+      const registry = new Registry(
+        `${name}-registry`,
+        {
+          config: reg,
+          environment: config.environment,
+          meshEnabled: config.mesh.enabled,
+          provider,
+          credentials: registryCreds ?? {
+            username: reg.external?.username ?? "",
+            password: requireSecretValue(secrets, "registryPassword"),
+          },
+          secretStore: this.secretStore,
+          ...(this.tls ? { tls: this.tls } : {}),
+          dependsOn: [...this.cluster.ready],
+        },
+        { parent: this },
+      );
+      this.registry = registry;
+      this.pullSecrets = new PullSecrets(
+        `${name}-pull`,
+        {
+          provider,
+          namespaces: this.workloadNamespaces,
+          dockerConfigJson: registry.dockerConfigJson,
+          secretStore: this.secretStore,
+          dependsOn: [...Object.values(namespaces)],
+        },
+        { parent: this },
+      );
+      if (config.inference.gateway.enabled) {
+        const context = "services/gateway";
+        this.images.gateway = new ServiceImage(
+          `${name}-gateway`,
+          {
+            context,
+            dockerfile: `${context}/Dockerfile`,
+            repository: "platform/gateway",
+            tag: reg.images.tag ?? defaultTag(context),
+            platform: reg.images.platform,
+            cacheFrom: reg.images.cacheFrom,
+            buildOnPreview: reg.images.buildOnPreview,
+            registry: registry.auth,
+          },
+          // An in-cluster registry must be serving before the push.
+          { parent: this, dependsOn: [registry] },
+        );
+      }
+    }
     // --- mesh and monitoring (issue 5) ---
     // --- inference services and gateway (issue 6) ---
     // --- delivery pipeline (issue 7) ---
@@ -79,6 +160,8 @@ export class Platform extends pulumi.ComponentResource {
     this.registerOutputs({
       distribution: this.cluster.distribution,
       workloadNamespaces: this.workloadNamespaces,
+      registryEndpoint: this.registry?.endpoint,
+      gatewayImage: this.images.gateway?.repoDigest,
     });
   }
 }

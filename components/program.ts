@@ -10,6 +10,10 @@ export interface StackOutputs {
   readonly environment: string;
   readonly clusterDistribution: string;
   readonly gpuPools: string[];
+  /** Registry host images are pushed to and pulled from (when the registry is enabled). */
+  readonly registryEndpoint?: string;
+  /** The gateway image by digest (`registry/platform/gateway@sha256:...`), what its Deployment runs. */
+  readonly gatewayImage?: pulumi.Output<string>;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
 }
@@ -21,6 +25,8 @@ export function definePlatform(): StackOutputs {
     environment: config.environment,
     clusterDistribution: platform.cluster.distribution,
     gpuPools: platform.cluster.gpuPools.map((p) => p.name),
+    ...(platform.registry ? { registryEndpoint: platform.registry.endpoint } : {}),
+    ...(platform.images.gateway ? { gatewayImage: platform.images.gateway.repoDigest } : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
   };
 }

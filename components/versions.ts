@@ -25,6 +25,15 @@ export function imageRef(image: ImageVersion, byDigest: boolean): string {
 
 export const K3S_VERSION = "v1.32.5+k3s1";
 
-export const charts = {} as const satisfies Record<string, ChartVersion>;
+export const charts = {
+  certManager: { chart: "cert-manager", version: "v1.18.2", repo: "https://charts.jetstack.io" },
+} as const satisfies Record<string, ChartVersion>;
 
-export const images = {} as const satisfies Record<string, ImageVersion>;
+export const images = {
+  /** CNCF Distribution, the in-cluster registry (multi-arch index digest). */
+  registry: {
+    repository: "docker.io/library/registry",
+    tag: "3.0.0",
+    digest: "sha256:6c5666b861f3505b116bb9aa9b25175e71210414bd010d92035ff64018f9457e",
+  },
+} as const satisfies Record<string, ImageVersion>;
