@@ -35,7 +35,12 @@ const EXISTING = {
   prod: {
     kind: "existing",
     gpuPools: [
-      { name: "gpu-h100", nodeSelector: { "platform.ai/gpu-pool": "gpu-h100" }, nodes: 2, gpu: { gpusPerNode: 4 } },
+      {
+        name: "gpu-h100",
+        nodeSelector: { "platform.ai/gpu-pool": "gpu-h100" },
+        nodes: 2,
+        gpu: { gpusPerNode: 4 },
+      },
       {
         name: "gpu-l4",
         nodeSelector: { "platform.ai/gpu-pool": "gpu-l4" },
@@ -70,7 +75,10 @@ describe("in-cluster registry", () => {
     expect(c.image).toMatch(/@sha256:[0-9a-f]{64}$/);
     expect(d.spec.replicas).toBe(1);
     expect(d.spec.strategy.type).toBe("Recreate");
-    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
     expect(c.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
@@ -86,7 +94,10 @@ describe("in-cluster registry", () => {
     const r = await stack("local");
     const pod = r.plain(r.get(DEPLOYMENT, "local-registry-deployment")).spec.template.spec;
     const env = Object.fromEntries(
-      (pod.containers[0].env as { name: string; value?: string; valueFrom?: unknown }[]).map((e) => [e.name, e]),
+      (pod.containers[0].env as { name: string; value?: string; valueFrom?: unknown }[]).map((e) => [
+        e.name,
+        e,
+      ]),
     );
     expect(env["REGISTRY_AUTH"]!.value).toBe("htpasswd");
     expect(env["REGISTRY_AUTH_HTPASSWD_PATH"]!.value).toBe("/auth/htpasswd");
@@ -135,25 +146,38 @@ describe("in-cluster registry", () => {
   it("uses a LoadBalancer Service and no VirtualService without the mesh", async () => {
     const r = await renderStack("local", { overrides: { "platform:mesh": { enabled: false } } });
     expect(r.ofType(VS)).toHaveLength(0);
-    expect(r.plain(r.get("kubernetes:core/v1:Service", "local-registry-service")).spec.type).toBe("LoadBalancer");
+    expect(r.plain(r.get("kubernetes:core/v1:Service", "local-registry-service")).spec.type).toBe(
+      "LoadBalancer",
+    );
   });
 });
 
 describe("TLS issuer per stack", () => {
-  it.each(["local", "dev"] as const)("%s: self-signed CA chain signs the registry certificate", async (name) => {
-    const r = await stack(name);
-    const issuers = r.ofType(ISSUER).map((i) => r.plain(i));
-    expect(issuers.map((i) => i.metadata.name).sort()).toEqual(["platform-ca", "platform-selfsigned"]);
-    expect(issuers.find((i) => i.metadata.name === "platform-ca")!.spec).toEqual({ ca: { secretName: "platform-ca" } });
-    const ca = r.plain(r.get(CERT, `${name}-tls-ca-certificate`));
-    expect(ca.spec).toMatchObject({ isCA: true, issuerRef: { name: "platform-selfsigned", kind: "ClusterIssuer" } });
-    const cert = r.plain(r.get(CERT, `${name}-tls-cert-registry-registry`));
-    expect(cert.spec).toMatchObject({
-      secretName: "registry-tls",
-      issuerRef: { name: "platform-ca", kind: "ClusterIssuer" },
-    });
-    expect(cert.metadata.namespace).toBe("registry");
-  });
+  it.each(["local", "dev"] as const)(
+    "%s: self-signed CA chain signs the registry certificate",
+    async (name) => {
+      const r = await stack(name);
+      const issuers = r.ofType(ISSUER).map((i) => r.plain(i));
+      expect(issuers.map((i) => String(i.metadata.name)).sort()).toEqual([
+        "platform-ca",
+        "platform-selfsigned",
+      ]);
+      expect(issuers.find((i) => i.metadata.name === "platform-ca")!.spec).toEqual({
+        ca: { secretName: "platform-ca" },
+      });
+      const ca = r.plain(r.get(CERT, `${name}-tls-ca-certificate`));
+      expect(ca.spec).toMatchObject({
+        isCA: true,
+        issuerRef: { name: "platform-selfsigned", kind: "ClusterIssuer" },
+      });
+      const cert = r.plain(r.get(CERT, `${name}-tls-cert-registry-registry`));
+      expect(cert.spec).toMatchObject({
+        secretName: "registry-tls",
+        issuerRef: { name: "platform-ca", kind: "ClusterIssuer" },
+      });
+      expect(cert.metadata.namespace).toBe("registry");
+    },
+  );
 
   it("prod: ACME from config with an HTTP-01 solver on the istio ingress class", async () => {
     const r = await stack("prod");
@@ -179,7 +203,7 @@ describe("pull secrets", () => {
     expect(inputs.type).toBe("kubernetes.io/dockerconfigjson");
     expect(inputs.metadata.namespace).toBe("models");
     expect(isSecretWrapped(secret.inputs["stringData"])).toBe(true);
-    const doc = JSON.parse(inputs.stringData[".dockerconfigjson"]) as {
+    const doc = JSON.parse(String(inputs.stringData[".dockerconfigjson"])) as {
       auths: Record<string, { username: string; password: string; auth: string }>;
     };
     const entry = doc.auths["registry.platform.local"]!;
@@ -194,7 +218,9 @@ describe("pull secrets", () => {
   it("dockerConfigDocument builds the standard auths document", () => {
     const doc = JSON.parse(dockerConfigDocument("ghcr.io", "bot", "p@ss")) as Record<string, unknown>;
     expect(doc).toEqual({
-      auths: { "ghcr.io": { username: "bot", password: "p@ss", auth: Buffer.from("bot:p@ss").toString("base64") } },
+      auths: {
+        "ghcr.io": { username: "bot", password: "p@ss", auth: Buffer.from("bot:p@ss").toString("base64") },
+      },
     });
   });
 });
@@ -212,7 +238,9 @@ describe("external registry", () => {
     expect(r.ofType("random:index/randomPassword:RandomPassword")).toHaveLength(0);
     expect(r.outputs["registryEndpoint"]).toBe("ghcr.io");
     const pull = r.plain(r.get(SECRET, `inference-${PULL_SECRET_NAME}`));
-    const doc = JSON.parse(pull.stringData[".dockerconfigjson"]) as { auths: Record<string, { username: string; password: string }> };
+    const doc = JSON.parse(String(pull.stringData[".dockerconfigjson"])) as {
+      auths: Record<string, { username: string; password: string }>;
+    };
     expect(doc.auths["ghcr.io"]!.username).toBe("platform-bot");
     expect(doc.auths["ghcr.io"]!.password).toMatch(/^pfcanary/);
     const image = r.get("docker:index/image:Image", "local-gateway-image");
@@ -242,19 +270,26 @@ describe("external registry", () => {
 });
 
 describe("stack outputs and preflight", () => {
-  it.each(["local", "dev", "prod"] as const)("%s: registry and image resources, no violations or leaks", async (name) => {
-    const r = await stack(name);
-    expect(r.ofType("platform:registry:Registry")).toHaveLength(1);
-    expect(r.ofType("platform:images:ServiceImage")).toHaveLength(1);
-    expect(r.ofType("docker:index/image:Image")).toHaveLength(1);
-    expect(r.plan.summary).toMatchObject({ mandatory: 0, schemaErrors: 0, secretLeaks: 0 });
-    expect(r.outputs["registryEndpoint"]).toBe(
-      { local: "registry.platform.local", dev: "registry.dev.example.org", prod: "registry.example.org" }[name],
-    );
-    expect(String(r.outputs["gatewayImage"])).toMatch(
-      new RegExp(`^${String(r.outputs["registryEndpoint"]).replace(/\./g, "\\.")}/platform/gateway@sha256:[0-9a-f]{64}$`),
-    );
-  });
+  it.each(["local", "dev", "prod"] as const)(
+    "%s: registry and image resources, no violations or leaks",
+    async (name) => {
+      const r = await stack(name);
+      expect(r.ofType("platform:registry:Registry")).toHaveLength(1);
+      expect(r.ofType("platform:images:ServiceImage")).toHaveLength(1);
+      expect(r.ofType("docker:index/image:Image")).toHaveLength(1);
+      expect(r.plan.summary).toMatchObject({ mandatory: 0, schemaErrors: 0, secretLeaks: 0 });
+      expect(r.outputs["registryEndpoint"]).toBe(
+        { local: "registry.platform.local", dev: "registry.dev.example.org", prod: "registry.example.org" }[
+          name
+        ],
+      );
+      expect(String(r.outputs["gatewayImage"])).toMatch(
+        new RegExp(
+          `^${String(r.outputs["registryEndpoint"]).replace(/\./g, "\\.")}/platform/gateway@sha256:[0-9a-f]{64}$`,
+        ),
+      );
+    },
+  );
 });
 
 function problems(overrides: Record<string, unknown>) {
@@ -293,7 +328,10 @@ describe("registry config", () => {
   it("rejects external settings in in-cluster mode", () => {
     const p = problems({ "platform:registry": { external: { server: "ghcr.io", username: "x" } } });
     expect(p).toContainEqual(
-      expect.objectContaining({ key: "platform:registry.external", message: expect.stringMatching(/only used in external mode/) }),
+      expect.objectContaining({
+        key: "platform:registry.external",
+        message: expect.stringMatching(/only used in external mode/),
+      }),
     );
   });
 
@@ -310,7 +348,10 @@ describe("registry config", () => {
       expect.objectContaining({ key: "platform:registry.enabled" }),
     );
     expect(
-      problems({ "platform:registry": { enabled: false }, "platform:inference": { gateway: { enabled: false } } }),
+      problems({
+        "platform:registry": { enabled: false },
+        "platform:inference": { gateway: { enabled: false } },
+      }),
     ).toEqual([]);
   });
 
@@ -342,7 +383,10 @@ describe("registry config", () => {
     const flat = {
       "platform:environment": "local",
       "platform:cluster": JSON.stringify({ kind: "existing" }),
-      "platform:registry": JSON.stringify({ mode: "external", external: { server: "ghcr.io", username: "bot" } }),
+      "platform:registry": JSON.stringify({
+        mode: "external",
+        external: { server: "ghcr.io", username: "bot" },
+      }),
     };
     expect(() => parsePlatformConfig(flat, new Set())).toThrow(/platform:registryPassword/);
   });

@@ -233,7 +233,11 @@ export class CertManager extends pulumi.ComponentResource {
         metadata: { name, namespace, labels: appLabels(name, "tls") },
         spec: certificateSpec(secretName, dnsNames, this.clusterIssuerName),
       },
-      { parent: this, provider: this.provider, dependsOn: [...this.ready, ...(opts.dependsOn ?? [])] },
+      {
+        parent: this,
+        provider: this.provider,
+        dependsOn: [this.chart, ...this.ready, ...(opts.dependsOn ?? [])],
+      },
     );
     return secretName;
   }
