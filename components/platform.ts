@@ -120,7 +120,8 @@ export class Platform extends pulumi.ComponentResource {
           ...(this.tls ? { tls: this.tls } : {}),
           dependsOn: [...this.cluster.ready],
         },
-        { parent: this },
+        // The registry holds every pushed image: protected (with its children) in prod.
+        { parent: this, protect: config.environment === "prod" },
       );
       this.registry = registry;
       this.pullSecrets = new PullSecrets(

@@ -1,13 +1,14 @@
+import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parsePlatformConfig } from "../components/config";
 import { MESH_INGRESS_GATEWAY } from "../components/meta";
 import { dockerConfigDocument, REGISTRY_USERNAME } from "../components/registry/credentials";
 import { PULL_SECRET_NAME, WORKLOAD_SERVICE_ACCOUNT } from "../components/registry/pull-secrets";
-import { Registry, registryGatewayServer } from "../components/registry/registry";
+import { Registry, registryConfigFile, registryGatewayServer } from "../components/registry/registry";
 import { registrySchema } from "../components/registry/schema";
 import { SecretStore } from "../components/secrets/store";
-import * as k8s from "@pulumi/kubernetes";
 import { images } from "../components/versions";
 import { isSecretWrapped, render, renderStack, type Rendered } from "./harness";
 
@@ -18,6 +19,7 @@ const ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
 const CERT = "kubernetes:cert-manager.io/v1:Certificate";
 const VS = "kubernetes:networking.istio.io/v1beta1:VirtualService";
 const SA = "kubernetes:core/v1:ServiceAccount";
+const CONFIGMAP = "kubernetes:core/v1:ConfigMap";
 
 /** dev and prod describe K3s hosts; the same stacks on an existing cluster exercise everything else. */
 const EXISTING = {
@@ -90,23 +92,31 @@ describe("in-cluster registry", () => {
     expect(c.resources.limits.memory).toBeDefined();
   });
 
-  it("configures htpasswd auth and TLS from mounted files, with no secret in env", async () => {
+  it("configures htpasswd auth and TLS in config.yml from mounted files, with no env", async () => {
     const r = await stack("local");
     const pod = r.plain(r.get(DEPLOYMENT, "local-registry-deployment")).spec.template.spec;
-    const env = Object.fromEntries(
-      (pod.containers[0].env as { name: string; value?: string; valueFrom?: unknown }[]).map((e) => [
-        e.name,
-        e,
-      ]),
-    );
-    expect(env["REGISTRY_AUTH"]!.value).toBe("htpasswd");
-    expect(env["REGISTRY_AUTH_HTPASSWD_PATH"]!.value).toBe("/auth/htpasswd");
-    expect(env["REGISTRY_HTTP_TLS_CERTIFICATE"]!.value).toBe("/certs/tls.crt");
-    for (const e of Object.values(env)) expect(String(e.value)).not.toMatch(/pfcanary|\$2a\$/);
+    expect(pod.containers[0].env).toBeUndefined();
+    const file = YAML.parse(
+      String(r.plain(r.get(CONFIGMAP, "local-registry-config")).data["config.yml"]),
+    ) as {
+      auth: unknown;
+      http: { tls: unknown };
+    };
+    expect(file.auth).toEqual({ htpasswd: { realm: "ai-delivery-platform", path: "/auth/htpasswd" } });
+    expect(file.http.tls).toEqual({ certificate: "/certs/tls.crt", key: "/certs/tls.key" });
+    expect(registryConfigFile()).not.toMatch(/pfcanary|\$2a\$/);
     const volumes = Object.fromEntries((pod.volumes as { name: string }[]).map((v) => [v.name, v]));
+    expect(volumes["config"]).toMatchObject({ configMap: { name: "registry-config" } });
     expect(volumes["auth"]).toMatchObject({ secret: { secretName: "registry-htpasswd" } });
     expect(volumes["tls"]).toMatchObject({ secret: { secretName: "registry-tls" } });
     expect(volumes["data"]).toMatchObject({ persistentVolumeClaim: { claimName: "registry-data" } });
+    const mounts = Object.fromEntries(
+      (pod.containers[0].volumeMounts as { name: string; mountPath: string }[]).map((m) => [
+        m.name,
+        m.mountPath,
+      ]),
+    );
+    expect(mounts).toMatchObject({ config: "/etc/distribution", auth: "/auth", tls: "/certs" });
   });
 
   it("keeps the htpasswd (bcrypt of the generated password) wrapped as a secret", async () => {
@@ -130,6 +140,8 @@ describe("in-cluster registry", () => {
     }
     const prod = await stack("prod");
     expect(prod.plain(prod.get(PVC, "prod-registry-data")).spec.resources.requests.storage).toBe("200Gi");
+    expect(prod.get("platform:registry:Registry", "prod-registry").protect).toBe(true);
+    expect((await stack("dev")).get("platform:registry:Registry", "dev-registry").protect).toBe(false);
   });
 
   it("is reached by SNI passthrough on the mesh ingress gateway", async () => {

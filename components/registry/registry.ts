@@ -4,8 +4,10 @@
  * an external registry (GHCR, ECR, ...) reached with credentials from stack secrets. Either way it
  * hands out one endpoint, push credentials and the pull `.dockerconfigjson`.
  */
+import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import YAML from "yaml";
 import type { Environment } from "../config";
 import { appLabels, MESH_INGRESS_GATEWAY, platformNamespace, selectorLabels } from "../meta";
 import type { SecretStore } from "../secrets/store";
@@ -18,28 +20,33 @@ export const REGISTRY_PORT = 5000;
 const DATA_DIR = "/var/lib/registry";
 const AUTH_DIR = "/auth";
 const CERT_DIR = "/certs";
+/** Where the image's default command reads config.yml. */
+const CONFIG_DIR = "/etc/distribution";
 /** The registry image runs as root by default; any fixed non-root uid works for it. */
 const REGISTRY_UID = 1000;
 
-/** Non-secret configuration of Distribution, as env (REGISTRY_* overrides config.yml). */
-export function registryEnv(): k8s.types.input.core.v1.EnvVar[] {
-  const env: Record<string, string> = {
-    REGISTRY_HTTP_ADDR: `:${REGISTRY_PORT}`,
-    REGISTRY_HTTP_TLS_CERTIFICATE: `${CERT_DIR}/tls.crt`,
-    REGISTRY_HTTP_TLS_KEY: `${CERT_DIR}/tls.key`,
-    REGISTRY_AUTH: "htpasswd",
-    REGISTRY_AUTH_HTPASSWD_REALM: "ai-delivery-platform",
-    REGISTRY_AUTH_HTPASSWD_PATH: `${AUTH_DIR}/htpasswd`,
-    REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: DATA_DIR,
-    REGISTRY_STORAGE_DELETE_ENABLED: "true",
-    // One replica, so the upload-signing secret may be generated at start (uploads resume on retry).
-    REGISTRY_LOG_LEVEL: "info",
-  };
-  return Object.entries(env).map(([name, value]) => ({ name, value }));
+/**
+ * Distribution's config.yml (no secrets: the htpasswd and TLS key are files from Secrets). A file
+ * rather than REGISTRY_* env, whose names (REGISTRY_AUTH...) read as credentials to every scanner.
+ * One replica, so the upload-signing `http.secret` may be generated at start.
+ */
+export function registryConfigFile(): string {
+  return YAML.stringify({
+    version: 0.1,
+    log: { level: "info", fields: { service: "registry" } },
+    storage: { filesystem: { rootdirectory: DATA_DIR }, delete: { enabled: true } },
+    http: {
+      addr: `:${REGISTRY_PORT}`,
+      tls: { certificate: `${CERT_DIR}/tls.crt`, key: `${CERT_DIR}/tls.key` },
+      headers: { "X-Content-Type-Options": ["nosniff"] },
+    },
+    auth: { htpasswd: { realm: "ai-delivery-platform", path: `${AUTH_DIR}/htpasswd` } },
+  });
 }
 
 export interface RegistryPodInputs {
   readonly image: string;
+  readonly configMap: string;
   readonly htpasswdSecret: string;
   readonly tlsSecret: string;
   readonly pvcName: string;
@@ -68,7 +75,6 @@ export function registryPodSpec(p: RegistryPodInputs): k8s.types.input.core.v1.P
         name: "registry",
         image: p.image,
         ports: [{ name: "https", containerPort: REGISTRY_PORT, protocol: "TCP" }],
-        env: registryEnv(),
         readinessProbe: probe(5),
         livenessProbe: { ...probe(15), initialDelaySeconds: 10 },
         resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
@@ -80,6 +86,7 @@ export function registryPodSpec(p: RegistryPodInputs): k8s.types.input.core.v1.P
           seccompProfile: { type: "RuntimeDefault" },
         },
         volumeMounts: [
+          { name: "config", mountPath: CONFIG_DIR, readOnly: true },
           { name: "data", mountPath: DATA_DIR },
           { name: "auth", mountPath: AUTH_DIR, readOnly: true },
           { name: "tls", mountPath: CERT_DIR, readOnly: true },
@@ -88,6 +95,10 @@ export function registryPodSpec(p: RegistryPodInputs): k8s.types.input.core.v1.P
       },
     ],
     volumes: [
+      {
+        name: "config",
+        configMap: { name: p.configMap, items: [{ key: "config.yml", path: "config.yml" }] },
+      },
       { name: "data", persistentVolumeClaim: { claimName: p.pvcName } },
       // Files readable by the registry's group (fsGroup); 0440 since the uid does not own them.
       {
@@ -234,6 +245,12 @@ export class Registry extends pulumi.ComponentResource {
       { component: "registry", dependsOn: [namespace] },
     );
     const tlsSecret = tls.certificate("registry", ns, [config.hostname], { dependsOn: [namespace] });
+    const configFile = registryConfigFile();
+    const configMap = new k8s.core.v1.ConfigMap(
+      `${name}-config`,
+      { metadata: { name: "registry-config", namespace: ns, labels }, data: { "config.yml": configFile } },
+      after,
+    );
     const pvc = new k8s.core.v1.PersistentVolumeClaim(
       `${name}-data`,
       {
@@ -253,9 +270,19 @@ export class Registry extends pulumi.ComponentResource {
           strategy: { type: "Recreate" },
           selector: { matchLabels: selectorLabels("registry") },
           template: {
-            metadata: { labels },
+            metadata: {
+              labels,
+              // Config changes roll the pod (a ConfigMap edit alone would not).
+              annotations: {
+                "platform.ai/config-sha256": createHash("sha256")
+                  .update(configFile)
+                  .digest("hex")
+                  .slice(0, 16),
+              },
+            },
             spec: registryPodSpec({
               image: imageRef(images.registry, true),
+              configMap: "registry-config",
               htpasswdSecret: htpasswdSecret.name,
               tlsSecret,
               pvcName: "registry-data",
@@ -263,7 +290,7 @@ export class Registry extends pulumi.ComponentResource {
           },
         },
       },
-      { ...after, dependsOn: [namespace, pvc, htpasswdSecret.resource] },
+      { ...after, dependsOn: [namespace, configMap, pvc, htpasswdSecret.resource] },
     );
     const servicePort = 443;
     new k8s.core.v1.Service(
