@@ -10,7 +10,12 @@ import type { ClusterHandle } from "./cluster/handle";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
 import { defaultTag, ServiceImage } from "./images/service-image";
 import { platformNamespace } from "./meta";
-import { registryCredentials, type RegistryCredentials } from "./registry/credentials";
+import {
+  nodeRegistryAccess,
+  registryCredentials,
+  type NodeRegistryAccess,
+  type RegistryCredentials,
+} from "./registry/credentials";
 import { PullSecrets } from "./registry/pull-secrets";
 import { Registry } from "./registry/registry";
 import { SecretStore } from "./secrets/store";
@@ -30,6 +35,8 @@ export class Platform extends pulumi.ComponentResource {
   public readonly workloadNamespaces: readonly string[];
   /** The cluster's kubeconfig (secret), when the platform knows it. */
   public readonly kubeconfig?: pulumi.Output<string>;
+  /** Registry mirror + auth for the nodes' container runtime (K3s registries.yaml), made before the cluster. */
+  public readonly nodeRegistry?: NodeRegistryAccess;
   /** cert-manager and the platform's ClusterIssuer (when the registry or the mesh needs certificates). */
   public readonly tls?: CertManager;
   /** The private registry (endpoint, push credentials, pull dockerconfigjson). */
@@ -48,6 +55,14 @@ export class Platform extends pulumi.ComponentResource {
     // Registry credentials exist before the cluster: K3s nodes get them in registries.yaml.
     const registryCreds: RegistryCredentials | undefined =
       reg.enabled && reg.mode === "in-cluster" ? registryCredentials(name, { parent: this }) : undefined;
+    const registryAuth = !reg.enabled
+      ? undefined
+      : (registryCreds ?? {
+          username: reg.external?.username ?? "",
+          password: requireSecretValue(secrets, "registryPassword"),
+        });
+    // For the K3s cluster (issue 3): pass as `K3sClusterArgs.registry`.
+    this.nodeRegistry = registryAuth && nodeRegistryAccess(reg, registryAuth);
 
     // --- cluster (issue 3) ---
     this.cluster = ((): ClusterHandle => {
@@ -112,10 +127,7 @@ export class Platform extends pulumi.ComponentResource {
           environment: config.environment,
           meshEnabled: config.mesh.enabled,
           provider,
-          credentials: registryCreds ?? {
-            username: reg.external?.username ?? "",
-            password: requireSecretValue(secrets, "registryPassword"),
-          },
+          credentials: registryAuth!,
           secretStore: this.secretStore,
           ...(this.tls ? { tls: this.tls } : {}),
           dependsOn: [...this.cluster.ready],

@@ -4,7 +4,11 @@ import YAML from "yaml";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parsePlatformConfig } from "../components/config";
 import { MESH_INGRESS_GATEWAY } from "../components/meta";
-import { dockerConfigDocument, REGISTRY_USERNAME } from "../components/registry/credentials";
+import {
+  dockerConfigDocument,
+  nodeRegistryAccess,
+  REGISTRY_USERNAME,
+} from "../components/registry/credentials";
 import { PULL_SECRET_NAME, WORKLOAD_SERVICE_ACCOUNT } from "../components/registry/pull-secrets";
 import { Registry, registryConfigFile, registryGatewayServer } from "../components/registry/registry";
 import { registrySchema } from "../components/registry/schema";
@@ -234,6 +238,32 @@ describe("pull secrets", () => {
         "ghcr.io": { username: "bot", password: "p@ss", auth: Buffer.from("bot:p@ss").toString("base64") },
       },
     });
+  });
+});
+
+describe("node registry access (K3s registries.yaml)", () => {
+  it("names the registry host, keeps the password secret, and skips verification only for the self-signed CA", async () => {
+    const seen: { host: string; skip: boolean; secret: boolean }[] = [];
+    await render(() => {
+      for (const cfg of [
+        registrySchema.parse({ hostname: "registry.dev.example.org" }),
+        registrySchema.parse({
+          hostname: "registry.example.org",
+          tls: { issuer: "acme", acmeEmail: "a@example.org" },
+        }),
+        registrySchema.parse({ mode: "external", external: { server: "ghcr.io", username: "bot" } }),
+      ]) {
+        const a = nodeRegistryAccess(cfg, { username: "platform", password: pulumi.output("pw") });
+        void pulumi
+          .isSecret(a.password)
+          .then((secret) => seen.push({ host: a.hostname, skip: a.insecureSkipVerify, secret }));
+      }
+    });
+    expect(seen).toEqual([
+      { host: "registry.dev.example.org", skip: true, secret: true },
+      { host: "registry.example.org", skip: false, secret: true },
+      { host: "ghcr.io", skip: false, secret: true },
+    ]);
   });
 });
 

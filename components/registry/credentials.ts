@@ -53,3 +53,38 @@ export function dockerConfigJson(auth: RegistryAuth): pulumi.Output<string> {
       .apply(([user, password]) => dockerConfigDocument(auth.server, user, password)),
   );
 }
+
+/**
+ * What K3s nodes need in registries.yaml (mirror + auth) to pull from the platform's registry. The
+ * Platform computes it before the cluster and hands it to the cluster component
+ * (`K3sClusterArgs.registry`); nothing here knows how the cluster writes it.
+ */
+export interface NodeRegistryAccess {
+  readonly hostname: string;
+  readonly username: string;
+  /** A Pulumi secret. */
+  readonly password: pulumi.Output<string>;
+  /**
+   * True with the self-signed CA: it is minted by cert-manager inside the cluster, after the nodes
+   * are installed, so containerd cannot be given it up front. ACME and external registries verify.
+   */
+  readonly insecureSkipVerify: boolean;
+}
+
+export function nodeRegistryAccess(
+  registry: {
+    mode: "in-cluster" | "external";
+    hostname: string;
+    tls: { issuer: string };
+    external?: { server: string; username: string };
+  },
+  credentials: Pick<RegistryCredentials, "username" | "password">,
+): NodeRegistryAccess {
+  const external = registry.mode === "external";
+  return {
+    hostname: external ? registry.external!.server : registry.hostname,
+    username: credentials.username,
+    password: pulumi.secret(credentials.password),
+    insecureSkipVerify: !external && registry.tls.issuer === "self-signed",
+  };
+}
