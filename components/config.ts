@@ -359,6 +359,29 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
       message: "external mode needs the external server and username",
       example: '{"server":"ghcr.io","username":"platform-bot"}',
     });
+  if (c.registry.enabled && c.registry.mode === "in-cluster" && c.registry.external)
+    out.push({
+      key: formatKey(["registry", "external"]),
+      message: 'is only used in external mode; set platform:registry.mode to "external" or remove it',
+    });
+  if (
+    c.registry.enabled &&
+    c.registry.mode === "in-cluster" &&
+    c.mesh.enabled &&
+    c.registry.hostname === c.mesh.ingressHostname
+  )
+    out.push({
+      key: formatKey(["registry", "hostname"]),
+      message: `must differ from platform:mesh.ingressHostname (${c.mesh.ingressHostname}): the registry terminates its own TLS behind the gateway (SNI passthrough)`,
+      example: '"registry.example.org"',
+    });
+  if (!c.registry.enabled && c.inference.gateway.enabled)
+    out.push({
+      key: formatKey(["registry", "enabled"]),
+      message:
+        "the gateway's image is built and pushed to the registry; enable the registry or disable the gateway",
+      example: "true",
+    });
   if (c.registry.tls.issuer === "acme" && !c.registry.tls.acmeEmail)
     out.push({
       key: formatKey(["registry", "tls", "acmeEmail"]),

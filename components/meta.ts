@@ -13,8 +13,6 @@ export const GPU_POOL_LABEL = "platform.ai/gpu-pool";
 export const GPU_TAINT = { key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" } as const;
 /** RuntimeClass GPU pods run with. */
 export const GPU_RUNTIME_CLASS = "nvidia";
-/** The mesh's ingress Gateway (`namespace/name`) that public VirtualServices bind to. */
-export const MESH_GATEWAY = "istio-system/platform-gateway";
 
 /** The recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/). */
 export function appLabels(name: string, component: string, version?: string): Record<string, string> {

@@ -8,16 +8,26 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
-import { K3sCluster, type RegistryMirror } from "./cluster/k3s";
+import { K3sCluster } from "./cluster/k3s";
 import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
 import { GitHubDelivery } from "./delivery/github";
 import { VercelFrontend } from "./delivery/vercel";
-import { InferenceStack } from "./inference/stack";
 import { NvidiaGpuStack } from "./gpu/stack";
+import { defaultTag, ServiceImage } from "./images/service-image";
+import { InferenceStack } from "./inference/stack";
 import { ServiceMesh } from "./mesh/mesh";
 import { platformNamespace } from "./meta";
 import { MonitoringStack, prometheusEndpoint } from "./monitoring/monitoring";
+import {
+  nodeRegistryAccess,
+  registryCredentials,
+  type NodeRegistryAccess,
+  type RegistryCredentials,
+} from "./registry/credentials";
+import { PullSecrets } from "./registry/pull-secrets";
+import { Registry, registryGatewayServer } from "./registry/registry";
 import { SecretStore } from "./secrets/store";
+import { CertManager } from "./tls/cert-manager";
 import { imageRef, images } from "./versions";
 
 export interface PlatformArgs {
@@ -27,6 +37,9 @@ export interface PlatformArgs {
   readonly secrets: PlatformSecrets;
 }
 
+/** Name of the ingress certificate; its TLS Secret (`<name>-tls`) is the Gateway's credentialName. */
+const INGRESS_CERTIFICATE = "platform-ingress";
+
 export class Platform extends pulumi.ComponentResource {
   public readonly cluster: ClusterHandle;
   public readonly secretStore: SecretStore;
@@ -34,28 +47,49 @@ export class Platform extends pulumi.ComponentResource {
   public readonly workloadNamespaces: readonly string[];
   /** The cluster's kubeconfig (secret), when the platform knows it. */
   public readonly kubeconfig?: pulumi.Output<string>;
+  /** Registry mirror + auth for the nodes' container runtime (K3s registries.yaml), made before the cluster. */
+  public readonly nodeRegistry?: NodeRegistryAccess;
+  /** The NVIDIA stack, when GPUs are enabled and the cluster has GPU pools. */
+  public readonly gpuStack?: NvidiaGpuStack;
+  /** cert-manager and the platform's ClusterIssuer (when the registry or the mesh needs certificates). */
+  public readonly tls?: CertManager;
+  /** Istio, its ingress Gateway and Flagger (platform:mesh.enabled). */
+  public readonly mesh?: ServiceMesh;
+  /** Prometheus, Grafana, OpenTelemetry and the SLO alerts (platform:monitoring.enabled). */
+  public readonly monitoring?: MonitoringStack;
+  /** The private registry (endpoint, push credentials, pull dockerconfigjson). */
+  public readonly registry?: Registry;
+  /** Pull secret + `platform-workload` ServiceAccount in every workload namespace. */
+  public readonly pullSecrets?: PullSecrets;
+  /** First-party images, built and pushed; workloads deploy their `repoDigest`. */
+  public readonly images: { gateway?: ServiceImage } = {};
   /** Model services and the gateway. */
   public readonly inference: InferenceStack;
   /** The GitHub side of delivery, when `delivery.github.enabled`. */
   public readonly github?: GitHubDelivery;
   /** The Vercel front end, when `delivery.vercel.enabled`. */
   public readonly frontend?: VercelFrontend;
-  /** The NVIDIA stack, when GPUs are enabled and the cluster has GPU pools. */
-  public readonly gpuStack?: NvidiaGpuStack;
-  /** Istio, its ingress Gateway and Flagger (platform:mesh.enabled). */
-  public readonly mesh?: ServiceMesh;
-  /** Prometheus, Grafana, OpenTelemetry and the SLO alerts (platform:monitoring.enabled). */
-  public readonly monitoring?: MonitoringStack;
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
     const { config, secrets } = args;
     const cl = config.cluster;
+    const reg = config.registry;
+    const inClusterRegistry = reg.enabled && reg.mode === "in-cluster";
 
-    // --- registry credentials (issue 4): created before the cluster, so K3s nodes get registries.yaml ---
-    const registryMirror = this.registryMirror(config);
+    // --- registry credentials: before the cluster, so K3s nodes get them in registries.yaml ---
+    const registryCreds: RegistryCredentials | undefined = inClusterRegistry
+      ? registryCredentials(name, { parent: this })
+      : undefined;
+    const registryAuth = !reg.enabled
+      ? undefined
+      : (registryCreds ?? {
+          username: reg.external?.username ?? "",
+          password: requireSecretValue(secrets, "registryPassword"),
+        });
+    this.nodeRegistry = registryAuth && nodeRegistryAccess(reg, registryAuth);
 
-    // --- cluster (issue 3) ---
+    // --- cluster ---
     this.cluster = ((): ClusterHandle => {
       switch (cl.kind) {
         case "existing":
@@ -75,7 +109,7 @@ export class Platform extends pulumi.ComponentResource {
               sshPrivateKey: requireSecretValue(secrets, "sshPrivateKey"),
               // The mesh's ingress gateway serves ingress; K3s's bundled Traefik would compete for :80/:443.
               disableTraefik: config.mesh.enabled,
-              ...(registryMirror ? { registry: registryMirror } : {}),
+              ...(this.nodeRegistry ? { registry: this.nodeRegistry } : {}),
             },
             { parent: this },
           );
@@ -83,33 +117,24 @@ export class Platform extends pulumi.ComponentResource {
     })();
     this.kubeconfig = this.cluster.kubeconfig;
     const provider = this.cluster.provider;
-    const k8sOpts = (): pulumi.CustomResourceOptions => ({
-      parent: this,
-      provider,
-      dependsOn: [...this.cluster.ready],
-    });
+    const ready = [...this.cluster.ready];
 
     // --- workload namespaces and the secret store ---
     this.workloadNamespaces = [config.inference.namespace];
-    const namespaces: Record<string, k8s.core.v1.Namespace> = {};
-    for (const ns of this.workloadNamespaces)
-      namespaces[ns] = platformNamespace(
+    const namespaces: k8s.core.v1.Namespace[] = this.workloadNamespaces.map((ns) =>
+      platformNamespace(
         ns,
         { meshInjection: config.mesh.enabled, podSecurity: "restricted", component: "workloads" },
-        k8sOpts(),
-      );
+        { parent: this, provider, dependsOn: ready },
+      ),
+    );
     this.secretStore = new SecretStore(
       `${name}-secrets`,
-      {
-        provider,
-        secrets,
-        externalSecrets: config.secrets.externalSecrets,
-        dependsOn: [...this.cluster.ready],
-      },
-      { parent: this, dependsOn: Object.values(namespaces) },
+      { provider, secrets, externalSecrets: config.secrets.externalSecrets, dependsOn: ready },
+      { parent: this, dependsOn: namespaces },
     );
 
-    // --- GPU stack (issue 3) ---
+    // --- GPU stack ---
     if (config.gpu.enabled && this.cluster.gpuPools.length > 0)
       this.gpuStack = new NvidiaGpuStack(
         `${name}-gpu`,
@@ -119,17 +144,30 @@ export class Platform extends pulumi.ComponentResource {
           pools: this.cluster.gpuPools,
           gpu: config.gpu,
           monitoring: config.monitoring.enabled,
-          dependsOn: this.cluster.ready,
+          dependsOn: ready,
         },
         { parent: this },
       );
 
-    // --- registry and images (issue 4) ---
-    // --- mesh and monitoring (issue 5) ---
+    // --- certificates, mesh and monitoring ---
+    if (inClusterRegistry || config.mesh.enabled)
+      this.tls = new CertManager(
+        `${name}-tls`,
+        {
+          provider,
+          issuer:
+            reg.tls.issuer === "acme"
+              ? { kind: "acme", email: reg.tls.acmeEmail!, server: reg.tls.acmeServer, ingressClass: "istio" }
+              : { kind: "self-signed" },
+          replicas: config.environment === "prod" ? 2 : 1,
+          dependsOn: ready,
+        },
+        { parent: this },
+      );
     // Prometheus's address and identity are fixed names, so the mesh (Flagger, the scrape allow)
     // can use them while the mesh is built first: Prometheus's pod then gets its cert sidecar.
     const prometheus = config.monitoring.enabled ? prometheusEndpoint() : undefined;
-    if (config.mesh.enabled)
+    if (config.mesh.enabled) {
       this.mesh = new ServiceMesh(
         `${name}-mesh`,
         {
@@ -139,10 +177,28 @@ export class Platform extends pulumi.ComponentResource {
           distribution: this.cluster.distribution,
           workloadNamespaces: this.workloadNamespaces,
           ...(prometheus ? { prometheus } : {}),
-          dependsOn: [...this.cluster.ready, ...Object.values(namespaces)],
+          // The Gateway names its Secret up front; Istio serves it once cert-manager has issued it.
+          ...(this.tls ? { tls: { credentialName: `${INGRESS_CERTIFICATE}-tls` } } : {}),
+          ...(inClusterRegistry ? { extraGatewayServers: [registryGatewayServer(reg.hostname)] } : {}),
+          dependsOn: [...ready, ...namespaces],
         },
         { parent: this },
       );
+      if (this.tls) {
+        const secretName = this.tls.certificate(
+          INGRESS_CERTIFICATE,
+          "istio-system",
+          [config.mesh.ingressHostname],
+          {
+            dependsOn: [this.mesh],
+          },
+        );
+        if (secretName !== `${INGRESS_CERTIFICATE}-tls`)
+          throw new Error(
+            `ingress certificate secret ${secretName} does not match the Gateway's credentialName`,
+          );
+      }
+    }
     if (config.monitoring.enabled)
       this.monitoring = new MonitoringStack(
         `${name}-monitoring`,
@@ -152,11 +208,61 @@ export class Platform extends pulumi.ComponentResource {
           provider,
           secretStore: this.secretStore,
           mesh: config.mesh.enabled,
-          dependsOn: [...this.cluster.ready, ...(this.mesh?.ready ?? [])],
+          dependsOn: [...ready, ...(this.mesh?.ready ?? [])],
         },
         { parent: this },
       );
-    // --- inference services and gateway (issue 6) ---
+
+    // --- registry and images ---
+    if (reg.enabled) {
+      const registry = new Registry(
+        `${name}-registry`,
+        {
+          config: reg,
+          environment: config.environment,
+          meshEnabled: config.mesh.enabled,
+          provider,
+          credentials: registryAuth!,
+          secretStore: this.secretStore,
+          ...(this.tls ? { tls: this.tls } : {}),
+          dependsOn: [...ready, ...(this.mesh?.ready ?? [])],
+        },
+        // The registry holds every pushed image: protected (with its children) in prod.
+        { parent: this, protect: config.environment === "prod" },
+      );
+      this.registry = registry;
+      this.pullSecrets = new PullSecrets(
+        `${name}-pull`,
+        {
+          provider,
+          namespaces: this.workloadNamespaces,
+          dockerConfigJson: registry.dockerConfigJson,
+          secretStore: this.secretStore,
+          dependsOn: namespaces,
+        },
+        { parent: this },
+      );
+      if (config.inference.gateway.enabled) {
+        const context = "services/gateway";
+        this.images.gateway = new ServiceImage(
+          `${name}-gateway`,
+          {
+            context,
+            dockerfile: `${context}/Dockerfile`,
+            repository: "platform/gateway",
+            tag: reg.images.tag ?? defaultTag(context),
+            platform: reg.images.platform,
+            cacheFrom: reg.images.cacheFrom,
+            buildOnPreview: reg.images.buildOnPreview,
+            registry: registry.auth,
+          },
+          // An in-cluster registry must be serving before the push.
+          { parent: this, dependsOn: [registry] },
+        );
+      }
+    }
+
+    // --- inference services and gateway ---
     const inference = config.inference;
     this.inference = new InferenceStack(
       `${name}-inference`,
@@ -176,13 +282,24 @@ export class Platform extends pulumi.ComponentResource {
         mesh: config.mesh.enabled,
         monitoring: config.monitoring.enabled,
         slo: config.monitoring.slo,
-        // Placeholder until the registry's repoDigest is wired in.
-        gatewayImage: imageRef(images.gateway, false),
-        dependsOn: Object.values(namespaces),
+        // First-party images deploy by digest; without a registry, the pinned published tag.
+        gatewayImage:
+          this.images.gateway?.repoDigest ?? imageRef(images.gateway, config.environment === "prod"),
+        ...(this.pullSecrets ? { serviceAccountName: this.pullSecrets.serviceAccountName } : {}),
+        // CRDs (ServiceMonitor, VirtualService, Canary, ScaledObject) and sidecar injection first.
+        dependsOn: [
+          ...namespaces,
+          ...(this.mesh?.ready ?? []),
+          ...(this.mesh?.flagger ? [this.mesh.flagger] : []),
+          ...(this.monitoring ? [this.monitoring.crds] : []),
+          ...(this.pullSecrets ? [this.pullSecrets] : []),
+          ...(this.gpuStack ? [this.gpuStack] : []),
+        ],
       },
       { parent: this },
     );
-    // --- delivery pipeline (issue 7) ---
+
+    // --- delivery pipeline ---
     const delivery = config.delivery;
     const gatewayUrl = this.inference.gatewayUrl ?? `https://${config.mesh.ingressHostname}`;
     if (delivery.github.enabled)
@@ -231,14 +348,8 @@ export class Platform extends pulumi.ComponentResource {
       workloadNamespaces: this.workloadNamespaces,
       ingressHostname: this.mesh?.ingressHostname,
       grafanaUrl: this.monitoring?.grafanaUrl,
+      registryEndpoint: this.registry?.endpoint,
+      gatewayImage: this.images.gateway?.repoDigest,
     });
-  }
-
-  /**
-   * The in-cluster registry's hostname and pull credentials for K3s's registries.yaml (mirror +
-   * auth). The registry component (issue 4) fills this in; undefined writes no registries.yaml.
-   */
-  private registryMirror(_config: PlatformConfig): RegistryMirror | undefined {
-    return undefined;
   }
 }

@@ -23,6 +23,10 @@ export interface StackOutputs {
   readonly grafanaUrl?: string;
   /** Secret (namespace/name) holding Grafana's admin login; the password never leaves it. */
   readonly grafanaAdminSecret?: string;
+  /** Registry host images are pushed to and pulled from (when the registry is enabled). */
+  readonly registryEndpoint?: string;
+  /** The gateway image by digest (`registry/platform/gateway@sha256:...`), what its Deployment runs. */
+  readonly gatewayImage?: pulumi.Output<string>;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
   /** The platform repository, when GitHub delivery is on. */
@@ -52,6 +56,8 @@ export function definePlatform(): StackOutputs {
           grafanaAdminSecret: `${platform.monitoring.namespace}/${platform.monitoring.grafanaAdmin.name}`,
         }
       : {}),
+    ...(platform.registry ? { registryEndpoint: platform.registry.endpoint } : {}),
+    ...(platform.images.gateway ? { gatewayImage: platform.images.gateway.repoDigest } : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
     ...(platform.github
       ? { repositoryUrl: platform.github.repositoryUrl, githubEnvironment: platform.github.environmentName }

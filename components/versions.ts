@@ -63,9 +63,16 @@ export const charts = {
     version: "0.18.2",
     repo: "https://charts.external-secrets.io",
   },
+  certManager: { chart: "cert-manager", version: "v1.18.2", repo: "https://charts.jetstack.io" },
 } as const satisfies Record<string, ChartVersion>;
 
 export const images = {
+  /** CNCF Distribution, the in-cluster registry (multi-arch index digest). */
+  registry: {
+    repository: "docker.io/library/registry",
+    tag: "3.0.0",
+    digest: "sha256:6c5666b861f3505b116bb9aa9b25175e71210414bd010d92035ff64018f9457e",
+  },
   // Digests as published for these tags (multi-arch index); re-check with `crane digest <ref>` on bump.
   vllm: {
     repository: "vllm/vllm-openai",
@@ -84,6 +91,7 @@ export const images = {
   // The collector chart names no default image; contrib carries the prometheusremotewrite exporter.
   otelCollectorContrib: {
     repository: "docker.io/otel/opentelemetry-collector-contrib",
-    tag: "0.127.0",
+    tag: "0.158.0",
+    digest: "sha256:c5918f78992ee73b0d6f0e599423ac5ec52dd5d9726733114d6eca53d5a32ed5",
   },
 } as const satisfies Record<string, ImageVersion>;

@@ -31,6 +31,8 @@ export interface RegistryMirror {
   readonly hostname: string;
   readonly username: string;
   readonly password: pulumi.Output<string>;
+  /** Skip TLS verification (a CA minted inside the cluster cannot be given to containerd up front). */
+  readonly insecureSkipVerify?: boolean;
 }
 
 export interface K3sClusterArgs {
@@ -138,10 +140,20 @@ export function k3sNodeConfig(
 }
 
 /** registries.yaml: the platform registry as a mirror with its credentials. Secret content. */
-export function registriesYaml(registry: { hostname: string; username: string; password: string }): string {
+export function registriesYaml(registry: {
+  hostname: string;
+  username: string;
+  password: string;
+  insecureSkipVerify?: boolean;
+}): string {
   return stringify({
     mirrors: { [registry.hostname]: { endpoint: [`https://${registry.hostname}`] } },
-    configs: { [registry.hostname]: { auth: { username: registry.username, password: registry.password } } },
+    configs: {
+      [registry.hostname]: {
+        auth: { username: registry.username, password: registry.password },
+        ...(registry.insecureSkipVerify ? { tls: { insecure_skip_verify: true } } : {}),
+      },
+    },
   });
 }
 
@@ -275,6 +287,7 @@ export class K3sCluster extends pulumi.ComponentResource implements ClusterHandl
               hostname: args.registry!.hostname,
               username: args.registry!.username,
               password,
+              ...(args.registry!.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
             }),
           ),
         )

@@ -83,7 +83,8 @@ export class InferenceService extends pulumi.ComponentResource {
 
     const podSpec = modelPodSpec(s, {
       cacheClaim: `${s.name}-cache`,
-      image: serverImage(s, prod),
+      // Pinned by digest wherever one is known: what dev tests is byte-for-byte what prod runs.
+      image: serverImage(s, true),
       ...(args.pool ? { pool: args.pool } : {}),
       ...(args.hubTokenSecret ? { hubTokenSecret: args.hubTokenSecret } : {}),
       ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),

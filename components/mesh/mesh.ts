@@ -294,7 +294,11 @@ export function streamingEnvoyFilterSpec(): Record<string, unknown> {
 export const STREAMING_ROUTE = { timeout: "0s", retries: { attempts: 0 } } as const;
 
 /** The ingress Gateway: HTTPS with the given TLS secret, plain HTTP only to redirect. */
-export function gatewaySpec(hostname: string, credentialName: pulumi.Input<string>): Record<string, unknown> {
+export function gatewaySpec(
+  hostname: string,
+  credentialName: pulumi.Input<string>,
+  extraServers: readonly Record<string, unknown>[] = [],
+): Record<string, unknown> {
   return {
     selector: { ...INGRESS_SELECTOR },
     servers: [
@@ -308,6 +312,7 @@ export function gatewaySpec(hostname: string, credentialName: pulumi.Input<strin
         hosts: [hostname],
         tls: { httpsRedirect: true },
       },
+      ...extraServers,
     ],
   };
 }
@@ -323,6 +328,8 @@ export interface ServiceMeshArgs {
   readonly prometheus?: { readonly url: string; readonly namespace: string; readonly serviceAccount: string };
   /** TLS secret of the ingress (from a certificate component); DEFAULT_TLS_SECRET otherwise. */
   readonly tls?: { readonly credentialName: pulumi.Input<string>; readonly dependsOn?: pulumi.Resource[] };
+  /** More servers on the ingress Gateway (e.g. the registry's TLS passthrough). */
+  readonly extraGatewayServers?: readonly Record<string, unknown>[];
   /** Resources that must exist first (cluster ready, workload namespaces). */
   readonly dependsOn?: readonly pulumi.Resource[];
 }
@@ -420,7 +427,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         objectName: GATEWAY_NAME,
         namespace: ISTIO_NAMESPACE,
         component: "ingress",
-        spec: gatewaySpec(cfg.ingressHostname, credentialName),
+        spec: gatewaySpec(cfg.ingressHostname, credentialName, args.extraGatewayServers),
       },
       after(ingress, ...(args.tls?.dependsOn ?? [])),
     );

@@ -214,7 +214,7 @@ export function kubePrometheusStackValues(
 export interface OtelCollectorValues {
   mode: "deployment";
   fullnameOverride: string;
-  image: { repository: string; tag: string };
+  image: { repository: string; tag: string; digest?: string };
   replicaCount: number;
   resources: Resources;
   securityContext: Record<string, unknown>;
@@ -232,7 +232,11 @@ export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): Ot
   return {
     mode: "deployment",
     fullnameOverride: "otel-collector",
-    image: { repository: image.repository, tag: image.tag },
+    image: {
+      repository: image.repository,
+      tag: image.tag,
+      ...(image.digest ? { digest: image.digest } : {}),
+    },
     replicaCount: env === "prod" ? 2 : 1,
     resources: monitoringSizing(env).otel,
     securityContext: {

@@ -63,7 +63,8 @@ export function findExemption(
   return exemptions.find((e) => {
     if (e.namespace === undefined && e.name === undefined && e.type === undefined) return false;
     if (e.type !== undefined && !globMatch(e.type, s.type)) return false;
-    if (e.namespace !== undefined && (s.namespace === undefined || !globMatch(e.namespace, s.namespace))) return false;
+    if (e.namespace !== undefined && (s.namespace === undefined || !globMatch(e.namespace, s.namespace)))
+      return false;
     if (
       e.name !== undefined &&
       !globMatch(e.name, s.name) &&
@@ -85,7 +86,7 @@ function typeOfJson(v: unknown): string {
 }
 
 /** Validates `value` against the subset of JSON Schema the pack uses. */
-export function validateJsonSchema(value: unknown, schema: JSONSchema, at: string): string[] {
+export function validateJsonSchema(value: unknown, schema: JSONSchema | boolean, at: string): string[] {
   if (typeof schema === "boolean") return schema ? [] : [`${at}: not allowed`];
   const errors: string[] = [];
   const actual = typeOfJson(value);
@@ -101,8 +102,10 @@ export function validateJsonSchema(value: unknown, schema: JSONSchema, at: strin
     errors.push(`${at}: must be at least ${schema.minLength} characters`);
   }
   if (typeof value === "number") {
-    if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${at}: must be >= ${schema.minimum}`);
-    if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${at}: must be <= ${schema.maximum}`);
+    if (schema.minimum !== undefined && value < schema.minimum)
+      errors.push(`${at}: must be >= ${schema.minimum}`);
+    if (schema.maximum !== undefined && value > schema.maximum)
+      errors.push(`${at}: must be <= ${schema.maximum}`);
   }
   if (Array.isArray(value) && schema.items !== undefined && !Array.isArray(schema.items)) {
     const items = schema.items;
@@ -128,7 +131,8 @@ export function validateJsonSchema(value: unknown, schema: JSONSchema, at: strin
 /** Problems in a policy-pack config (empty when valid). */
 export function validatePackConfig(policies: Policies, config: PolicyPackConfig | undefined): string[] {
   if (config === undefined) return [];
-  if (typeof config !== "object" || config === null || Array.isArray(config)) return ["config: expected an object"];
+  if (typeof config !== "object" || config === null || Array.isArray(config))
+    return ["config: expected an object"];
   const byName = new Map(policies.map((p) => [p.name, p]));
   const errors: string[] = [];
   for (const [name, entry] of Object.entries(config)) {

@@ -34,6 +34,8 @@ export interface ParsedDockerfile {
   readonly stages: readonly Stage[];
   /** Defaults of the ARGs declared before the first FROM. */
   readonly globalArgs: ReadonlyMap<string, string>;
+  /** Names of the ARGs declared before the first FROM (with or without default). */
+  readonly declaredArgs: ReadonlySet<string>;
   readonly instructions: readonly Instruction[];
 }
 
@@ -95,25 +97,43 @@ const VAR_RE = /\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?([-+])([^}]*))?\}|([A-Za-z_]
 
 /** Substitutes `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:+alt}`; unresolvable ones are kept. */
 export function substitute(s: string, vars: ReadonlyMap<string, string>): string {
-  return s.replace(VAR_RE, (whole, braced: string | undefined, op: string | undefined, word: string | undefined, bare: string | undefined) => {
-    const name = braced ?? bare!;
-    const v = vars.get(name);
-    if (op === "-") return v !== undefined && v !== "" ? v : (word ?? "");
-    if (op === "+") return v !== undefined && v !== "" ? (word ?? "") : "";
-    return v ?? whole;
-  });
+  return s.replace(
+    VAR_RE,
+    (
+      whole,
+      braced: string | undefined,
+      op: string | undefined,
+      word: string | undefined,
+      bare: string | undefined,
+    ) => {
+      const name = braced ?? bare!;
+      const v = vars.get(name);
+      if (op === "-") return v !== undefined && v !== "" ? v : (word ?? "");
+      if (op === "+") return v !== undefined && v !== "" ? (word ?? "") : "";
+      return v ?? whole;
+    },
+  );
 }
 
 export function parseDockerfile(content: string, file = "Dockerfile"): ParsedDockerfile {
   const df = DockerfileParser.parse(content);
   const instructions = df.getInstructions();
   const globalArgs = new Map<string, string>();
+  const declaredArgs = new Set<string>();
   for (const arg of df.getInitialARGs()) {
     const p = arg.getProperty();
     const name = p?.getName();
-    if (name) globalArgs.set(name, p?.getValue() ?? "");
+    const value = p?.getValue();
+    if (name) declaredArgs.add(name);
+    if (name && value !== null && value !== undefined) globalArgs.set(name, value);
   }
-  return { path: file, stages: buildStages(instructions, globalArgs), globalArgs, instructions };
+  return {
+    path: file,
+    stages: buildStages(instructions, globalArgs),
+    globalArgs,
+    declaredArgs,
+    instructions,
+  };
 }
 
 function buildStages(instructions: readonly Instruction[], vars: ReadonlyMap<string, string>): Stage[] {
@@ -134,7 +154,8 @@ function buildStages(instructions: readonly Instruction[], vars: ReadonlyMap<str
     const name = asIdx >= 0 ? args[asIdx + 1]?.toLowerCase() : undefined;
     const parent = stages.findIndex((s) => s.name !== undefined && s.name === base.toLowerCase());
     const unresolved = base.includes("$");
-    const ref = parent >= 0 || unresolved || base.toLowerCase() === "scratch" ? undefined : parseImageRef(base);
+    const ref =
+      parent >= 0 || unresolved || base.toLowerCase() === "scratch" ? undefined : parseImageRef(base);
     stages.push({
       index,
       ...(name ? { name } : {}),
@@ -150,11 +171,14 @@ function buildStages(instructions: readonly Instruction[], vars: ReadonlyMap<str
 }
 
 /** Re-resolves stage bases with the image's build args (global ARG defaults overridden). */
-export function withBuildArgs(df: ParsedDockerfile, buildArgs: ReadonlyMap<string, string>): ParsedDockerfile {
+export function withBuildArgs(
+  df: ParsedDockerfile,
+  buildArgs: ReadonlyMap<string, string>,
+): ParsedDockerfile {
   if (buildArgs.size === 0) return df;
   const vars = new Map(df.globalArgs);
-  for (const [k, v] of buildArgs) if (vars.has(k)) vars.set(k, v);
-  return { ...df, stages: buildStages(df.instructions, vars) };
+  for (const [k, v] of buildArgs) if (df.declaredArgs.has(k)) vars.set(k, v);
+  return { ...df, globalArgs: vars, stages: buildStages(df.instructions, vars) };
 }
 
 /** The final stage and the stages it builds FROM, final first. */
@@ -180,7 +204,8 @@ export function keywordArgs(ins: Instruction): string {
 
 /** Flag values of an instruction (`--mount=type=cache,...` → ["type=cache,..."]). */
 export function flagsOf(ins: Instruction, flag: string): string[] {
-  const f = (ins as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags;
+  const f = (ins as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] })
+    .getFlags;
   if (typeof f !== "function") return [];
   return f
     .call(ins)

@@ -100,8 +100,23 @@ const TEMPLATE_KINDS: Record<string, WorkloadKind> = {
   Job: "Job",
 };
 
-/** Pod specs of a workload resource: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob. */
-export function podSpecsOf(type: string, props: Obj): PodSpecRef[] {
+const podCache = new WeakMap<Obj, { type: string; pods: readonly PodSpecRef[] }>();
+const NO_PODS: readonly PodSpecRef[] = Object.freeze([]);
+
+/**
+ * Pod specs of a workload resource: Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+ * CronJob (memoised per inputs object: every workload policy asks for the same resource).
+ */
+export function podSpecsOf(type: string, props: Obj): readonly PodSpecRef[] {
+  const hit = podCache.get(props);
+  if (hit && hit.type === type) return hit.pods;
+  const found = findPodSpecs(type, props);
+  const pods = found.length === 0 ? NO_PODS : found;
+  podCache.set(props, { type, pods });
+  return pods;
+}
+
+function findPodSpecs(type: string, props: Obj): PodSpecRef[] {
   const k = kindOf(type, props);
   if (!k) return [];
   const spec = obj(props["spec"]);
@@ -124,11 +139,19 @@ export function podSpecsOf(type: string, props: Obj): PodSpecRef[] {
       : [];
   }
   const wk = TEMPLATE_KINDS[k.kind];
-  if (!wk || (k.group !== "apps" && k.group !== "batch" && k.group !== "" && k.group !== "extensions")) return [];
+  if (!wk || (k.group !== "apps" && k.group !== "batch" && k.group !== "" && k.group !== "extensions"))
+    return [];
   const template = obj(spec["template"]);
   const podSpec = obj(template?.["spec"]);
   return podSpec
-    ? [{ kind: wk, path: ["spec", "template", "spec"], spec: podSpec, metadata: obj(template?.["metadata"]) ?? {} }]
+    ? [
+        {
+          kind: wk,
+          path: ["spec", "template", "spec"],
+          spec: podSpec,
+          metadata: obj(template?.["metadata"]) ?? {},
+        },
+      ]
     : [];
 }
 
@@ -150,13 +173,24 @@ const CONTAINER_FIELDS: readonly [string, ContainerKind][] = [
 ];
 
 /** Containers of a pod spec (all kinds unless `kinds` narrows them). */
+const ALL_KINDS: readonly ContainerKind[] = ["container", "initContainer", "ephemeralContainer"];
+const containerCache = new WeakMap<PodSpecRef, readonly ContainerRef[]>();
+
 export function containersOf(
   pod: PodSpecRef,
-  kinds: readonly ContainerKind[] = ["container", "initContainer", "ephemeralContainer"],
-): ContainerRef[] {
+  kinds: readonly ContainerKind[] = ALL_KINDS,
+): readonly ContainerRef[] {
+  let all = containerCache.get(pod);
+  if (!all) {
+    all = collectContainers(pod);
+    containerCache.set(pod, all);
+  }
+  return kinds === ALL_KINDS || kinds.length === 3 ? all : all.filter((c) => kinds.includes(c.kind));
+}
+
+function collectContainers(pod: PodSpecRef): ContainerRef[] {
   const out: ContainerRef[] = [];
   for (const [field, kind] of CONTAINER_FIELDS) {
-    if (!kinds.includes(kind)) continue;
     arr(pod.spec[field]).forEach((c, index) => {
       const container = obj(c);
       if (container) {
@@ -221,7 +255,8 @@ export function imagesOf(type: string, props: Obj): ImageRefLocation[] {
   for (const pod of podSpecsOf(type, props)) {
     for (const c of containersOf(pod)) {
       const image = c.container["image"];
-      if (typeof image === "string") out.push({ image, path: [...c.path, "image"], where: `${c.kind} "${c.name}"` });
+      if (typeof image === "string")
+        out.push({ image, path: [...c.path, "image"], where: `${c.kind} "${c.name}"` });
     }
   }
   const values = helmValuesOf(type, props);
@@ -237,7 +272,9 @@ function collectHelmImages(v: Obj, path: (string | number)[], out: ImageRefLocat
   if (depth > 12) return;
   const repo = v["repository"];
   if (typeof repo === "string" && ["tag", "digest", "registry"].some((k) => typeof v[k] === "string")) {
-    if ([repo, v["tag"], v["digest"], v["registry"]].some((x) => typeof x === "string" && str(x) === undefined)) {
+    if (
+      [repo, v["tag"], v["digest"], v["registry"]].some((x) => typeof x === "string" && str(x) === undefined)
+    ) {
       return; // unknown during preview
     }
     const registry = str(v["registry"]);
@@ -246,7 +283,12 @@ function collectHelmImages(v: Obj, path: (string | number)[], out: ImageRefLocat
     let image = registry ? `${registry}/${repo}` : repo;
     if (tag) image += `:${tag}`;
     if (digest) image += `@${digest}`;
-    out.push({ image, path, where: `Helm value ${path.join(".") || "(root)"}`, chartDefaultTag: !tag && !digest });
+    out.push({
+      image,
+      path,
+      where: `Helm value ${path.join(".") || "(root)"}`,
+      chartDefaultTag: !tag && !digest,
+    });
     return;
   }
   for (const [key, child] of Object.entries(v)) {

@@ -69,8 +69,7 @@ function schemaOf(meta: PolicyMeta) {
   return { properties: { ...(meta.config ?? {}), exemptions: EXEMPTIONS_SCHEMA } };
 }
 
-function contextOf<C>(args: ResourceValidationArgs): ResourceContext<C> | undefined {
-  const props = raw(args.props);
+function contextOf<C>(args: ResourceValidationArgs, props: Obj): ResourceContext<C> {
   return {
     type: args.type,
     name: args.name,
@@ -83,7 +82,13 @@ function contextOf<C>(args: ResourceValidationArgs): ResourceContext<C> | undefi
   };
 }
 
-function exemptionFor(ctx: { type: string; name: string; namespace?: string | undefined; objectName?: string | undefined; config: BaseConfig }) {
+function exemptionFor(ctx: {
+  type: string;
+  name: string;
+  namespace?: string | undefined;
+  objectName?: string | undefined;
+  config: BaseConfig;
+}) {
   return findExemption(ctx.config.exemptions, {
     type: ctx.type,
     name: ctx.name,
@@ -92,7 +97,9 @@ function exemptionFor(ctx: { type: string; name: string; namespace?: string | un
   });
 }
 
-export type PackPolicy = ResourceValidationPolicy & { validateStack?: StackValidationPolicy["validateStack"] };
+export type PackPolicy = ResourceValidationPolicy & {
+  validateStack?: StackValidationPolicy["validateStack"];
+};
 
 function stackContext<C>(args: StackValidationArgs): StackContext<C> {
   const config = args.getConfig<C & BaseConfig>();
@@ -123,7 +130,9 @@ function stackContext<C>(args: StackValidationArgs): StackContext<C> {
   };
 }
 
-export function defineResourcePolicy<C extends object = Record<string, never>>(def: ResourcePolicyDef<C>): PackPolicy {
+export function defineResourcePolicy<C extends object = Record<string, never>>(
+  def: ResourcePolicyDef<C>,
+): PackPolicy {
   const policy: PackPolicy = {
     name: def.name,
     description: def.description,
@@ -132,21 +141,23 @@ export function defineResourcePolicy<C extends object = Record<string, never>>(d
     remediationSteps: def.remediationSteps,
     configSchema: schemaOf(def),
     ...(def.tags ? { tags: def.tags } : {}),
-    validateResource: async (args, reportViolation) => {
-      if (!def.appliesTo(args.type, raw(args.props))) return args.notApplicable(`not a ${def.name} resource`);
-      const ctx = contextOf<C>(args)!;
+    // Synchronous up to the type check: not-applicable is the hot path (most resources, most rules).
+    validateResource: (args, reportViolation) => {
+      const props = raw(args.props);
+      if (!def.appliesTo(args.type, props)) return args.notApplicable(`not a ${def.name} resource`);
+      const ctx = contextOf<C>(args, props);
       const exempt = exemptionFor(ctx);
       if (exempt) return args.notApplicable(`exempt: ${exempt.reason}`);
-      const messages: string[] = [];
-      await def.validate(ctx, (m) => messages.push(m));
-      for (const m of messages) reportViolation(m);
+      const result = def.validate(ctx, reportViolation);
+      return result instanceof Promise ? result : undefined;
     },
   };
   if (def.remediate) {
     const remediate = def.remediate;
     policy.remediateResource = (args) => {
-      if (!def.appliesTo(args.type, raw(args.props))) return args.notApplicable(`not a ${def.name} resource`);
-      const ctx = contextOf<C>(args)!;
+      const props = raw(args.props);
+      if (!def.appliesTo(args.type, props)) return args.notApplicable(`not a ${def.name} resource`);
+      const ctx = contextOf<C>(args, props);
       const exempt = exemptionFor(ctx);
       if (exempt) return args.notApplicable(`exempt: ${exempt.reason}`);
       return remediate(ctx);
@@ -163,7 +174,9 @@ export interface StackPolicyDef<C> extends PolicyMeta {
   readonly validate: (ctx: StackContext<C>, report: ReportViolation) => void | Promise<void>;
 }
 
-export function defineStackPolicy<C extends object = Record<string, never>>(def: StackPolicyDef<C>): StackValidationPolicy {
+export function defineStackPolicy<C extends object = Record<string, never>>(
+  def: StackPolicyDef<C>,
+): StackValidationPolicy {
   return {
     name: def.name,
     description: def.description,

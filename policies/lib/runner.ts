@@ -16,6 +16,9 @@ import type {
   StackValidationArgs,
   StackValidationPolicy,
 } from "@pulumi/policy";
+import { PolicyConfigError, validatePackConfig } from "./config";
+
+export { PolicyConfigError, validatePackConfig };
 
 /** A resource as the runner sees it: plain input values (secrets already unwrapped). */
 export interface ResourceRecord {
@@ -39,8 +42,17 @@ export interface Violation {
 
 class NotApplicableError extends Error {}
 
+/** Throws without capturing a stack: `notApplicable` is the common path, once per resource and policy. */
 const throwNotApplicable = (reason?: string): never => {
-  throw new NotApplicableError(reason ?? "not applicable");
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  let e: NotApplicableError;
+  try {
+    e = new NotApplicableError(reason ?? "not applicable");
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  throw e;
 };
 
 interface PolicyWithSchema {
@@ -61,7 +73,8 @@ export function resolvePolicyConfig(
     if (d !== undefined) defaults[key] = structuredClone(d);
   }
   const all = config?.["all"];
-  const allLevel = typeof all === "string" ? all : (all as { enforcementLevel?: EnforcementLevel })?.enforcementLevel;
+  const allLevel =
+    typeof all === "string" ? all : (all as { enforcementLevel?: EnforcementLevel })?.enforcementLevel;
   const entry = config?.[policy.name];
   if (typeof entry === "string") return { level: entry, props: defaults };
   const { enforcementLevel, ...props } = (entry ?? {}) as { enforcementLevel?: EnforcementLevel };
@@ -91,18 +104,40 @@ function isResourcePolicy(p: Policies[number]): p is ResourceValidationPolicy {
   return "validateResource" in p || "remediateResource" in p;
 }
 
+/** A policy may carry a stack-wide part too (`validateStack` beside `validateResource`). */
+function stackPartOf(p: Policies[number]): StackValidationPolicy["validateStack"] | undefined {
+  const v = (p as Partial<StackValidationPolicy>).validateStack;
+  return typeof v === "function" ? v : undefined;
+}
+
+/** CrossGuard's preview error for a read of an unknown value (see `unknownCheckingProxy`). */
+function isUnknownValueError(e: unknown): e is Error {
+  return e instanceof Error && e.constructor.name === "UnknownValueError";
+}
+
 export interface RunOptions {
   readonly config?: PolicyPackConfig;
   /** Skip stack policies (the CLI over plain manifests has no stack). */
   readonly resourcesOnly?: boolean;
+  /**
+   * Run remediations (default true). Without them (plain manifests cannot be rewritten), a
+   * remediate-level policy's violations are reported as mandatory, as CrossGuard does for
+   * violations that survive remediation.
+   */
+  readonly remediate?: boolean;
 }
 
-/** Runs every policy over the resources and returns the violations, in resource order. */
+/**
+ * Runs every policy over the resources and returns the violations, in resource order. Throws a
+ * `PolicyConfigError` when the config does not match the pack (e.g. an exemption without a reason).
+ */
 export async function runPolicies(
   policies: Policies,
   resources: readonly ResourceRecord[],
   options: RunOptions = {},
 ): Promise<Violation[]> {
+  const problems = validatePackConfig(policies, options.config);
+  if (problems.length > 0) throw new PolicyConfigError(problems);
   const violations: Violation[] = [];
   const stackTags: ReadonlyMap<string, string> = new Map();
   const resolved = policies.map((p) => ({ policy: p, ...resolvePolicyConfig(p, options.config) }));
@@ -113,29 +148,43 @@ export async function runPolicies(
     props: Record<string, unknown>;
   }[];
   const remediated = new Map<string, Record<string, unknown>>();
+  const runRemediations = options.remediate !== false;
+
+  const argsFor = (r: ResourceRecord, props: Record<string, unknown>, config: Record<string, unknown>) => {
+    const args: ResourceValidationArgs = {
+      type: r.type,
+      props,
+      urn: r.urn,
+      name: r.name,
+      opts: optionsOf(r),
+      stackTags,
+      isType: (cls) => isTypeOf(r.type, cls),
+      asType: ((cls: unknown) =>
+        isTypeOf(r.type, cls) ? args.props : undefined) as ResourceValidationArgs["asType"],
+      getConfig: <T extends object>() => config as T,
+      notApplicable: throwNotApplicable,
+    };
+    return args;
+  };
+  const previewNote = (policy: string, urn: string, e: Error) =>
+    violations.push({
+      policy,
+      level: "advisory",
+      urn,
+      message: `can't run policy '${policy}' during preview: ${e.message}`,
+    });
 
   for (const r of resources) {
     let props = r.inputs;
-    for (const { policy, level, props: config } of resourcePolicies) {
-      const args: ResourceValidationArgs = {
-        type: r.type,
-        props,
-        urn: r.urn,
-        name: r.name,
-        opts: optionsOf(r),
-        stackTags,
-        isType: (cls) => isTypeOf(r.type, cls),
-        asType: ((cls: unknown) => (isTypeOf(r.type, cls) ? props : undefined)) as ResourceValidationArgs["asType"],
-        getConfig: <T extends object>() => config as T,
-        notApplicable: throwNotApplicable,
-      };
-      let effective: ViolationLevel = level === "disabled" ? "advisory" : level;
-      if (level === "remediate" && policy.remediateResource) {
+    // Remediations first, all of them, each seeing the previous one's result (as the engine does).
+    if (runRemediations) {
+      for (const { policy, level, props: config } of resourcePolicies) {
+        if (level !== "remediate" || !policy.remediateResource) continue;
         try {
-          const fixed = (await policy.remediateResource(args)) as Record<string, unknown> | undefined;
+          const fixed = (await policy.remediateResource(argsFor(r, props, config))) as
+            Record<string, unknown> | undefined;
           if (fixed) {
             props = fixed;
-            args.props = fixed;
             remediated.set(r.urn, fixed);
             violations.push({
               policy: policy.name,
@@ -145,11 +194,14 @@ export async function runPolicies(
             });
           }
         } catch (e) {
-          if (!(e instanceof NotApplicableError)) throw e;
+          if (isUnknownValueError(e)) previewNote(policy.name, r.urn, e);
+          else if (!(e instanceof NotApplicableError)) throw e;
         }
-        // A violation that survives remediation is reported as mandatory, as CrossGuard does.
-        effective = "mandatory";
       }
+    }
+    for (const { policy, level, props: config } of resourcePolicies) {
+      // A violation that survives remediation is reported as mandatory, as CrossGuard does.
+      const effective: ViolationLevel = level === "disabled" || level === "remediate" ? "mandatory" : level;
       const validations = policy.validateResource
         ? Array.isArray(policy.validateResource)
           ? policy.validateResource
@@ -157,11 +209,12 @@ export async function runPolicies(
         : [];
       for (const validate of validations) {
         try {
-          await validate(args, (message, urn) =>
+          await validate(argsFor(r, props, config), (message, urn) =>
             violations.push({ policy: policy.name, level: effective, urn: urn ?? r.urn, message }),
           );
         } catch (e) {
-          if (!(e instanceof NotApplicableError)) throw e;
+          if (isUnknownValueError(e)) previewNote(policy.name, r.urn, e);
+          else if (!(e instanceof NotApplicableError)) throw e;
         }
       }
     }
@@ -169,14 +222,13 @@ export async function runPolicies(
 
   if (options.resourcesOnly) return violations;
 
-  const stackPolicies = active.filter((r) => !isResourcePolicy(r.policy)) as {
-    policy: StackValidationPolicy;
-    level: EnforcementLevel;
-    props: Record<string, unknown>;
-  }[];
+  const stackPolicies = active.flatMap((r) => {
+    const validateStack = stackPartOf(r.policy);
+    return validateStack ? [{ ...r, validateStack }] : [];
+  });
   if (stackPolicies.length === 0) return violations;
   const policyResources = toPolicyResources(resources, remediated);
-  for (const { policy, level, props: config } of stackPolicies) {
+  for (const { policy, level, props: config, validateStack } of stackPolicies) {
     const args: StackValidationArgs = {
       resources: policyResources,
       stackTags,
@@ -185,11 +237,12 @@ export async function runPolicies(
     };
     const effective: ViolationLevel = level === "disabled" || level === "remediate" ? "mandatory" : level;
     try {
-      await policy.validateStack(args, (message, urn) =>
+      await validateStack(args, (message, urn) =>
         violations.push({ policy: policy.name, level: effective, urn: urn ?? "", message }),
       );
     } catch (e) {
-      if (!(e instanceof NotApplicableError)) throw e;
+      if (isUnknownValueError(e)) previewNote(policy.name, "", e);
+      else if (!(e instanceof NotApplicableError)) throw e;
     }
   }
   return violations;

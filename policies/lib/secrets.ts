@@ -9,7 +9,8 @@ import { isSecretSink, hasSecretSinks } from "./sinks";
 import { formatPath, isUnknown, shannonEntropy, type Obj } from "./values";
 
 /** Names that suggest a credential (`DB_PASSWORD`, `apiKey`, `clientSecret`, `auth`...). */
-export const SECRET_KEY_RE = /(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential|auth)/i;
+export const SECRET_KEY_RE =
+  /(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential|auth)/i;
 
 /** Secret-like names that are references or settings, not values (`secretKeyRef`, `tokenTTL`...). */
 export const NOT_SECRET_KEY_RE =
@@ -28,7 +29,8 @@ export function isSecretLikeKey(key: string): boolean {
   return hit;
 }
 
-const REFERENCE_RE = /^(\$\{|\{\{|\$\(|%\{|<%|ref\+|vault:|secret:|secretref:|sm:\/\/|awssm|gcpsm|azkv|op:\/\/|env:|arn:aws:(secretsmanager|ssm):)/i;
+const REFERENCE_RE =
+  /^(\$\{|\$[A-Za-z_]|\{\{|\$\(|%\{|<%|ref\+|vault:|secret:|secretref:|sm:\/\/|awssm|gcpsm|azkv|op:\/\/|env:|arn:aws:(secretsmanager|ssm):)/i;
 const NUMBERISH_RE = /^[-+]?\d+(\.\d+)?([a-z]{1,3}|%)?$/i;
 const BOOLISH_RE = /^(true|false|yes|no|on|off|enabled?|disabled?|none|null|nil|required|optional|auto)$/i;
 const URL_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
@@ -119,7 +121,9 @@ export function detectInString(
   return undefined;
 }
 
-type SecretlintFn = (content: string) => Promise<readonly { ruleId: string; range: readonly [number, number] }[]>;
+type SecretlintFn = (
+  content: string,
+) => Promise<readonly { ruleId: string; range: readonly [number, number] }[]>;
 let secretlint: Promise<SecretlintFn> | undefined;
 
 /** Loads @secretlint/core and the recommended preset once (ESM, loaded lazily). */
@@ -169,7 +173,11 @@ async function secretlintFindings(
     const id = `${formatPath(span.path)}|${rule}`;
     if (seen.has(id)) continue;
     seen.add(id);
-    out.push({ path: span.path, detector: `secretlint:${rule}`, message: `a credential (secretlint ${rule})` });
+    out.push({
+      path: span.path,
+      detector: `secretlint:${rule}`,
+      message: `a credential (secretlint ${rule})`,
+    });
   }
   return out;
 }
@@ -228,7 +236,8 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
     }
     for (const k in o) {
       const child = o[k];
-      if (child === undefined || child === null || typeof child === "boolean" || typeof child === "number") continue;
+      if (child === undefined || child === null || typeof child === "boolean" || typeof child === "number")
+        continue;
       path.push(k);
       visit(child, k === "value" && pairName !== undefined ? pairName : k, path, depth + 1);
       path.pop();
@@ -245,7 +254,10 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
 }
 
 /** Skip function for a resource's secret sinks (undefined when the type has none). */
-export function sinkSkipper(type: string, inputs: Obj): ((path: readonly (string | number)[]) => boolean) | undefined {
+export function sinkSkipper(
+  type: string,
+  inputs: Obj,
+): ((path: readonly (string | number)[]) => boolean) | undefined {
   if (!hasSecretSinks(type)) return undefined;
   return (path) => path.length > 0 && isSecretSink(type, path, inputs);
 }

@@ -55,7 +55,9 @@ export function isSecretSink(
 ): boolean {
   const sinks = byType.get(type);
   if (!sinks) return false;
-  return sinks.some((s) => (s.when === undefined || s.when(inputs)) && s.paths.some((p) => pathMatches(p, path)));
+  return sinks.some(
+    (s) => (s.when === undefined || s.when(inputs)) && s.paths.some((p) => pathMatches(p, path)),
+  );
 }
 
 /** True when the resource type has any secret sink (cheap pre-check for hot loops). */

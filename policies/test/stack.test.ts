@@ -1,0 +1,133 @@
+import { describe, expect, it } from "vitest";
+import { deployment, goodPodSpec, gpuPodSpec, workload } from "./fixtures";
+import { validateStack, type TestResource } from "./helper";
+
+const pvc: TestResource = {
+  type: "kubernetes:core/v1:PersistentVolumeClaim",
+  name: "data",
+  props: { metadata: { name: "data", namespace: "db" }, spec: {} },
+};
+const registry: TestResource = {
+  type: "platform:registry:Registry",
+  name: "registry",
+  props: { storage: "50Gi" },
+};
+
+describe("prod-stateful-protected", () => {
+  const P = "prod-stateful-protected";
+  const prod = { config: { environment: "prod" } };
+  it("flags unprotected PVCs, StatefulSets and the registry in prod", async () => {
+    const sts = workload("StatefulSet", goodPodSpec(), { name: "pg" });
+    const r = await validateStack(P, [pvc, registry, sts, deployment()], prod);
+    expect(r.violations.map((v) => v.message)).toEqual([
+      "kubernetes:core/v1:PersistentVolumeClaim db/data holds state but is not protected",
+      "platform:registry:Registry registry holds state but is not protected",
+      "kubernetes:apps/v1:StatefulSet apps/pg holds state but is not protected",
+    ]);
+    expect(r.violations[0]?.urn).toContain("PersistentVolumeClaim");
+  });
+  it("passes protected resources", async () => {
+    expect(
+      (
+        await validateStack(
+          P,
+          [
+            { ...pvc, protect: true },
+            { ...registry, protect: true },
+          ],
+          prod,
+        )
+      ).violations,
+    ).toEqual([]);
+  });
+  it("does nothing outside prod", async () => {
+    expect((await validateStack(P, [pvc, registry])).violations).toEqual([]);
+    expect((await validateStack(P, [pvc], { config: { environment: "dev" } })).violations).toEqual([]);
+  });
+  it("honours statefulTypes and exemptions", async () => {
+    const cache: TestResource = { type: "platform:inference:ModelCache", name: "cache", props: {} };
+    expect(
+      (
+        await validateStack(P, [cache], {
+          config: { environment: "prod", statefulTypes: ["platform:*:ModelCache"] },
+        })
+      ).violations,
+    ).toHaveLength(1);
+    const config = {
+      environment: "prod",
+      exemptions: [{ namespace: "db", reason: "scratch volume, rebuilt on demand" }],
+    };
+    expect((await validateStack(P, [pvc], { config })).violations).toEqual([]);
+  });
+});
+
+describe("gpu-capacity-fits", () => {
+  const P = "gpu-capacity-fits";
+  const pool = (name: string, nodes: number, gpusPerNode: number, replicas?: number): TestResource => ({
+    type: "platform:cluster:GpuPool",
+    name: `pool-${name}`,
+    props: { name, nodes, gpusPerNode, ...(replicas ? { sharing: { replicas } } : {}) },
+  });
+  const llm = (name: string, gpus: number, replicas: number, poolName = "a100") =>
+    deployment(gpuPodSpec({ nodeSelector: { "platform.ai/gpu-pool": poolName } }, gpus), {
+      name,
+      spec: { replicas },
+    });
+  const hpa = (target: string, maxReplicas: number): TestResource => ({
+    type: "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+    name: `${target}-hpa`,
+    props: {
+      metadata: { name: target, namespace: "apps" },
+      spec: { scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: target }, maxReplicas },
+    },
+  });
+  const scaledObject = (target: string, maxReplicaCount: number): TestResource => ({
+    type: "kubernetes:apiextensions.k8s.io:CustomResource",
+    name: `${target}-so`,
+    props: {
+      apiVersion: "keda.sh/v1alpha1",
+      kind: "ScaledObject",
+      metadata: { name: target, namespace: "apps" },
+      spec: { scaleTargetRef: { name: target }, maxReplicaCount },
+    },
+  });
+
+  it("passes demand within capacity", async () => {
+    expect(
+      (await validateStack(P, [pool("a100", 2, 4), llm("llm", 2, 2), llm("emb", 1, 4)])).violations,
+    ).toEqual([]);
+  });
+  it("flags demand over capacity using replicas", async () => {
+    const r = await validateStack(P, [pool("a100", 1, 4), llm("llm", 2, 3)]);
+    expect(r.violations).toEqual([
+      expect.objectContaining({
+        message: expect.stringContaining('"a100" needs up to 6 GPUs but declares 4'),
+      }),
+    ]);
+  });
+  it("uses HPA maxReplicas and KEDA maxReplicaCount", async () => {
+    expect(
+      (await validateStack(P, [pool("a100", 1, 4), llm("llm", 1, 1), hpa("llm", 8)])).violations,
+    ).toHaveLength(1);
+    expect(
+      (await validateStack(P, [pool("a100", 1, 4), llm("llm", 1, 1), scaledObject("llm", 3)])).violations,
+    ).toEqual([]);
+    expect(
+      (await validateStack(P, [pool("a100", 1, 4), llm("llm", 1, 1), scaledObject("llm", 5)])).violations,
+    ).toHaveLength(1);
+  });
+  it("counts GPU sharing replicas", async () => {
+    expect((await validateStack(P, [pool("t4", 1, 1, 4), llm("small", 1, 4, "t4")])).violations).toEqual([]);
+  });
+  it("flags unknown pools and GPU workloads without a pool", async () => {
+    const noPool = deployment(gpuPodSpec(), { name: "stray" });
+    const r = await validateStack(P, [pool("a100", 1, 4), llm("llm", 1, 1, "h100"), noPool]);
+    expect(r.violations.map((v) => v.message)).toEqual([
+      expect.stringContaining('selects GPU pool "h100", which is not declared'),
+      expect.stringContaining("selects no GPU pool"),
+    ]);
+  });
+  it("is silent when no pools are declared", async () => {
+    expect((await validateStack(P, [llm("llm", 8, 8)])).violations).toEqual([]);
+  });
+});

@@ -1,0 +1,437 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import YAML from "yaml";
+import { describe, expect, it } from "vitest";
+import { ConfigError, parsePlatformConfig } from "../components/config";
+import { MESH_GATEWAY } from "../components/meta";
+import {
+  dockerConfigDocument,
+  nodeRegistryAccess,
+  REGISTRY_USERNAME,
+} from "../components/registry/credentials";
+import { PULL_SECRET_NAME, WORKLOAD_SERVICE_ACCOUNT } from "../components/registry/pull-secrets";
+import { Registry, registryConfigFile, registryGatewayServer } from "../components/registry/registry";
+import { registrySchema } from "../components/registry/schema";
+import { SecretStore } from "../components/secrets/store";
+import { images } from "../components/versions";
+import { isSecretWrapped, render, renderStack, type Rendered } from "./harness";
+
+const SECRET = "kubernetes:core/v1:Secret";
+const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
+const PVC = "kubernetes:core/v1:PersistentVolumeClaim";
+const ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer";
+const CERT = "kubernetes:cert-manager.io/v1:Certificate";
+const VS = "kubernetes:networking.istio.io/v1beta1:VirtualService";
+const SA = "kubernetes:core/v1:ServiceAccount";
+const CONFIGMAP = "kubernetes:core/v1:ConfigMap";
+
+/** dev and prod describe K3s hosts; the same stacks on an existing cluster exercise everything else. */
+const EXISTING = {
+  dev: {
+    kind: "existing",
+    gpuPools: [
+      {
+        name: "gpu-l4",
+        nodeSelector: { "platform.ai/gpu-pool": "gpu-l4" },
+        nodes: 1,
+        gpu: { gpusPerNode: 1, sharing: { timeSlicing: { replicas: 2 } } },
+      },
+    ],
+  },
+  prod: {
+    kind: "existing",
+    gpuPools: [
+      {
+        name: "gpu-h100",
+        nodeSelector: { "platform.ai/gpu-pool": "gpu-h100" },
+        nodes: 2,
+        gpu: { gpusPerNode: 4 },
+      },
+      {
+        name: "gpu-l4",
+        nodeSelector: { "platform.ai/gpu-pool": "gpu-l4" },
+        nodes: 1,
+        gpu: { gpusPerNode: 2, sharing: { timeSlicing: { replicas: 4 } } },
+      },
+    ],
+  },
+} as const;
+
+const stacks: Record<string, Promise<Awaited<ReturnType<typeof renderStack>>>> = {};
+function stack(name: "local" | "dev" | "prod") {
+  stacks[name] ??= renderStack(
+    name,
+    name === "local" ? {} : { overrides: { "platform:cluster": EXISTING[name] } },
+  );
+  return stacks[name];
+}
+
+/** A Secret's stringData as the engine receives it: the whole map is wrapped when any value is secret. */
+function secretData(r: Rendered, name: string): unknown {
+  return r.get(SECRET, name).inputs["stringData"];
+}
+
+describe("in-cluster registry", () => {
+  it("runs the pinned Distribution image by digest, restricted, with probes and resources", async () => {
+    const r = await stack("local");
+    const d = r.plain(r.get(DEPLOYMENT, "local-registry-deployment"));
+    const pod = d.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.image).toBe(`docker.io/library/registry:${images.registry.tag}@${images.registry.digest}`);
+    expect(c.image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(d.spec.replicas).toBe(1);
+    expect(d.spec.strategy.type).toBe("Recreate");
+    expect(pod.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(c.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(c.readinessProbe.httpGet.scheme).toBe("HTTPS");
+    expect(c.livenessProbe).toBeDefined();
+    expect(c.resources.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+    expect(c.resources.limits.memory).toBeDefined();
+  });
+
+  it("configures htpasswd auth and TLS in config.yml from mounted files, with no env", async () => {
+    const r = await stack("local");
+    const pod = r.plain(r.get(DEPLOYMENT, "local-registry-deployment")).spec.template.spec;
+    expect(pod.containers[0].env).toBeUndefined();
+    const file = YAML.parse(
+      String(r.plain(r.get(CONFIGMAP, "local-registry-config")).data["config.yml"]),
+    ) as {
+      auth: unknown;
+      http: { tls: unknown };
+    };
+    expect(file.auth).toEqual({ htpasswd: { realm: "ai-delivery-platform", path: "/auth/htpasswd" } });
+    expect(file.http.tls).toEqual({ certificate: "/certs/tls.crt", key: "/certs/tls.key" });
+    expect(registryConfigFile()).not.toMatch(/pfcanary|\$2a\$/);
+    const volumes = Object.fromEntries((pod.volumes as { name: string }[]).map((v) => [v.name, v]));
+    expect(volumes["config"]).toMatchObject({ configMap: { name: "registry-config" } });
+    expect(volumes["auth"]).toMatchObject({ secret: { secretName: "registry-htpasswd" } });
+    expect(volumes["tls"]).toMatchObject({ secret: { secretName: "registry-tls" } });
+    expect(volumes["data"]).toMatchObject({ persistentVolumeClaim: { claimName: "registry-data" } });
+    const mounts = Object.fromEntries(
+      (pod.containers[0].volumeMounts as { name: string; mountPath: string }[]).map((m) => [
+        m.name,
+        m.mountPath,
+      ]),
+    );
+    expect(mounts).toMatchObject({ config: "/etc/distribution", auth: "/auth", tls: "/certs" });
+  });
+
+  it("keeps the htpasswd (bcrypt of the generated password) wrapped as a secret", async () => {
+    const r = await stack("local");
+    const data = secretData(r, "registry-registry-htpasswd");
+    expect(isSecretWrapped(data)).toBe(true);
+    const plain = r.plain(r.get(SECRET, "registry-registry-htpasswd"));
+    expect(plain.stringData.htpasswd).toMatch(new RegExp(`^${REGISTRY_USERNAME}:\\$2a\\$`));
+    expect(r.plan.summary.secretLeaks).toBe(0);
+  });
+
+  it("protects its volume in prod only", async () => {
+    for (const [name, protect] of [
+      ["local", false],
+      ["dev", false],
+      ["prod", true],
+    ] as const) {
+      const r = await stack(name);
+      const pvc = r.get(PVC, `${name}-registry-data`);
+      expect(pvc.protect, name).toBe(protect);
+    }
+    const prod = await stack("prod");
+    expect(prod.plain(prod.get(PVC, "prod-registry-data")).spec.resources.requests.storage).toBe("200Gi");
+    expect(prod.get("platform:registry:Registry", "prod-registry").protect).toBe(true);
+    expect((await stack("dev")).get("platform:registry:Registry", "dev-registry").protect).toBe(false);
+  });
+
+  it("is reached by SNI passthrough on the mesh ingress gateway", async () => {
+    const r = await stack("prod");
+    const vs = r.plain(r.get(VS, "prod-registry-virtualservice"));
+    expect(vs.spec.gateways).toEqual([MESH_GATEWAY]);
+    expect(vs.spec.hosts).toEqual(["registry.example.org"]);
+    expect(vs.spec.tls[0].match[0].sniHosts).toEqual(["registry.example.org"]);
+    expect(vs.spec.tls[0].route[0].destination.host).toBe("registry.registry.svc.cluster.local");
+    expect(registryGatewayServer("registry.example.org").tls.mode).toBe("PASSTHROUGH");
+    expect(r.plain(r.get("kubernetes:core/v1:Service", "prod-registry-service")).spec.type).toBe("ClusterIP");
+  });
+
+  it("uses a LoadBalancer Service and no VirtualService without the mesh", async () => {
+    const r = await renderStack("local", { overrides: { "platform:mesh": { enabled: false } } });
+    expect(r.ofType(VS)).toHaveLength(0);
+    expect(r.plain(r.get("kubernetes:core/v1:Service", "local-registry-service")).spec.type).toBe(
+      "LoadBalancer",
+    );
+  });
+});
+
+describe("TLS issuer per stack", () => {
+  it.each(["local", "dev"] as const)(
+    "%s: self-signed CA chain signs the registry certificate",
+    async (name) => {
+      const r = await stack(name);
+      const issuers = r.ofType(ISSUER).map((i) => r.plain(i));
+      expect(issuers.map((i) => String(i.metadata.name)).sort()).toEqual([
+        "platform-ca",
+        "platform-selfsigned",
+      ]);
+      expect(issuers.find((i) => i.metadata.name === "platform-ca")!.spec).toEqual({
+        ca: { secretName: "platform-ca" },
+      });
+      const ca = r.plain(r.get(CERT, `${name}-tls-ca-certificate`));
+      expect(ca.spec).toMatchObject({
+        isCA: true,
+        issuerRef: { name: "platform-selfsigned", kind: "ClusterIssuer" },
+      });
+      const cert = r.plain(r.get(CERT, `${name}-tls-cert-registry-registry`));
+      expect(cert.spec).toMatchObject({
+        secretName: "registry-tls",
+        issuerRef: { name: "platform-ca", kind: "ClusterIssuer" },
+      });
+      expect(cert.metadata.namespace).toBe("registry");
+    },
+  );
+
+  it("prod: ACME from config with an HTTP-01 solver on the istio ingress class", async () => {
+    const r = await stack("prod");
+    const issuers = r.ofType(ISSUER).map((i) => r.plain(i));
+    expect(issuers).toHaveLength(1);
+    expect(issuers[0]!.metadata.name).toBe("platform-acme");
+    expect(issuers[0]!.spec.acme).toMatchObject({
+      email: "platform-team@example.org",
+      server: "https://acme-v02.api.letsencrypt.org/directory",
+      solvers: [{ http01: { ingress: { class: "istio" } } }],
+    });
+    const cert = r.plain(r.get(CERT, "prod-tls-cert-registry-registry"));
+    expect(cert.spec.issuerRef.name).toBe("platform-acme");
+    expect(cert.spec.dnsNames).toEqual(["registry.example.org"]);
+  });
+});
+
+describe("pull secrets", () => {
+  it("puts a dockerconfigjson Secret and a ServiceAccount referencing it in every workload namespace", async () => {
+    const r = await renderStack("local", { overrides: { "platform:inference": { namespace: "models" } } });
+    const secret = r.get(SECRET, `models-${PULL_SECRET_NAME}`);
+    const inputs = r.plain(secret);
+    expect(inputs.type).toBe("kubernetes.io/dockerconfigjson");
+    expect(inputs.metadata.namespace).toBe("models");
+    expect(isSecretWrapped(secret.inputs["stringData"])).toBe(true);
+    const doc = JSON.parse(String(inputs.stringData[".dockerconfigjson"])) as {
+      auths: Record<string, { username: string; password: string; auth: string }>;
+    };
+    const entry = doc.auths["registry.platform.local"]!;
+    expect(entry.username).toBe(REGISTRY_USERNAME);
+    expect(entry.password).toMatch(/^pfcanary-generated-/);
+    expect(Buffer.from(entry.auth, "base64").toString()).toBe(`${entry.username}:${entry.password}`);
+    const sa = r.plain(r.get(SA, "local-pull-models-sa"));
+    expect(sa.metadata).toMatchObject({ name: WORKLOAD_SERVICE_ACCOUNT, namespace: "models" });
+    expect(sa.imagePullSecrets).toEqual([{ name: PULL_SECRET_NAME }]);
+  });
+
+  it("dockerConfigDocument builds the standard auths document", () => {
+    const doc = JSON.parse(dockerConfigDocument("ghcr.io", "bot", "p@ss")) as Record<string, unknown>;
+    expect(doc).toEqual({
+      auths: {
+        "ghcr.io": { username: "bot", password: "p@ss", auth: Buffer.from("bot:p@ss").toString("base64") },
+      },
+    });
+  });
+});
+
+describe("node registry access (K3s registries.yaml)", () => {
+  it("names the registry host, keeps the password secret, and skips verification only for the self-signed CA", async () => {
+    const seen: { host: string; skip: boolean; secret: boolean }[] = [];
+    await render(() => {
+      for (const cfg of [
+        registrySchema.parse({ hostname: "registry.dev.example.org" }),
+        registrySchema.parse({
+          hostname: "registry.example.org",
+          tls: { issuer: "acme", acmeEmail: "a@example.org" },
+        }),
+        registrySchema.parse({ mode: "external", external: { server: "ghcr.io", username: "bot" } }),
+      ]) {
+        const a = nodeRegistryAccess(cfg, { username: "platform", password: pulumi.output("pw") });
+        void pulumi
+          .isSecret(a.password)
+          .then((secret) => seen.push({ host: a.hostname, skip: a.insecureSkipVerify, secret }));
+      }
+    });
+    expect(seen).toEqual([
+      { host: "registry.dev.example.org", skip: true, secret: true },
+      { host: "registry.example.org", skip: false, secret: true },
+      { host: "ghcr.io", skip: false, secret: true },
+    ]);
+  });
+});
+
+describe("external registry", () => {
+  it("runs nothing in the cluster and uses the configured server and secret password", async () => {
+    const r = await renderStack("local", {
+      overrides: {
+        "platform:registry": { mode: "external", external: { server: "ghcr.io", username: "platform-bot" } },
+        "platform:registryPassword": { secure: "v1:abc" },
+      },
+    });
+    // Other parts (models, gateway, monitoring) run as usual; nothing of the registry's does.
+    const ofRegistry = (type: string) => r.ofType(type).filter((x) => /registry/i.test(x.urn));
+    expect(ofRegistry(DEPLOYMENT)).toHaveLength(0);
+    expect(ofRegistry(PVC)).toHaveLength(0);
+    expect(ofRegistry("random:index/randomPassword:RandomPassword")).toHaveLength(0);
+    expect(r.outputs["registryEndpoint"]).toBe("ghcr.io");
+    const pull = r.plain(r.get(SECRET, `inference-${PULL_SECRET_NAME}`));
+    const doc = JSON.parse(String(pull.stringData[".dockerconfigjson"])) as {
+      auths: Record<string, { username: string; password: string }>;
+    };
+    expect(doc.auths["ghcr.io"]!.username).toBe("platform-bot");
+    expect(doc.auths["ghcr.io"]!.password).toMatch(/^pfcanary/);
+    const image = r.get("docker:index/image:Image", "local-gateway-image");
+    expect(r.plain(image).imageName).toMatch(/^ghcr\.io\/platform\/gateway:/);
+    expect(isSecretWrapped(image.inputs["registry"])).toBe(true);
+    expect(r.plan.summary.secretLeaks).toBe(0);
+  });
+
+  it("wraps push credentials and the dockerconfigjson in the component's outputs", async () => {
+    const r = await render(() => {
+      const provider = new k8s.Provider("p", {});
+      const store = new SecretStore("s", { provider });
+      new Registry("ext", {
+        config: registrySchema.parse({ mode: "external", external: { server: "ghcr.io", username: "bot" } }),
+        environment: "dev",
+        meshEnabled: true,
+        provider,
+        credentials: { username: "bot", password: pulumi.secret("hunter2-token") },
+        secretStore: store,
+      });
+    });
+    const outputs = r.get("platform:registry:Registry", "ext").outputs!;
+    expect(outputs["endpoint"]).toBe("ghcr.io");
+    expect(isSecretWrapped(outputs["pushCredentials"])).toBe(true);
+    expect(isSecretWrapped(outputs["dockerConfigJson"])).toBe(true);
+  });
+});
+
+describe("stack outputs and preflight", () => {
+  it.each(["local", "dev", "prod"] as const)(
+    "%s: registry and image resources, no violations or leaks",
+    async (name) => {
+      const r = await stack(name);
+      expect(r.ofType("platform:registry:Registry")).toHaveLength(1);
+      expect(r.ofType("platform:images:ServiceImage")).toHaveLength(1);
+      expect(r.ofType("docker:index/image:Image")).toHaveLength(1);
+      expect(r.plan.summary).toMatchObject({ mandatory: 0, schemaErrors: 0, secretLeaks: 0 });
+      expect(r.outputs["registryEndpoint"]).toBe(
+        { local: "registry.platform.local", dev: "registry.dev.example.org", prod: "registry.example.org" }[
+          name
+        ],
+      );
+      expect(String(r.outputs["gatewayImage"])).toMatch(
+        new RegExp(
+          `^${String(r.outputs["registryEndpoint"]).replace(/\./g, "\\.")}/platform/gateway@sha256:[0-9a-f]{64}$`,
+        ),
+      );
+    },
+  );
+});
+
+function problems(overrides: Record<string, unknown>) {
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries({
+    "platform:environment": "local",
+    "platform:cluster": { kind: "existing" },
+    ...overrides,
+  }))
+    flat[k] = typeof v === "string" ? v : JSON.stringify(v);
+  try {
+    parsePlatformConfig(flat, new Set(["registryPassword"]));
+    return [];
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+}
+
+describe("registry config", () => {
+  it("defaults: in-cluster, linux/amd64, cache on, no build on preview", () => {
+    const c = registrySchema.parse({});
+    expect(c).toMatchObject({
+      mode: "in-cluster",
+      namespace: "registry",
+      images: { platform: "linux/amd64", cacheFrom: true, buildOnPreview: false },
+    });
+  });
+
+  it("external mode needs the external server", () => {
+    expect(problems({ "platform:registry": { mode: "external" } })).toContainEqual(
+      expect.objectContaining({ key: "platform:registry.external" }),
+    );
+  });
+
+  it("rejects external settings in in-cluster mode", () => {
+    const p = problems({ "platform:registry": { external: { server: "ghcr.io", username: "x" } } });
+    expect(p).toContainEqual(
+      expect.objectContaining({
+        key: "platform:registry.external",
+        message: expect.stringMatching(/only used in external mode/),
+      }),
+    );
+  });
+
+  it("rejects a registry hostname equal to the mesh ingress hostname", () => {
+    const p = problems({
+      "platform:registry": { hostname: "ai.example.org" },
+      "platform:mesh": { ingressHostname: "ai.example.org" },
+    });
+    expect(p).toContainEqual(expect.objectContaining({ key: "platform:registry.hostname" }));
+  });
+
+  it("needs the registry while the gateway is on", () => {
+    expect(problems({ "platform:registry": { enabled: false } })).toContainEqual(
+      expect.objectContaining({ key: "platform:registry.enabled" }),
+    );
+    expect(
+      problems({
+        "platform:registry": { enabled: false },
+        "platform:inference": { gateway: { enabled: false } },
+      }),
+    ).toEqual([]);
+  });
+
+  it("reports bad storage size, hostname, tag and platform together, with examples", () => {
+    const p = problems({
+      "platform:registry": {
+        storageSize: "lots",
+        hostname: "Registry_Example",
+        images: { tag: "latest", platform: "windows/amd64" },
+        tls: { issuer: "acme" },
+      },
+    });
+    const keys = p.map((x) => x.key);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        "platform:registry.storageSize",
+        "platform:registry.hostname",
+        "platform:registry.images.tag",
+        "platform:registry.images.platform",
+      ]),
+    );
+    expect(p.find((x) => x.key === "platform:registry.storageSize")!.example).toBe('"50Gi"');
+  });
+
+  it("acme needs an email; external mode needs the registryPassword secret", () => {
+    expect(problems({ "platform:registry": { tls: { issuer: "acme" } } })).toContainEqual(
+      expect.objectContaining({ key: "platform:registry.tls.acmeEmail" }),
+    );
+    const flat = {
+      "platform:environment": "local",
+      "platform:cluster": JSON.stringify({ kind: "existing" }),
+      "platform:registry": JSON.stringify({
+        mode: "external",
+        external: { server: "ghcr.io", username: "bot" },
+      }),
+    };
+    expect(() => parsePlatformConfig(flat, new Set())).toThrow(/platform:registryPassword/);
+  });
+});
