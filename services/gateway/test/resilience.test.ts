@@ -201,11 +201,15 @@ describe("graceful shutdown", () => {
       (c) => c.model === "slow" && (c.body.messages as { content: string }[])[0]?.content === "finish me",
     );
     p.proc.kill("SIGTERM");
-    // Not ready any more while draining.
-    const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then(
-      (x) => x.status,
-      () => 0,
-    );
+    // Not ready any more while draining (the signal is delivered asynchronously: poll briefly).
+    let ready = 200;
+    for (const deadline = Date.now() + 2_000; ready === 200 && Date.now() < deadline;) {
+      ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then(
+        (x) => x.status,
+        () => 0,
+      );
+      if (ready === 200) await new Promise((res) => setTimeout(res, 10));
+    }
     expect([503, 0]).toContain(ready);
     expect(await p.exited).toBe(0);
     const job = (await getJob(api.base, id, KEYS.alice)).body;
