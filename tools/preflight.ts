@@ -22,6 +22,7 @@ async function main(argv: string[]): Promise<number> {
         out: { type: "string", default: "out" },
         quiet: { type: "boolean", default: false },
         program: { type: "string" },
+        "stack-traces": { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: false,
@@ -32,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.values.help) {
     console.log(
-      "usage: npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR] [--program MODULE]",
+      "usage: npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR] [--program MODULE] [--stack-traces]",
     );
     return 0;
   }
@@ -56,7 +57,11 @@ async function main(argv: string[]): Promise<number> {
   for (const stack of stacks) {
     let result;
     try {
-      result = await runStack(stack, { dir, ...(program ? { program } : {}) });
+      result = await runStack(stack, {
+        dir,
+        stackTraces: args.values["stack-traces"],
+        ...(program ? { program } : {}),
+      });
     } catch (e) {
       if (e instanceof UsageError) {
         console.error(`preflight: ${e.message}`);
@@ -106,7 +111,13 @@ function loadProgram(file: string): () => object {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    console.error(`preflight: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    const detail =
+      e instanceof Error
+        ? e.stack && e.stack.includes("\n    at ")
+          ? e.stack
+          : `${e.message}\n(rerun with --stack-traces for the full stack)`
+        : String(e);
+    console.error(`preflight: ${detail}`);
     process.exit(2);
   },
 );

@@ -231,10 +231,25 @@ export async function installRecorder(project: string, stack: string): Promise<R
 }
 
 /** Runs `program` as the stack's root under the installed recorder and waits for every RPC. */
-export async function runRecorded<T extends object>(program: () => T | Promise<T>): Promise<void> {
+export async function runRecorded<T extends object>(
+  program: () => T | Promise<T>,
+  options: { stackTraces?: boolean } = {},
+): Promise<void> {
+  // The SDK takes `new Error().stack` for every promise it makes (leak reports) and every resource
+  // (source positions). Formatting those stacks, source-mapped under tsx, was half the preflight's
+  // time; offline, nobody reads them. `stackTraces: true` (preflight --stack-traces) keeps them
+  // for debugging a program that throws.
+  const sourceMaps = process.sourceMapsEnabled;
+  const limit = Error.stackTraceLimit;
+  if (!options.stackTraces) {
+    process.setSourceMapsEnabled(false);
+    Error.stackTraceLimit = 0;
+  }
   try {
     await pulumi.runtime.runInPulumiStack(async () => program());
   } finally {
     await sdk.waitForRPCs();
+    process.setSourceMapsEnabled(sourceMaps);
+    Error.stackTraceLimit = limit;
   }
 }

@@ -65,6 +65,8 @@ export interface RunStackOptions {
   readonly policies?: Policies;
   /** Policy-pack config (default: policies/config/<stack>.json when it exists). */
   readonly policyConfig?: PolicyPackConfig;
+  /** Keep JavaScript stack traces while the program runs (slower; for debugging a throwing program). */
+  readonly stackTraces?: boolean;
 }
 
 /** Inputs as the plan shows them: secret values replaced by "[secret]". */
@@ -113,7 +115,7 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     }
   }
   try {
-    await runRecorded(options.program ?? definePlatform);
+    await runRecorded(options.program ?? definePlatform, { stackTraces: options.stackTraces ?? false });
   } catch (e) {
     const error = e instanceof ConfigError ? e : findConfigError(e);
     if (error)
