@@ -6,8 +6,7 @@ import { runPolicies, type ResourceRecord } from "../policies/lib/runner";
 import { policies } from "../policies/rules";
 import { readFileSync } from "node:fs";
 import type { PolicyPackConfig } from "@pulumi/policy";
-import { unwrapSecrets } from "../tools/preflight/recorder";
-import { runStack } from "../tools/preflight/run";
+import { policyRecords, runStack } from "../tools/preflight/run";
 
 export interface PolicyBenchResult {
   resources: number;
@@ -20,17 +19,7 @@ export interface PolicyBenchResult {
 export async function benchPolicies(target = 10_000): Promise<PolicyBenchResult> {
   const result = await runStack("prod", { dir: process.cwd() });
   if (result.kind !== "plan") throw new Error("prod config rejected");
-  const base: ResourceRecord[] = result.registrations
-    .filter((r) => r.type !== "pulumi:pulumi:Stack")
-    .map((r) => ({
-      urn: r.urn,
-      type: r.type,
-      name: r.name,
-      ...(r.parent ? { parent: r.parent } : {}),
-      protect: r.protect,
-      dependencies: r.dependsOn,
-      inputs: unwrapSecrets(r.custom ? r.inputs : (r.outputs ?? {})) as Record<string, unknown>,
-    }));
+  const base: ResourceRecord[] = policyRecords(result.registrations);
   const copies = Math.max(1, Math.round(target / base.length));
   const records: ResourceRecord[] = [];
   for (let c = 0; c < copies; c++)

@@ -4,7 +4,13 @@
  * preflight does. Each call starts a fresh runtime.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { installRecorder, runRecorded, unwrapSecrets, type Registration } from "../tools/preflight/recorder";
+import {
+  installRecorder,
+  propsOf,
+  runRecorded,
+  unwrapSecrets,
+  type Registration,
+} from "../tools/preflight/recorder";
 import { runStack, type RunStackOptions, type StackResult } from "../tools/preflight/run";
 
 export { isSecretWrapped, unwrapSecrets } from "../tools/preflight/recorder";
@@ -40,7 +46,7 @@ function rendered(registrations: Registration[]): Rendered {
       return hits[0]!;
     },
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests index freely
-    plain: (r) => unwrapSecrets(r.custom ? r.inputs : (r.outputs ?? r.inputs)) as Record<string, any>,
+    plain: (r) => unwrapSecrets(propsOf(r)) as Record<string, any>,
   };
 }
 

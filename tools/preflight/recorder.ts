@@ -41,16 +41,34 @@ export function wrapSecret(value: unknown): SecretWrapped {
   return { [specialSigKey]: specialSecretSig, value };
 }
 
-/** Recursively drops secret markers (what CrossGuard shows a policy). */
-export function unwrapSecrets(v: unknown): unknown {
-  if (isSecretWrapped(v)) return unwrapSecrets(v.value);
-  if (Array.isArray(v)) return v.map(unwrapSecrets);
+/** Copies a value, replacing every secret-wrapped part by `onSecret(inner value)`. */
+function mapSecrets(v: unknown, onSecret: (inner: unknown) => unknown): unknown {
+  if (isSecretWrapped(v)) return onSecret(v.value);
+  if (Array.isArray(v)) return v.map((x) => mapSecrets(x, onSecret));
   if (v !== null && typeof v === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = unwrapSecrets(x);
+    for (const [k, x] of Object.entries(v)) out[k] = mapSecrets(x, onSecret);
     return out;
   }
   return v;
+}
+
+/** Recursively drops secret markers (what CrossGuard shows a policy). */
+export function unwrapSecrets(v: unknown): unknown {
+  return mapSecrets(v, unwrapSecrets);
+}
+
+/** Secret values replaced by "[secret]" (what the plan and manifests show). */
+export function redactSecrets(v: unknown): unknown {
+  return mapSecrets(v, () => "[secret]");
+}
+
+/**
+ * What a registration is about: its inputs for resources and remote components (Helm charts),
+ * what it registered as outputs for local components (their args stay in the program).
+ */
+export function propsOf(r: Registration): Record<string, unknown> {
+  return r.custom || !r.outputs ? r.inputs : r.outputs;
 }
 
 // Internal to the SDK (stripped from its typings) but stable: drains the RPC queue.

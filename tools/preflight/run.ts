@@ -12,7 +12,14 @@ import { definePlatform } from "../../components/program";
 import { runPolicies, type ResourceRecord, type Violation } from "../../policies/lib/runner";
 import { policies as packPolicies } from "../../policies/rules";
 import { huntCanaries, type SecretLeak } from "./hunt";
-import { installRecorder, isSecretWrapped, runRecorded, unwrapSecrets, type Registration } from "./recorder";
+import {
+  installRecorder,
+  propsOf,
+  redactSecrets,
+  runRecorded,
+  unwrapSecrets,
+  type Registration,
+} from "./recorder";
 import { isKubernetesObjectType, validateObject } from "./schemas";
 import { loadStackConfig, UsageError } from "./stack-config";
 
@@ -69,18 +76,6 @@ export interface RunStackOptions {
   readonly stackTraces?: boolean;
 }
 
-/** Inputs as the plan shows them: secret values replaced by "[secret]". */
-export function redact(value: unknown): unknown {
-  if (isSecretWrapped(value)) return "[secret]";
-  if (Array.isArray(value)) return value.map(redact);
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redact(v);
-    return out;
-  }
-  return value;
-}
-
 function readPolicyConfig(dir: string, stack: string): PolicyPackConfig | undefined {
   const file = join(dir, "policies", "config", `${stack}.json`);
   let text: string;
@@ -129,27 +124,14 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
   }
   const regs = recording.registrations;
 
-  // What CrossGuard shows a policy: plain values; for components, what they registered as outputs.
+  // What CrossGuard shows a policy: plain values (computed once, shared with the hunt).
   const plainCache = new Map<Registration, Record<string, unknown>>();
   const plainOf = (r: Registration) => {
     let p = plainCache.get(r);
-    if (!p) {
-      p = unwrapSecrets(r.custom ? r.inputs : (r.outputs ?? r.inputs)) as Record<string, unknown>;
-      plainCache.set(r, p);
-    }
+    if (!p) plainCache.set(r, (p = unwrapSecrets(propsOf(r)) as Record<string, unknown>));
     return p;
   };
-  const records: ResourceRecord[] = regs
-    .filter((r) => r.type !== STACK_TYPE)
-    .map((r) => ({
-      urn: r.urn,
-      type: r.type,
-      name: r.name,
-      ...(r.parent ? { parent: r.parent } : {}),
-      protect: r.protect,
-      dependencies: r.dependsOn,
-      inputs: plainOf(r),
-    }));
+  const records = policyRecords(regs, plainOf);
   const policyConfig = options.policyConfig ?? readPolicyConfig(dir, stack);
   const violations = await runPolicies(options.policies ?? packPolicies, records, {
     ...(policyConfig ? { config: policyConfig } : {}),
@@ -173,7 +155,7 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     ...(r.parent ? { parent: r.parent } : {}),
     custom: r.custom,
     protect: r.protect,
-    inputs: redact(r.custom ? r.inputs : (r.outputs ?? {})),
+    inputs: redactSecrets(propsOf(r)),
   }));
   const count = (level: string) => violations.filter((v) => v.level === level).length;
   const plan: Plan = {
@@ -204,6 +186,25 @@ function findConfigError(e: unknown): ConfigError | undefined {
     cur = (cur as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/** The registrations as the policy runner takes them (the stack root is not a resource). */
+export function policyRecords(
+  regs: readonly Registration[],
+  plainOf: (r: Registration) => Record<string, unknown> = (r) =>
+    unwrapSecrets(propsOf(r)) as Record<string, unknown>,
+): ResourceRecord[] {
+  return regs
+    .filter((r) => r.type !== STACK_TYPE)
+    .map((r) => ({
+      urn: r.urn,
+      type: r.type,
+      name: r.name,
+      ...(r.parent ? { parent: r.parent } : {}),
+      protect: r.protect,
+      dependencies: r.dependsOn,
+      inputs: plainOf(r),
+    }));
 }
 
 /** True when the plan has anything that fails the preflight. */
