@@ -37,6 +37,21 @@ export const platformSchema = z.strictObject({
 export type PlatformConfig = z.infer<typeof platformSchema>;
 export type Environment = PlatformConfig["environment"];
 
+/** Namespaces the platform's own parts (or Kubernetes) create; workloads cannot take them. */
+export const RESERVED_NAMESPACES: readonly string[] = [
+  "default",
+  "kube-system",
+  "kube-public",
+  "kube-node-lease",
+  "istio-system",
+  "flagger",
+  "monitoring",
+  "cert-manager",
+  "gpu-operator",
+  "external-secrets",
+  "keda",
+];
+
 /** Secret keys: set with `pulumi config set --secret platform:<key>`, read with requireSecret. */
 export const SECRET_KEYS = {
   sshPrivateKey: {
@@ -314,10 +329,16 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
           key: at("gpu", "pool"),
           message: `no GPU pool "${s.gpu.pool}"; GPU pools: ${[...gpuPools.keys()].join(", ") || "(none)"}`,
         });
-      else if (s.gpu.count > pool.gpusPerNode * (pool.sharing.timeSlicing?.replicas ?? 1))
+      else if (pool.sharing.timeSlicing && s.gpu.count > 1)
         out.push({
           key: at("gpu", "count"),
-          message: `${s.gpu.count} GPUs exceed the ${pool.gpusPerNode} per node of pool "${s.gpu.pool}"`,
+          message: `pool "${s.gpu.pool}" is time-sliced: more than 1 slice per replica adds no compute (slices may share one GPU); use 1, or a pool without time-slicing`,
+          example: "1",
+        });
+      else if (s.gpu.count > pool.gpusPerNode)
+        out.push({
+          key: at("gpu", "count"),
+          message: `${s.gpu.count} GPUs exceed the ${pool.gpusPerNode} per node of pool "${s.gpu.pool}" (a replica runs on one node)`,
         });
     }
     if (s.replicas.min > s.replicas.max)
@@ -428,6 +449,46 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
       key: formatKey(["delivery", "vercel", "domain"]),
       message: "a production domain needs the production target in platform:delivery.vercel.targets",
       example: '["production"]',
+    });
+  // Namespaces: each platform-created namespace has one owner, or `pulumi up` fails on "already exists".
+  const nsKeys: [string, string][] = [
+    ["inference.namespace", c.inference.namespace],
+    ...(c.registry.enabled && c.registry.mode === "in-cluster"
+      ? ([["registry.namespace", c.registry.namespace]] as [string, string][])
+      : []),
+  ];
+  for (const [key, ns] of nsKeys)
+    if (RESERVED_NAMESPACES.includes(ns))
+      out.push({
+        key: formatKey(key.split(".")),
+        message: `"${ns}" is a namespace the platform or Kubernetes already uses (${RESERVED_NAMESPACES.join(", ")})`,
+      });
+  if (nsKeys.length === 2 && nsKeys[0]![1] === nsKeys[1]![1])
+    out.push({
+      key: formatKey(["registry", "namespace"]),
+      message: `must differ from platform:inference.namespace ("${nsKeys[0]![1]}")`,
+      example: '"registry"',
+    });
+  const gwHost = c.inference.gateway.hostname;
+  if (c.mesh.enabled && c.inference.gateway.enabled && gwHost && gwHost !== c.mesh.ingressHostname)
+    out.push({
+      key: formatKey(["inference", "gateway", "hostname"]),
+      message: `the ingress Gateway and its certificate serve platform:mesh.ingressHostname ("${c.mesh.ingressHostname}"); leave this unset or equal to it`,
+    });
+  c.inference.services.forEach((s, i) => {
+    if (s.hubTokenSecret && s.runtime !== "vllm")
+      out.push({
+        key: formatKey(["inference", "services", i, "hubTokenSecret"]),
+        message:
+          "the hub token is mounted for vLLM (HF_TOKEN_PATH); llama.cpp services take public GGUF files",
+        example: "false",
+      });
+  });
+  if (vc.enabled && vc.manageProject && !(gh.owner && gh.repository))
+    out.push({
+      key: formatKey(["delivery", "vercel", "manageProject"]),
+      message:
+        "creating the Vercel project links it to the repository: set platform:delivery.github.owner and repository",
     });
   for (const p of externalSecretsProblems(c.secrets.externalSecrets))
     out.push({

@@ -28,7 +28,6 @@ import { PullSecrets } from "./registry/pull-secrets";
 import { Registry, registryGatewayServer } from "./registry/registry";
 import { SecretStore } from "./secrets/store";
 import { CertManager } from "./tls/cert-manager";
-import { imageRef, images } from "./versions";
 
 export interface PlatformArgs {
   /** The validated stack config. */
@@ -282,10 +281,14 @@ export class Platform extends pulumi.ComponentResource {
         mesh: config.mesh.enabled,
         monitoring: config.monitoring.enabled,
         slo: config.monitoring.slo,
-        // First-party images deploy by digest; without a registry, the pinned published tag.
-        gatewayImage:
-          this.images.gateway?.repoDigest ?? imageRef(images.gateway, config.environment === "prod"),
-        ...(this.pullSecrets ? { serviceAccountName: this.pullSecrets.serviceAccountName } : {}),
+        // First-party images deploy by digest (config requires the registry when the gateway is on).
+        ...(this.images.gateway ? { gatewayImage: this.images.gateway.repoDigest } : {}),
+        ...(this.pullSecrets
+          ? {
+              serviceAccountName: this.pullSecrets.serviceAccountName,
+              imagePullSecret: this.pullSecrets.secretName,
+            }
+          : {}),
         // CRDs (ServiceMonitor, VirtualService, Canary, ScaledObject) and sidecar injection first.
         dependsOn: [
           ...namespaces,

@@ -85,8 +85,6 @@ export const images = {
     tag: "server-b11176",
     digest: "sha256:6257697a7f5d034b8fb499ddb07af3e250506352f94102054252a23f3b85e0af",
   },
-  /** Placeholder until the registry component provides the built image's repoDigest. */
-  gateway: { repository: "registry.platform.local/platform/gateway", tag: "0.1.0" },
 
   // The collector chart names no default image; contrib carries the prometheusremotewrite exporter.
   otelCollectorContrib: {

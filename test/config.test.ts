@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, parsePlatformConfig, suggest } from "../components/config";
-import { preflightStack } from "./harness";
+import { ConfigError, parsePlatformConfig, RESERVED_NAMESPACES, suggest } from "../components/config";
+import { preflightStack, renderStack } from "./harness";
 import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
 
 const STACKS = listStacks(process.cwd());
@@ -227,6 +227,47 @@ const BAD: [string, Record<string, unknown>, string, string[]?][] = [
     "platform:delivery.github.owner",
     ["githubToken", "pulumiAccessToken"],
   ],
+  [
+    "gateway hostname other than the ingress hostname",
+    { ...base(), "platform:inference": { gateway: { hostname: "api.example.org" } } },
+    "platform:inference.gateway.hostname",
+  ],
+  [
+    "workload namespace taken by the platform",
+    { ...base(), "platform:inference": { namespace: "monitoring" } },
+    "platform:inference.namespace",
+  ],
+  [
+    "registry and workloads in one namespace",
+    { ...base(), "platform:inference": { namespace: "apps" }, "platform:registry": { namespace: "apps" } },
+    "platform:registry.namespace",
+  ],
+  [
+    "hub token on a llama.cpp service",
+    {
+      ...base(),
+      "platform:inference": {
+        services: [{ name: "m", runtime: "llamacpp", model: "x", hubTokenSecret: true }],
+      },
+    },
+    "platform:inference.services[0].hubTokenSecret",
+    ["hfToken"],
+  ],
+  [
+    "several slices of a time-sliced GPU",
+    {
+      ...base(),
+      "platform:cluster": {
+        ...k3s,
+        pools: [{ ...k3s.pools[0], gpu: { gpusPerNode: 2, sharing: { timeSlicing: { replicas: 4 } } } }],
+      },
+      "platform:inference": {
+        services: [{ name: "m", runtime: "vllm", model: "x", gpu: { pool: "gpu", count: 2 } }],
+      },
+    },
+    "platform:inference.services[0].gpu.count",
+    ["sshPrivateKey"],
+  ],
 ];
 
 describe("malformed configs", () => {
@@ -264,4 +305,23 @@ describe("malformed configs", () => {
     expect(result.registered).toBe(0);
     expect(result.problems).toHaveLength(2);
   });
+});
+
+describe("namespaces", () => {
+  it.each(STACKS)(
+    "%s creates each namespace once, workload namespaces outside the reserved list",
+    async (stack) => {
+      const { plan } = await renderStack(stack);
+      const names = plan.resources
+        .filter((r) => r.type === "kubernetes:core/v1:Namespace")
+        .map((r) => (r.inputs as { metadata: { name: string } }).metadata.name);
+      expect(new Set(names).size).toBe(names.length);
+      const sc = loadStackConfig(process.cwd(), stack);
+      const workload =
+        (JSON.parse(sc.config["platform:inference"] ?? "{}") as { namespace?: string }).namespace ??
+        "inference";
+      for (const ns of names)
+        if (ns !== workload && ns !== "registry") expect(RESERVED_NAMESPACES).toContain(ns);
+    },
+  );
 });

@@ -71,7 +71,7 @@ describe("pod spec per runtime", () => {
     expect(pod.nodeSelector).toEqual({ [GPU_POOL_LABEL]: "gpu-l4" });
     expect(pod.runtimeClassName).toBe("nvidia");
     expect(pod.tolerations).toEqual([
-      { key: "nvidia.com/gpu", operator: "Equal", value: "present", effect: "NoSchedule" },
+      { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" },
     ]);
     expect(pod.volumes.find((v: any) => v.name === "shm").emptyDir.medium).toBe("Memory");
     expect(c.securityContext).toMatchObject({

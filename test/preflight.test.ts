@@ -6,6 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { preflightStack } from "./harness";
+import { base64Cores } from "../tools/preflight/hunt";
 import { failed, type Plan } from "../tools/preflight/run";
 
 const ROOT = process.cwd();
@@ -196,5 +197,34 @@ describe("preflight CLI", () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toContain('unknown stack "nope"');
+  });
+});
+
+describe("canary hunt, encoded", () => {
+  it("finds a secret base64-encoded at any offset inside a ConfigMap, and not in a Secret", async () => {
+    const p = await plan(() => {
+      const token = new pulumi.Config("platform").requireSecret("githubToken");
+      const provider = new k8s.Provider("p", {});
+      const encoded = pulumi
+        .unsecret(token)
+        .apply((t) => Buffer.from(`Authorization: Bearer ${t}`).toString("base64"));
+      new k8s.core.v1.ConfigMap("encoded", { binaryData: { auth: encoded } }, { provider });
+      new k8s.core.v1.Secret("fine", { data: { auth: pulumi.secret(encoded) } }, { provider });
+      return {};
+    });
+    expect(p.secretLeaks).toEqual([
+      {
+        key: "platform:githubToken",
+        urn: expect.stringContaining("ConfigMap::encoded"),
+        path: "inputs.binaryData.auth (base64)",
+      },
+    ]);
+    // Every alignment of the canary leaves a core that any surrounding bytes keep intact.
+    for (const prefix of ["", "a", "ab", "abc"]) {
+      const text = Buffer.from(`${prefix}pfcanary-x-0123456789abcdef01234567-tail`).toString("base64");
+      expect(base64Cores("pfcanary-x-0123456789abcdef01234567").some((core) => text.includes(core))).toBe(
+        true,
+      );
+    }
   });
 });

@@ -43,7 +43,9 @@ export class ExistingCluster extends pulumi.ComponentResource implements Cluster
     );
     this.distribution = config.distribution;
     this.gpuPools = existingGpuPools(config);
-    this.ready = this.gpuPools.map((p) => new GpuPool(`${name}-pool-${p.name}`, p, { parent: this }));
+    // Records of each pool's declared capacity (for gpu-capacity-fits); nothing to wait for here.
+    for (const p of this.gpuPools) new GpuPool(`${name}-pool-${p.name}`, p, { parent: this });
+    this.ready = [];
     this.registerOutputs({ distribution: this.distribution, gpuPools: this.gpuPools.map((p) => p.name) });
   }
 }

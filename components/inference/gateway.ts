@@ -8,11 +8,16 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Environment } from "../config";
-import { appLabels, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
+import { appLabels, MESH_CONTRACT, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
 import type { SecretStore } from "../secrets/store";
 import { charts } from "../versions";
 import type { InferenceConfig } from "./schema";
-import { restrictedContainerSecurity, restrictedPodSecurity, STREAM_SAFE_RETRIES } from "./spec";
+import {
+  PROMETHEUS_NAMESPACES,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  STREAM_SAFE_RETRIES,
+} from "./spec";
 
 /** Component label of the gateway API; the mesh's AuthorizationPolicies key on it. */
 export const GATEWAY_COMPONENT = "gateway";
@@ -22,6 +27,8 @@ export const GATEWAY_PORT = 8080;
 export const GATEWAY_METRICS_PORT = 9090;
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
+/** The chart's Prometheus exporter sidecar. */
+export const NATS_EXPORTER_PORT = 7777;
 /** The gateway's JetStream names (its defaults, set explicitly because KEDA reads the same ones). */
 export const JOBS = {
   stream: "GATEWAY_JOBS",
@@ -157,7 +164,12 @@ export function natsValues(environment: Environment, monitoring: boolean): NatsV
         metadata: {
           // KEDA (outside the mesh) reads /jsz on the monitor port; STRICT mTLS would refuse it.
           // The client port stays in the mesh.
-          annotations: { "traffic.sidecar.istio.io/excludeInboundPorts": String(NATS_MONITOR_PORT) },
+          annotations: {
+            "traffic.sidecar.istio.io/excludeInboundPorts": [
+              NATS_MONITOR_PORT,
+              ...(monitoring ? [NATS_EXPORTER_PORT] : []),
+            ].join(","),
+          },
         },
         spec: { securityContext: restrictedPodSecurity() },
       },
@@ -216,10 +228,19 @@ export interface InferenceGatewayArgs {
   readonly backendUrl: string;
   readonly mesh: boolean;
   readonly monitoring: boolean;
-  readonly prometheusNamespace?: string;
-  readonly serviceAccountName?: string;
+  /** Pull secret (in the namespace) for the gateway image, when it comes from a private registry. */
+  readonly imagePullSecret?: string;
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
+
+/**
+ * Service accounts of the gateway's pods. Their names carry MESH_CONTRACT's gateway prefix: the
+ * mesh's default-deny allows exactly those identities to call the model servers.
+ */
+export const GATEWAY_SERVICE_ACCOUNTS = {
+  api: `${MESH_CONTRACT.gatewayServiceAccountPrefix}`,
+  worker: `${MESH_CONTRACT.gatewayServiceAccountPrefix}-worker`,
+} as const;
 
 /** The gateway: API + workers + NATS JetStream + KEDA, with a generated API key. */
 export class InferenceGateway extends pulumi.ComponentResource {
@@ -298,13 +319,35 @@ export class InferenceGateway extends pulumi.ComponentResource {
     const hostname = config.hostname;
     this.url = args.mesh && hostname ? `https://${hostname}` : `http://gateway.${ns}.svc.cluster.local`;
 
+    for (const role of ["api", "worker"] as const)
+      new k8s.core.v1.ServiceAccount(
+        `${name}-${role}-sa`,
+        {
+          metadata: {
+            name: GATEWAY_SERVICE_ACCOUNTS[role],
+            namespace: ns,
+            labels: role === "api" ? apiLabels : workerLabels,
+          },
+          automountServiceAccountToken: false,
+          ...(args.imagePullSecret ? { imagePullSecrets: [{ name: args.imagePullSecret }] } : {}),
+        },
+        child(),
+      );
+
     const pod = (
       role: "api" | "worker",
       labels: Record<string, string>,
     ): k8s.types.input.core.v1.PodTemplateSpec => ({
-      metadata: { labels },
+      // Prometheus scrapes the metrics port in plain HTTP from outside the mesh (NetworkPolicy
+      // limits who may), so the sidecar leaves that port alone.
+      metadata: {
+        labels,
+        ...(args.mesh
+          ? { annotations: { "traffic.sidecar.istio.io/excludeInboundPorts": String(GATEWAY_METRICS_PORT) } }
+          : {}),
+      },
       spec: {
-        ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),
+        serviceAccountName: GATEWAY_SERVICE_ACCOUNTS[role],
         automountServiceAccountToken: false,
         securityContext: restrictedPodSecurity(),
         terminationGracePeriodSeconds: 30,
@@ -414,11 +457,7 @@ export class InferenceGateway extends pulumi.ComponentResource {
         child(),
       );
 
-    const promNs = {
-      namespaceSelector: {
-        matchLabels: { "kubernetes.io/metadata.name": args.prometheusNamespace ?? "monitoring" },
-      },
-    };
+    const promNs = { namespaceSelector: PROMETHEUS_NAMESPACES };
     const tcp = (port: number) => ({ port, protocol: "TCP" });
     new k8s.networking.v1.NetworkPolicy(
       `${name}-netpol`,
@@ -461,7 +500,7 @@ export class InferenceGateway extends pulumi.ComponentResource {
                 { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "keda" } } },
                 promNs,
               ],
-              ports: [tcp(NATS_MONITOR_PORT), tcp(7777)],
+              ports: [tcp(NATS_MONITOR_PORT), tcp(NATS_EXPORTER_PORT)],
             },
           ],
         },

@@ -7,6 +7,7 @@ import type { InferenceServiceConfig } from "./schema";
 import {
   canarySpec,
   DEFAULT_CANARY_SLO,
+  ENVOY_STATS_PORTS,
   hpaSpec,
   modelLabels,
   modelPodSpec,
@@ -14,7 +15,9 @@ import {
   modelUrl,
   modelVirtualServiceSpec,
   pdbSelector,
+  PROMETHEUS_NAMESPACES,
   RUNTIMES,
+  scrapeEndpoint,
   serverImage,
   startupBudgetSeconds,
   type CanarySlo,
@@ -37,8 +40,7 @@ export interface InferenceServiceArgs {
   readonly monitoring: boolean;
   /** Canary analysis thresholds (default: 1 % errors, p99 5 s). */
   readonly slo?: CanarySlo;
-  /** Namespace Prometheus scrapes from (allowed by the NetworkPolicy). */
-  readonly prometheusNamespace?: string;
+  /** ServiceAccount carrying the registry's imagePullSecrets. */
   readonly serviceAccountName?: string;
   /** Resources that must exist first (CRDs of Flagger and the Prometheus operator, namespaces, secrets). */
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -138,14 +140,13 @@ export class InferenceService extends pulumi.ComponentResource {
           ingress: [
             { from: [{ podSelector: {} }], ports: [{ port, protocol: "TCP" }] },
             {
-              from: [
-                {
-                  namespaceSelector: {
-                    matchLabels: { "kubernetes.io/metadata.name": args.prometheusNamespace ?? "monitoring" },
-                  },
-                },
-              ],
-              ports: [{ port, protocol: "TCP" }],
+              from: [{ namespaceSelector: PROMETHEUS_NAMESPACES }],
+              // With the mesh, Envoy's stats (istio_requests_total, what Flagger's analysis reads)
+              // are scraped from the sidecar's ports too.
+              ports: [port, ...(args.mesh ? ENVOY_STATS_PORTS : [])].map((p) => ({
+                port: p,
+                protocol: "TCP",
+              })),
             },
           ],
         },
@@ -190,7 +191,7 @@ export class InferenceService extends pulumi.ComponentResource {
           metadata: meta(s.name),
           spec: {
             selector: { matchLabels: { "platform.ai/metrics": s.name } },
-            endpoints: [{ port: "http-metrics", path: "/metrics", interval: "15s" }],
+            endpoints: [scrapeEndpoint(args.mesh)],
           },
         },
         child(),

@@ -5,7 +5,9 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type { GpuPool } from "../cluster/handle";
+import { FLAGGER_NAMESPACE } from "../mesh/mesh";
 import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, selectorLabels } from "../meta";
+import { MESH_SCRAPE_TLS, MONITORING_NAMESPACE } from "../monitoring/monitoring";
 import { imageRef, images, type ImageVersion } from "../versions";
 import type { InferenceServiceConfig } from "./schema";
 
@@ -181,7 +183,8 @@ export function gpuScheduling(
   return {
     nodeSelector: { ...pool.nodeSelector },
     tolerations: [
-      { key: GPU_TAINT.key, operator: "Equal", value: GPU_TAINT.value, effect: GPU_TAINT.effect },
+      // Exists, not Equal: GPU nodes of existing clusters carry the key with other values, or none.
+      { key: GPU_TAINT.key, operator: "Exists", effect: GPU_TAINT.effect },
     ],
     runtimeClassName: GPU_RUNTIME_CLASS,
   };
@@ -445,4 +448,27 @@ export function peakGpus(s: InferenceServiceConfig): number {
   if (!s.gpu) return 0;
   const canaryPods = s.canary.enabled ? Math.max(1, s.replicas.min) : 0;
   return s.gpu.count * (s.replicas.max + canaryPods);
+}
+
+/** Namespaces whose Prometheus may scrape workloads: the monitoring stack's, or Flagger's own. */
+export const PROMETHEUS_NAMESPACES = {
+  matchExpressions: [
+    { key: "kubernetes.io/metadata.name", operator: "In", values: [MONITORING_NAMESPACE, FLAGGER_NAMESPACE] },
+  ],
+};
+
+/** The sidecar's Envoy stats (15090) and merged-metrics (15020) ports. */
+export const ENVOY_STATS_PORTS = [15090, 15020];
+
+/**
+ * How Prometheus scrapes a server whose metrics share its app port: under STRICT mTLS only with
+ * the mesh certificate its sidecar writes for it (MESH_SCRAPE_TLS), in plain HTTP otherwise.
+ */
+export function scrapeEndpoint(mesh: boolean): Record<string, unknown> {
+  return {
+    port: "http-metrics",
+    path: "/metrics",
+    interval: "15s",
+    ...(mesh ? { scheme: "https", tlsConfig: { ...MESH_SCRAPE_TLS } } : {}),
+  };
 }

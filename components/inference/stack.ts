@@ -22,10 +22,12 @@ export interface InferenceStackArgs {
   readonly mesh: boolean;
   /** The Prometheus operator's CRDs exist: ServiceMonitors. */
   readonly monitoring: boolean;
-  /** The gateway image (the registry's repoDigest). */
-  readonly gatewayImage: pulumi.Input<string>;
-  /** ServiceAccount with the registry's imagePullSecrets. */
+  /** The gateway image (the registry's repoDigest); required when the gateway is enabled. */
+  readonly gatewayImage?: pulumi.Input<string>;
+  /** ServiceAccount with the registry's imagePullSecrets (model servers). */
   readonly serviceAccountName?: string;
+  /** The registry's pull secret in the namespace (the gateway's own service accounts carry it). */
+  readonly imagePullSecret?: string;
   /** Canary thresholds (from platform:monitoring.slo). */
   readonly slo?: CanarySlo;
   /** What must exist first (mesh + Flagger, monitoring CRDs, namespaces). */
@@ -130,6 +132,7 @@ export class InferenceStack extends pulumi.ComponentResource {
     if (config.gateway.enabled && !first)
       void pulumi.log.warn("inference gateway skipped: no model service to relay to", this);
     if (config.gateway.enabled && first) {
+      if (!args.gatewayImage) throw new Error("the inference gateway needs its image (gatewayImage)");
       const gateway = new InferenceGateway(
         `${name}-gateway`,
         {
@@ -143,7 +146,7 @@ export class InferenceStack extends pulumi.ComponentResource {
           backendUrl: first.url,
           mesh: args.mesh,
           monitoring: args.monitoring,
-          ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),
+          ...(args.imagePullSecret ? { imagePullSecret: args.imagePullSecret } : {}),
           dependsOn: deps,
         },
         { parent: this },

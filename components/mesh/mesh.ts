@@ -51,9 +51,7 @@ export function istioPlatform(distribution: Distribution): string | undefined {
   const known: Partial<Record<Distribution, string>> = {
     k3s: "k3s",
     k3d: "k3d",
-    kind: "kind",
     gke: "gke",
-    eks: "eks",
   };
   return known[distribution];
 }
@@ -178,7 +176,9 @@ export function flaggerValues(prometheus?: { url: string; namespace: string }): 
     metricsServer: prometheus?.url ?? FLAGGER_OWN_PROMETHEUS,
     prometheus: { install: !prometheus },
     crd: { create: true },
-    podMonitor: prometheus ? { enabled: true, namespace: prometheus.namespace } : { enabled: false },
+    // Its PodMonitor would be applied before the Prometheus operator's CRDs (Flagger comes first);
+    // the monitoring stack's own Envoy PodMonitor already collects what the analysis reads.
+    podMonitor: { enabled: false },
     securityContext: {
       enabled: true,
       context: {
@@ -263,8 +263,9 @@ export function workloadAuthorizationPolicies(
  * Streaming: Envoy closes a stream that carries no bytes for `stream_idle_timeout` (5 min by
  * default), which cuts an SSE completion while a large model thinks. This EnvoyFilter, in the root
  * namespace so it applies to every proxy (ingress and sidecars), turns that timer off; client
- * disconnects still end streams at once. Route timeouts are already off in Istio unless a
- * VirtualService sets `timeout`, so streaming routes must not set one (see STREAMING_ROUTE).
+ * disconnects still end streams at once. Route timeouts are off in Istio unless a VirtualService
+ * sets one; the platform's routes set `0s` (gateway) or a long bound (models) and retry only
+ * before a stream has started.
  */
 export function streamingEnvoyFilterSpec(): Record<string, unknown> {
   return {
@@ -289,9 +290,6 @@ export function streamingEnvoyFilterSpec(): Record<string, unknown> {
     ],
   };
 }
-
-/** What a VirtualService route to a streaming endpoint sets: no overall timeout, no retries mid-stream. */
-export const STREAMING_ROUTE = { timeout: "0s", retries: { attempts: 0 } } as const;
 
 /** The ingress Gateway: HTTPS with the given TLS secret, plain HTTP only to redirect. */
 export function gatewaySpec(

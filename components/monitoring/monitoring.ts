@@ -226,6 +226,14 @@ export interface OtelCollectorValues {
  * traces to `otelTracesEndpoint` over OTLP when set, else to the debug exporter (a log line per
  * batch) until the team picks a trace store.
  */
+/** The collector's otlp exporter speaks TLS by default; an `http://` (or scheme-less) in-cluster endpoint does not. */
+export function otlpExporter(endpoint: string): { endpoint: string; tls: { insecure: boolean } } {
+  return {
+    endpoint: endpoint.replace(/^https?:\/\//, ""),
+    tls: { insecure: !endpoint.startsWith("https://") },
+  };
+}
+
 export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): OtelCollectorValues {
   const tracesExporter = cfg.otelTracesEndpoint ? "otlp" : "debug";
   const image = images.otelCollectorContrib;
@@ -253,7 +261,7 @@ export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): Ot
           endpoint: `${PROMETHEUS_URL}/api/v1/write`,
           resource_to_telemetry_conversion: { enabled: true },
         },
-        ...(cfg.otelTracesEndpoint ? { otlp: { endpoint: cfg.otelTracesEndpoint } } : {}),
+        ...(cfg.otelTracesEndpoint ? { otlp: otlpExporter(cfg.otelTracesEndpoint) } : {}),
       },
       service: {
         pipelines: {

@@ -4,7 +4,7 @@
  * chart values, an annotation, a plain stack output) it is a leak.
  */
 import { isSecretSink } from "../../policies/lib/sinks";
-import { isSecretWrapped, type Registration } from "./recorder";
+import { GENERATED_SECRET_TYPES, generatedCanary, isSecretWrapped, type Registration } from "./recorder";
 import { CANARY_PREFIX } from "./stack-config";
 
 export interface SecretLeak {
@@ -45,10 +45,25 @@ function walk(
   }
 }
 
-/** Base64 of a canary as it would appear when a value is encoded on its own. */
+/**
+ * The parts of base64 text that encode a canary whatever bytes surround it: for each of the three
+ * alignments, the encoding minus the groups shared with neighbouring bytes.
+ */
+export function base64Cores(canary: string): string[] {
+  const bytes = Buffer.from(canary);
+  const cores: string[] = [];
+  for (let pad = 0; pad < 3; pad++) {
+    const text = Buffer.concat([Buffer.alloc(pad), bytes]).toString("base64");
+    const start = pad === 0 ? 0 : 4;
+    const end = (pad + bytes.length) % 3 === 0 ? text.length : text.length - 4;
+    cores.push(text.slice(start, end));
+  }
+  return cores;
+}
+
 function base64Variants(canaries: Iterable<string>): Map<string, string> {
   const out = new Map<string, string>();
-  for (const c of canaries) out.set(Buffer.from(c).toString("base64").replace(/=+$/, ""), c);
+  for (const c of canaries) for (const core of base64Cores(c)) out.set(core, c);
   return out;
 }
 
@@ -58,7 +73,11 @@ export function huntCanaries(
   plainInputs: (r: Registration) => Record<string, unknown>,
 ): SecretLeak[] {
   const leaks: SecretLeak[] = [];
-  const encoded = base64Variants(canaries.keys());
+  // Generated credentials are canaries too: their values are known from the resource names.
+  const generated = registrations
+    .filter((r) => GENERATED_SECRET_TYPES.has(r.type))
+    .map((r) => generatedCanary(r.name));
+  const encoded = base64Variants([...canaries.keys(), ...generated]);
   for (const r of registrations) {
     let plain: Record<string, unknown> | undefined;
     const seen = new Set<string>();

@@ -79,6 +79,16 @@ const sdk = settings as unknown as {
 
 const digestOf = (s: string) => createHash("sha256").update(s).digest("hex");
 
+/** The canary a generated password of this resource name carries under the recorder. */
+export function generatedCanary(name: string): string {
+  return `${CANARY_PREFIX}-generated-${name}-${digestOf(name).slice(0, 16)}`;
+}
+
+/** Resource types whose generated value the recorder fakes as a canary. */
+export const GENERATED_SECRET_TYPES: ReadonlySet<string> = new Set([
+  "random:index/randomPassword:RandomPassword",
+]);
+
 type FakeOutputs = (name: string, inputs: Record<string, unknown>) => Record<string, unknown>;
 
 /**
@@ -87,7 +97,7 @@ type FakeOutputs = (name: string, inputs: Record<string, unknown>) => Record<str
  */
 export const FAKE_OUTPUTS: Record<string, FakeOutputs> = {
   "random:index/randomPassword:RandomPassword": (name) => {
-    const value = `${CANARY_PREFIX}-generated-${name}-${digestOf(name).slice(0, 16)}`;
+    const value = generatedCanary(name);
     return { result: wrapSecret(value), bcryptHash: wrapSecret(`$2a$10$${digestOf(value).slice(0, 53)}`) };
   },
   "random:index/randomBytes:RandomBytes": (name) => ({
