@@ -70,9 +70,7 @@ describe("pod spec per runtime", () => {
     expect(c.resources.limits.memory).toBe(c.resources.requests.memory);
     expect(pod.nodeSelector).toEqual({ [GPU_POOL_LABEL]: "gpu-l4" });
     expect(pod.runtimeClassName).toBe("nvidia");
-    expect(pod.tolerations).toEqual([
-      { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" },
-    ]);
+    expect(pod.tolerations).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
     expect(pod.volumes.find((v: any) => v.name === "shm").emptyDir.medium).toBe("Memory");
     expect(c.securityContext).toMatchObject({
       runAsNonRoot: true,
@@ -454,5 +452,35 @@ describe("committed local stack", () => {
     expect(r.outputs["models"]).toEqual(["qwen-0-5b"]);
     expect(r.ofType("platform:inference:InferenceService")).toHaveLength(1);
     expect(r.ofType("kubernetes:keda.sh/v1alpha1:ScaledObject")).toHaveLength(1);
+  });
+});
+
+describe("gateway identities in the mesh", () => {
+  it("prod's gateway pods run as service accounts the default-deny allow admits, carrying the pull secret", async () => {
+    const r = await renderStack("prod");
+    const allow = r.registrations
+      .filter((x) => x.custom)
+      .map((x) => r.plain(x))
+      .find((x) => x.kind === "AuthorizationPolicy" && x.metadata.name === "allow-gateway-to-models");
+    const principals: string[] = allow.spec.rules[0].from[0].source.principals;
+    const admits = (sa: string) =>
+      principals.some((p) => {
+        const re = new RegExp(`^${p.replace(/[.]/g, "\\.").replace("*", ".*")}$`);
+        return re.test(`cluster.local/ns/inference/sa/${sa}`);
+      });
+    for (const name of ["gateway", "gateway-worker"]) {
+      const dep = r.plain(
+        r.ofType("kubernetes:apps/v1:Deployment").find((d) => r.plain(d).metadata.name === name)!,
+      );
+      const sa: string = dep.spec.template.spec.serviceAccountName;
+      expect(admits(sa)).toBe(true);
+      const account = r
+        .ofType("kubernetes:core/v1:ServiceAccount")
+        .map((x) => r.plain(x))
+        .find((x) => x.metadata.name === sa && x.metadata.namespace === "inference");
+      expect(account.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
+    }
+    // Model servers are not gateway identities.
+    expect(admits("platform-workload")).toBe(false);
   });
 });
