@@ -462,7 +462,7 @@ describe("gateway identities in the mesh", () => {
       .filter((x) => x.custom)
       .map((x) => r.plain(x))
       .find((x) => x.kind === "AuthorizationPolicy" && x.metadata.name === "allow-gateway-to-models");
-    const principals: string[] = allow.spec.rules[0].from[0].source.principals;
+    const principals: string[] = allow!.spec.rules[0].from[0].source.principals;
     const admits = (sa: string) =>
       principals.some((p) => {
         const re = new RegExp(`^${p.replace(/[.]/g, "\\.").replace("*", ".*")}$`);
@@ -478,7 +478,7 @@ describe("gateway identities in the mesh", () => {
         .ofType("kubernetes:core/v1:ServiceAccount")
         .map((x) => r.plain(x))
         .find((x) => x.metadata.name === sa && x.metadata.namespace === "inference");
-      expect(account.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
+      expect(account!.imagePullSecrets).toEqual([{ name: "registry-pull" }]);
     }
     // Model servers are not gateway identities.
     expect(admits("platform-workload")).toBe(false);
