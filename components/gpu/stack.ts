@@ -12,6 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { stringify } from "yaml";
 import type { Distribution, GpuPool } from "../cluster/handle";
 import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, platformNamespace } from "../meta";
+import { pinnedChart } from "../k8s-kit";
 import { charts, type ChartVersion } from "../versions";
 import type { GpuConfig } from "./schema";
 import { defaultSharingConfig, devicePluginConfigs, migStrategy } from "./sharing";
@@ -158,15 +159,10 @@ export class NvidiaGpuStack extends pulumi.ComponentResource {
     const operator = args.gpu.mode === "operator";
     const chart: ChartVersion = operator ? charts.gpuOperator : charts.nvidiaDevicePlugin;
     const values = operator ? operatorValues(args) : devicePluginValues(args);
-    this.chart = new k8s.helm.v4.Chart(
+    this.chart = pinnedChart(
       `${name}-${operator ? "operator" : "device-plugin"}`,
-      {
-        chart: chart.chart,
-        version: chart.version,
-        repositoryOpts: { repo: chart.repo },
-        namespace: this.namespace,
-        values: values as unknown as Record<string, pulumi.Input<unknown>>,
-      },
+      chart,
+      { release: chart.chart, namespace: this.namespace, values },
       { ...k8sOpts, dependsOn: [...k8sOpts.dependsOn, ns] },
     );
     if (!operator)

@@ -8,6 +8,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Environment } from "../config";
+import { pinnedChart } from "../k8s-kit";
 import { appLabels, MESH_CONTRACT, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
 import type { SecretStore } from "../secrets/store";
 import { charts } from "../versions";
@@ -264,16 +265,10 @@ export class InferenceGateway extends pulumi.ComponentResource {
     const natsLabels = appLabels("nats", "queue");
 
     // --- NATS JetStream (the chart's StatefulSet and PVCs are opaque here; protect the release in prod).
-    const nats = new k8s.helm.v4.Chart(
+    const nats = pinnedChart(
       `${name}-nats`,
-      {
-        name: "nats",
-        chart: charts.nats.chart,
-        version: charts.nats.version,
-        repositoryOpts: { repo: charts.nats.repo },
-        namespace: ns,
-        values: natsValues(environment, args.monitoring) as unknown as Record<string, pulumi.Input<unknown>>,
-      },
+      charts.nats,
+      { release: "nats", namespace: ns, values: natsValues(environment, args.monitoring) },
       child({ protect: prod }),
     );
     const natsUrl = `nats://nats.${ns}.svc.cluster.local:${NATS_CLIENT_PORT}`;
@@ -284,16 +279,10 @@ export class InferenceGateway extends pulumi.ComponentResource {
       { meshInjection: false, podSecurity: "restricted", component: "autoscaling" },
       child(),
     );
-    const keda = new k8s.helm.v4.Chart(
+    const keda = pinnedChart(
       `${name}-keda`,
-      {
-        name: "keda",
-        chart: charts.keda.chart,
-        version: charts.keda.version,
-        repositoryOpts: { repo: charts.keda.repo },
-        namespace: "keda",
-        values: kedaValues(args.monitoring) as unknown as Record<string, pulumi.Input<unknown>>,
-      },
+      charts.keda,
+      { release: "keda", namespace: "keda", values: kedaValues(args.monitoring) },
       child({ dependsOn: [kedaNs] }),
     );
 

@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { requireSecretValue, type PlatformSecrets, type SecretKey } from "../config";
 import { appLabels, platformNamespace } from "../meta";
+import { pinnedChart } from "../k8s-kit";
 import { charts } from "../versions";
 import type { ExternalSecretsConfig } from "./schema";
 
@@ -131,12 +132,11 @@ export class SecretStore extends pulumi.ComponentResource {
         { meshInjection: false, podSecurity: "restricted", component: "secrets" },
         k8sOpts,
       );
-      const chart = new k8s.helm.v4.Chart(
+      const chart = pinnedChart(
         `${name}-external-secrets`,
+        charts.externalSecrets,
         {
-          chart: charts.externalSecrets.chart,
-          version: charts.externalSecrets.version,
-          repositoryOpts: { repo: charts.externalSecrets.repo },
+          release: "external-secrets",
           namespace: EXTERNAL_SECRETS_NAMESPACE,
           values: externalSecretsValues(),
         },

@@ -6,6 +6,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { appLabels, platformNamespace } from "../meta";
+import { pinnedChart } from "../k8s-kit";
 import { charts } from "../versions";
 
 export const CERT_MANAGER_API = "cert-manager.io/v1";
@@ -179,16 +180,10 @@ export class CertManager extends pulumi.ComponentResource {
       { meshInjection: false, podSecurity: "restricted", component: "tls" },
       { ...childOpts, dependsOn: [...(args.dependsOn ?? [])] },
     );
-    const { chart, version, repo } = charts.certManager;
-    this.chart = new k8s.helm.v4.Chart(
+    this.chart = pinnedChart(
       `${name}-chart`,
-      {
-        chart,
-        version,
-        repositoryOpts: { repo },
-        namespace: this.namespace,
-        values: certManagerValues(args.replicas ?? 1),
-      },
+      charts.certManager,
+      { release: "cert-manager", namespace: this.namespace, values: certManagerValues(args.replicas ?? 1) },
       { ...childOpts, dependsOn: [ns] },
     );
     const { objects, clusterIssuer } = issuerObjects(args.issuer, this.namespace);
