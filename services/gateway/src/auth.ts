@@ -51,8 +51,16 @@ export function hashKey(raw: string): string {
   return createHash("sha256").update(raw).digest("hex");
 }
 
+/** Upper bound on remembered raw keys, so the cache cannot grow without limit. */
+const LOOKUP_CACHE_MAX = 1024;
+
 export class KeyStore {
   private byHash = new Map<string, ApiKey>();
+  /**
+   * Raw key -> entry, for keys that matched: saves a sha256 per request on the hot path. Only hits
+   * are cached (random invalid keys cannot fill it), and it is dropped whenever the key set changes.
+   */
+  private byRaw = new Map<string, ApiKey>();
   private timer: NodeJS.Timeout | undefined;
   private mtimeMs = -1;
 
@@ -105,11 +113,19 @@ export class KeyStore {
       });
     }
     this.byHash = next;
+    this.byRaw = new Map();
   }
 
   /** Looks a raw key up by its sha256. */
   lookup(raw: string): ApiKey | undefined {
-    return this.byHash.get(hashKey(raw));
+    const cached = this.byRaw.get(raw);
+    if (cached) return cached;
+    const key = this.byHash.get(hashKey(raw));
+    if (key) {
+      if (this.byRaw.size >= LOOKUP_CACHE_MAX) this.byRaw.clear();
+      this.byRaw.set(raw, key);
+    }
+    return key;
   }
 
   /**

@@ -11,7 +11,8 @@ export class Backend {
   readonly hostname: string;
   readonly port: number;
   readonly chatPath: string;
-  private readonly authHeader: string | undefined;
+  /** Header pairs shared by every chat call (Host, content type, backend auth), flat as in rawHeaders. */
+  private readonly fixedHeaders: readonly string[];
 
   constructor(baseUrl: string, opts: { apiKey?: string; maxSockets?: number; timeoutMs?: number } = {}) {
     const u = new URL(baseUrl);
@@ -19,7 +20,14 @@ export class Backend {
     this.hostname = u.hostname.replace(/^\[|\]$/g, "");
     this.port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
     this.chatPath = `${u.pathname.replace(/\/+$/, "")}/chat/completions`;
-    this.authHeader = opts.apiKey ? `Bearer ${opts.apiKey}` : undefined;
+    // URL.host is what Node would put in Host itself: brackets for IPv6, port only when not the default.
+    this.fixedHeaders = [
+      "host",
+      u.host,
+      "content-type",
+      "application/json",
+      ...(opts.apiKey ? ["authorization", `Bearer ${opts.apiKey}`] : []),
+    ];
     this.timeoutMs = opts.timeoutMs ?? 300_000;
     const agentOpts = {
       keepAlive: true,
@@ -34,12 +42,9 @@ export class Backend {
 
   /** Starts a POST to /chat/completions with a ready-made body. The caller handles 'response' and 'error'. */
   postChat(body: Buffer, accept: string): http.ClientRequest {
-    const headers: http.OutgoingHttpHeaders = {
-      "content-type": "application/json",
-      "content-length": body.length,
-      accept,
-    };
-    if (this.authHeader) headers.authorization = this.authHeader;
+    // A flat header array is written out as given: Node skips its per-request setHeader/getHeader
+    // bookkeeping (and adds no Host of its own, hence the explicit one in fixedHeaders).
+    const headers = [...this.fixedHeaders, "content-length", String(body.length), "accept", accept];
     const req = this.transport.request({
       hostname: this.hostname,
       port: this.port,

@@ -24,6 +24,8 @@ declare module "fastify" {
   interface FastifyRequest {
     apiKey: ApiKey | null;
     startNs: bigint;
+    /** Set when the chat relay took the response over; it records its own duration metric. */
+    relayed: boolean;
   }
 }
 
@@ -85,6 +87,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
   app.decorateRequest("apiKey", null);
   app.decorateRequest("startNs", 0n);
+  app.decorateRequest("relayed", false);
 
   app.setErrorHandler((e: FastifyError, req, reply) => {
     const status = e.statusCode ?? 500;
@@ -117,6 +120,13 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   );
 
   app.addHook("onResponse", (req, reply, done) => {
+    // A hijacked relay response still emits 'finish', so Fastify runs this hook for it too; the relay
+    // observes the duration itself (it also sees 499s and upstream errors), so skip it here to avoid
+    // counting every relayed request twice.
+    if (req.relayed) {
+      done();
+      return;
+    }
     const route = req.routeOptions.url ?? "unmatched";
     metrics.httpDuration.observe(
       { method: req.method, route, status_code: reply.statusCode },
@@ -375,6 +385,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       }
       const model = body.model as string;
       if (!modelAllowed(req, reply, model)) return;
+      req.relayed = true;
       reply.hijack();
       relayChat(backend, metrics, reply.raw, raw, model, body.stream === true, req.startNs);
     });

@@ -129,6 +129,18 @@ describe("streaming relay", () => {
     );
   });
 
+  it("records one request-duration sample per relayed request", async () => {
+    const series =
+      'gateway_http_request_duration_seconds_count{method="POST",route="/v1/chat/completions",status_code="200"}';
+    const before = metricValue(await metrics.registry.metrics(), series) ?? 0;
+    for (const stream of [false, true]) {
+      const r = await chat({ model: "echo", stream, messages: [{ role: "user", content: "count" }] });
+      expect(r.status).toBe(200);
+      await r.text();
+    }
+    expect(metricValue(await metrics.registry.metrics(), series)).toBe(before + 2);
+  });
+
   it("cancels the upstream request when the client disconnects", async () => {
     const ac = new AbortController();
     const r = await chat(
