@@ -47,8 +47,8 @@ async function main(): Promise<void> {
     for (const p of r.points)
       rows.push([
         `preflight, ${p.services} services (${p.resources} registrations)`,
-        `${p.programMs} ms vs floor ${p.floorMs} ms; heap ${p.programPeakHeapMiB} vs ${p.floorPeakHeapMiB} MiB`,
-        `${p.ratio}x`,
+        `${p.programMs} ms vs floor ${p.floorMs} ms (typed ${p.typedFloorMs}); heap ${p.programPeakHeapMiB} vs ${p.floorPeakHeapMiB} MiB`,
+        `${p.ratio}x (typed ${p.typedRatio}x)`,
         `<= ${TARGETS.preflightRatio}x: ${ok(p.ratio <= TARGETS.preflightRatio)}`,
       ]);
     rows.push([
