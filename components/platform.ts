@@ -184,7 +184,7 @@ export class Platform extends pulumi.ComponentResource {
         { parent: this },
       );
       if (this.tls) {
-        const secretName = this.tls.certificate(
+        const { secretName } = this.tls.certificate(
           INGRESS_CERTIFICATE,
           "istio-system",
           [config.mesh.ingressHostname],

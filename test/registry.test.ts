@@ -72,6 +72,18 @@ function secretData(r: Rendered, name: string): unknown {
 }
 
 describe("in-cluster registry", () => {
+  it("starts after the Certificate whose TLS Secret it mounts", async () => {
+    const r = await stack("dev");
+    const deployment = r.get(DEPLOYMENT, "dev-registry-deployment");
+    const cert = r
+      .ofType("kubernetes:cert-manager.io/v1:Certificate")
+      .find((c) => r.plain(c).metadata.namespace === "registry");
+    expect(cert).toBeDefined();
+    expect(deployment.dependsOn).toContain(cert!.urn);
+    const volumes = r.plain(deployment).spec.template.spec.volumes as { secret?: { secretName: string } }[];
+    expect(volumes.map((v) => v.secret?.secretName)).toContain(r.plain(cert!).spec.secretName);
+  });
+
   it("runs the pinned Distribution image by digest, restricted, with probes and resources", async () => {
     const r = await stack("local");
     const d = r.plain(r.get(DEPLOYMENT, "local-registry-deployment"));

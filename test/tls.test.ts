@@ -59,7 +59,7 @@ describe("CertManager", () => {
     const r = await render(() => {
       const provider = new k8s.Provider("p", {});
       const tls = new CertManager("tls", { provider, issuer: { kind: "self-signed" } });
-      secretName = tls.certificate("ingress", "istio-system", ["ai.example.org"]);
+      secretName = tls.certificate("ingress", "istio-system", ["ai.example.org"]).secretName;
       expect(() => tls.certificate("ingress", "istio-system", ["ai.example.org"])).toThrow(/twice/);
     });
     const chart = r.get(CHART, "tls-chart");

@@ -244,7 +244,9 @@ export class Registry extends pulumi.ComponentResource {
       { htpasswd },
       { component: "registry", dependsOn: [namespace] },
     );
-    const tlsSecret = tls.certificate("registry", ns, [config.hostname], { dependsOn: [namespace] });
+    const { secretName: tlsSecret, certificate } = tls.certificate("registry", ns, [config.hostname], {
+      dependsOn: [namespace],
+    });
     const configFile = registryConfigFile();
     const configMap = new k8s.core.v1.ConfigMap(
       `${name}-config`,
@@ -290,7 +292,8 @@ export class Registry extends pulumi.ComponentResource {
           },
         },
       },
-      { ...after, dependsOn: [namespace, configMap, pvc, htpasswdSecret.resource] },
+      // After its Certificate: the pod mounts the TLS Secret cert-manager writes from it.
+      { ...after, dependsOn: [namespace, configMap, pvc, htpasswdSecret.resource, certificate] },
     );
     const servicePort = 443;
     new k8s.core.v1.Service(

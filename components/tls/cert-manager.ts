@@ -208,19 +208,20 @@ export class CertManager extends pulumi.ComponentResource {
 
   /**
    * A Certificate `name` in `namespace` for `dnsNames`, signed by the platform's ClusterIssuer;
-   * returns the name of the TLS Secret (`tls.crt`, `tls.key`, `ca.crt`) cert-manager writes.
+   * returns the name of the TLS Secret (`tls.crt`, `tls.key`, `ca.crt`) cert-manager writes, and
+   * the Certificate, for consumers to order themselves after it.
    */
   certificate(
     name: string,
     namespace: string,
     dnsNames: readonly string[],
     opts: { dependsOn?: readonly pulumi.Resource[] } = {},
-  ): string {
+  ): { secretName: string; certificate: pulumi.Resource } {
     const id = `${namespace}/${name}`;
     if (this.issued.has(id)) throw new Error(`certificate ${id} is requested twice`);
     this.issued.add(id);
     const secretName = `${name}-tls`;
-    new k8s.apiextensions.CustomResource(
+    const certificate = new k8s.apiextensions.CustomResource(
       `${this.name}-cert-${namespace}-${name}`,
       {
         apiVersion: CERT_MANAGER_API,
@@ -234,6 +235,6 @@ export class CertManager extends pulumi.ComponentResource {
         dependsOn: [this.chart, ...this.ready, ...(opts.dependsOn ?? [])],
       },
     );
-    return secretName;
+    return { secretName, certificate };
   }
 }
