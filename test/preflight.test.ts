@@ -6,6 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { preflightStack } from "./harness";
+import leakyProgram from "./fixtures/leaky-program";
 import { base64Cores } from "../tools/preflight/hunt";
 import { failed, type Plan } from "../tools/preflight/run";
 
@@ -92,24 +93,8 @@ describe("canary hunt", () => {
 
 describe("schema validation", () => {
   it("reports a string where the schema wants an integer", async () => {
-    const p = await plan(() => {
-      const provider = new k8s.Provider("p", {});
-      new k8s.apps.v1.Deployment(
-        "bad",
-        {
-          spec: {
-            replicas: "3" as unknown as number,
-            selector: { matchLabels: { app: "x" } },
-            template: {
-              metadata: { labels: { app: "x" } },
-              spec: { containers: [{ name: "x", image: "nginx:1.27.0" }] },
-            },
-          },
-        },
-        { provider },
-      );
-      return {};
-    });
+    // The same wrong program the CLI test runs: a Deployment with replicas "3".
+    const p = await plan(leakyProgram);
     expect(p.schemaErrors).toHaveLength(1);
     expect(p.schemaErrors[0]!.message).toMatch(/replicas must be integer/);
     expect(p.schemaErrors[0]!.urn).toContain("Deployment::bad");
