@@ -23,7 +23,7 @@ export function imageRef(image: ImageVersion, byDigest: boolean): string {
     : `${image.repository}:${image.tag}`;
 }
 
-export const K3S_VERSION = "v1.32.5+k3s1";
+export const K3S_VERSION = "v1.36.1+k3s1";
 
 const ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts";
 const ISTIO_VERSION = "1.26.2";
