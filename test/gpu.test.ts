@@ -11,6 +11,11 @@ import {
 } from "../components/gpu/sharing";
 import { devicePluginValues, K3S_CONTAINERD, NvidiaGpuStack, operatorValues } from "../components/gpu/stack";
 import { charts } from "../components/versions";
+import {
+  GPU_OPERATOR_CHART_VERSION,
+  GPU_OPERATOR_VALUES,
+  unknownValueKeys,
+} from "./fixtures/gpu-operator-values";
 import { render, renderStack } from "./harness";
 
 const l4: GpuPool = {
@@ -37,6 +42,31 @@ describe("GPU operator values", () => {
       expect(env["CONTAINERD_SOCKET"]).toBe("/run/k3s/containerd/containerd.sock");
       expect(env["CONTAINERD_RUNTIME_CLASS"]).toBe("nvidia");
     }
+  });
+
+  it("on K3s the toolkit reads K3s's generated config and writes the drop-in K3s imports (26.x toolkit)", () => {
+    const env = envOf(operatorValues({ distribution: "k3s", pools: [l4], gpu, monitoring: false }));
+    expect(env["RUNTIME_CONFIG_SOURCE"]).toBe(`file=${K3S_CONTAINERD.config}`);
+    expect(env["RUNTIME_DROP_IN_CONFIG"]).toBe(
+      "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.d/99-nvidia.toml",
+    );
+    const eks = envOf(operatorValues({ distribution: "eks", pools: [l4], gpu, monitoring: false }));
+    expect(eks["RUNTIME_DROP_IN_CONFIG"]).toBeUndefined();
+  });
+
+  it("passes only values keys the pinned gpu-operator chart has (no silently ignored keys)", () => {
+    // The fixture describes the chart at one tag; a pin bump must re-verify it.
+    expect(charts.gpuOperator.version).toBe(GPU_OPERATOR_CHART_VERSION);
+    const pools = [l4, h100];
+    for (const distribution of ["k3s", "k3d", "eks", "generic"] as const)
+      for (const monitoring of [true, false]) {
+        const values = operatorValues({ distribution, pools, gpu, monitoring, nfdPreinstalled: true });
+        expect(unknownValueKeys(values, GPU_OPERATOR_VALUES)).toEqual([]);
+      }
+    // The guard itself catches the kind of key that slipped through before.
+    expect(unknownValueKeys({ operator: { defaultRuntime: "containerd" } }, GPU_OPERATOR_VALUES)).toEqual([
+      "operator.defaultRuntime",
+    ]);
   });
 
   it("leaves the runtime's default paths elsewhere", () => {

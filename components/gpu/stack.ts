@@ -17,9 +17,14 @@ import { charts, type ChartVersion } from "../versions";
 import type { GpuConfig } from "./schema";
 import { defaultSharingConfig, devicePluginConfigs, migStrategy } from "./sharing";
 
-/** Containerd paths of K3s (and k3d, which runs K3s in containers). */
+/**
+ * Containerd paths of K3s (and k3d, which runs K3s in containers). K3s regenerates `config` on every
+ * start, so the toolkit must not rely on edits to it: with containerd 2.x (config v3) K3s imports
+ * every `config-v3.toml.d/*.toml`, which is where the toolkit's runtime entry goes (`dropIn`).
+ */
 export const K3S_CONTAINERD = {
   config: "/var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+  dropIn: "/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.d/99-nvidia.toml",
   socket: "/run/k3s/containerd/containerd.sock",
 } as const;
 
@@ -35,9 +40,13 @@ interface Toleration {
   readonly effect: string;
 }
 
-/** The GPU operator chart values this platform sets (chart gpu-operator, see versions.ts). */
+/**
+ * The GPU operator chart values this platform sets (chart gpu-operator 26.x, see versions.ts). Every
+ * key must exist in the chart's values (test/fixtures/gpu-operator-values.ts guards it): Helm ignores
+ * unknown keys silently. (`operator.defaultRuntime` is gone: the operator detects the runtime.)
+ */
 export interface GpuOperatorValues {
-  readonly operator: { readonly defaultRuntime: "containerd"; readonly runtimeClass: string };
+  readonly operator: { readonly runtimeClass: string };
   readonly driver: { readonly enabled: boolean };
   readonly toolkit: { readonly enabled: true; readonly env: readonly EnvVar[] };
   readonly nfd: { readonly enabled: boolean };
@@ -70,7 +79,12 @@ export interface DevicePluginValues {
 
 const GPU_TOLERATION: Toleration = { key: GPU_TAINT.key, operator: "Exists", effect: GPU_TAINT.effect };
 
-/** Container-toolkit env for the distribution: K3s runs its own containerd at its own paths. */
+/**
+ * Container-toolkit env for the distribution (the toolkit of operator 26.x). K3s runs its own
+ * containerd at its own paths: the toolkit reads the effective config from K3s's generated file (it
+ * cannot `containerd config dump` K3s's embedded containerd), talks to K3s's socket, and writes its
+ * `nvidia` runtime into the drop-in K3s imports, which survives K3s rewriting config.toml at restart.
+ */
 export function toolkitEnv(distribution: Distribution): EnvVar[] {
   const env: EnvVar[] = [
     { name: "CONTAINERD_RUNTIME_CLASS", value: GPU_RUNTIME_CLASS },
@@ -80,6 +94,8 @@ export function toolkitEnv(distribution: Distribution): EnvVar[] {
   if (distribution === "k3s" || distribution === "k3d")
     env.unshift(
       { name: "CONTAINERD_CONFIG", value: K3S_CONTAINERD.config },
+      { name: "RUNTIME_CONFIG_SOURCE", value: `file=${K3S_CONTAINERD.config}` },
+      { name: "RUNTIME_DROP_IN_CONFIG", value: K3S_CONTAINERD.dropIn },
       { name: "CONTAINERD_SOCKET", value: K3S_CONTAINERD.socket },
     );
   return env;
@@ -101,7 +117,7 @@ export interface GpuStackOptions {
 export function operatorValues(o: GpuStackOptions): GpuOperatorValues {
   const strategy = migStrategy(o.pools);
   return {
-    operator: { defaultRuntime: "containerd", runtimeClass: GPU_RUNTIME_CLASS },
+    operator: { runtimeClass: GPU_RUNTIME_CLASS },
     driver: { enabled: o.gpu.driver === "operator" },
     toolkit: { enabled: true, env: toolkitEnv(o.distribution) },
     nfd: { enabled: !o.nfdPreinstalled },
