@@ -26,19 +26,19 @@ export function imageRef(image: ImageVersion, byDigest: boolean): string {
 export const K3S_VERSION = "v1.36.1+k3s1";
 
 const ISTIO_REPO = "https://istio-release.storage.googleapis.com/charts";
-const ISTIO_VERSION = "1.26.2";
+const ISTIO_VERSION = "1.30.3";
 
 export const charts = {
   /** NATS server with JetStream: the gateway's job queue and result store. */
-  nats: { chart: "nats", version: "1.2.6", repo: "https://nats-io.github.io/k8s/helm/charts/" },
+  nats: { chart: "nats", version: "2.14.2", repo: "https://nats-io.github.io/k8s/helm/charts/" },
   /** KEDA: scales the gateway's workers on JetStream consumer lag. */
-  keda: { chart: "keda", version: "2.17.2", repo: "https://kedacore.github.io/charts" },
+  keda: { chart: "keda", version: "2.20.2", repo: "https://kedacore.github.io/charts" },
   /** NVIDIA GPU operator: driver, container toolkit, device plugin, GFD, MIG manager, DCGM exporter. */
-  gpuOperator: { chart: "gpu-operator", version: "v25.3.4", repo: "https://helm.ngc.nvidia.com/nvidia" },
+  gpuOperator: { chart: "gpu-operator", version: "v26.7.0", repo: "https://helm.ngc.nvidia.com/nvidia" },
   /** The device plugin alone (with GFD/NFD), for hosts whose drivers and toolkit are preinstalled. */
   nvidiaDevicePlugin: {
     chart: "nvidia-device-plugin",
-    version: "0.17.1",
+    version: "0.20.0",
     repo: "https://nvidia.github.io/k8s-device-plugin",
   },
 
@@ -47,23 +47,23 @@ export const charts = {
   istioCni: { chart: "cni", version: ISTIO_VERSION, repo: ISTIO_REPO },
   istiod: { chart: "istiod", version: ISTIO_VERSION, repo: ISTIO_REPO },
   istioGateway: { chart: "gateway", version: ISTIO_VERSION, repo: ISTIO_REPO },
-  flagger: { chart: "flagger", version: "1.41.0", repo: "https://flagger.app" },
+  flagger: { chart: "flagger", version: "1.44.0", repo: "https://flagger.app" },
   kubePrometheusStack: {
     chart: "kube-prometheus-stack",
-    version: "70.4.2",
+    version: "88.5.3",
     repo: "https://prometheus-community.github.io/helm-charts",
   },
   openTelemetryCollector: {
     chart: "opentelemetry-collector",
-    version: "0.126.0",
+    version: "0.170.0",
     repo: "https://open-telemetry.github.io/opentelemetry-helm-charts",
   },
   externalSecrets: {
     chart: "external-secrets",
-    version: "0.18.2",
+    version: "2.9.0",
     repo: "https://charts.external-secrets.io",
   },
-  certManager: { chart: "cert-manager", version: "v1.18.2", repo: "https://charts.jetstack.io" },
+  certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },
 } as const satisfies Record<string, ChartVersion>;
 
 export const images = {
