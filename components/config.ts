@@ -83,8 +83,9 @@ export const SECRET_KEYS = {
     requiredWhen: (c: PlatformConfig) => c.inference.services.some((s) => s.hubTokenSecret),
   },
   pulumiAccessToken: {
-    description: "Pulumi access token the delivery workflows use (an Actions secret).",
-    requiredWhen: (c: PlatformConfig) => c.delivery.github.enabled && c.delivery.github.manageRepository,
+    description:
+      "This stack's Pulumi access token (scoped to this stack), stored as the PULUMI_ACCESS_TOKEN secret of the stack's GitHub environment.",
+    requiredWhen: (c: PlatformConfig) => c.delivery.github.enabled,
   },
 } as const satisfies Record<string, { description: string; requiredWhen: (c: PlatformConfig) => boolean }>;
 

@@ -313,9 +313,8 @@ export class Platform extends pulumi.ComponentResource {
           environment: config.environment,
           stack: pulumi.getStack(),
           token: requireSecretValue(secrets, "githubToken"),
-          ...(delivery.github.manageRepository
-            ? { pulumiAccessToken: requireSecretValue(secrets, "pulumiAccessToken") }
-            : {}),
+          pulumiAccessToken: requireSecretValue(secrets, "pulumiAccessToken"),
+          pulumiOrganization: pulumi.getOrganization(),
           gatewayUrl,
         },
         { parent: this },

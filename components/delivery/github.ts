@@ -1,7 +1,13 @@
 /**
  * The GitHub side of delivery: the repository's settings and default-branch ruleset, the stack's
- * environment (branch policy, required reviewers, plain variables), the Actions secret the workflows
- * log in to Pulumi with, and the OIDC subject claim template.
+ * environment (branch policy, required reviewers, plain variables, and the stack's Pulumi token as an
+ * *environment* secret), and for pull-request previews the OIDC subject claim template plus the
+ * secret-less `preview` environment whose jobs exchange GitHub's OIDC token for a preview-only Pulumi
+ * team token.
+ *
+ * Credentials: no repository-level secret exists. A stack's token is readable only by jobs bound to
+ * that stack's environment, which only the environment's branches (and, for prod, its reviewers) can
+ * start; a pull request can reach no stack token at all.
  *
  * Ownership: one stack per repository sets `manageRepository` and owns the repository-wide parts; every
  * stack owns its own environment. The repository itself is never created or deleted here: it already
@@ -11,7 +17,16 @@
 import * as github from "@pulumi/github";
 import type * as inputs from "@pulumi/github/types/input";
 import * as pulumi from "@pulumi/pulumi";
-import { ENVIRONMENT_VARIABLES, OIDC_SUBJECT_CLAIMS, PULUMI_TOKEN_SECRET, REQUIRED_CHECKS } from "./pipeline";
+import {
+  ENVIRONMENT_VARIABLES,
+  OIDC_SUBJECT_CLAIMS,
+  PREVIEW_ENVIRONMENT,
+  PREVIEW_TEAM,
+  PREVIEW_VARIABLES,
+  previewOidcSubject,
+  PULUMI_TOKEN_SECRET,
+  REQUIRED_CHECKS,
+} from "./pipeline";
 import type { GithubConfig } from "./schema";
 
 export interface GitHubDeliveryArgs {
@@ -23,8 +38,13 @@ export interface GitHubDeliveryArgs {
   readonly stack: string;
   /** GitHub token for the provider (a secret; never the ambient GITHUB_TOKEN). */
   readonly token: pulumi.Input<string>;
-  /** Pulumi access token stored as the Actions secret (required with `manageRepository`). */
-  readonly pulumiAccessToken?: pulumi.Input<string>;
+  /**
+   * This stack's Pulumi access token, stored as the `PULUMI_ACCESS_TOKEN` secret of this stack's
+   * environment only (scope it to this stack: prod's token must not reach dev, and back).
+   */
+  readonly pulumiAccessToken: pulumi.Input<string>;
+  /** Pulumi Cloud organization of the stacks (the preview OIDC exchange asks it for a token). */
+  readonly pulumiOrganization: string;
   /** The gateway's public URL, a plain environment variable. */
   readonly gatewayUrl: pulumi.Input<string>;
 }
@@ -85,8 +105,12 @@ export function environmentSpec(
   config: GithubConfig,
   environment: string,
 ): { name: string; branches: string[]; prod: boolean } {
+  const name = config.environment.name ?? environment;
+  // The preview environment's jobs come from any branch: a stack's token must never sit there.
+  if (name === PREVIEW_ENVIRONMENT)
+    throw new Error(`GitHub environment "${PREVIEW_ENVIRONMENT}" is reserved for pull-request previews`);
   return {
-    name: config.environment.name ?? environment,
+    name,
     branches: config.environment.branches ?? [config.defaultBranch],
     prod: environment === "prod",
   };
@@ -104,6 +128,11 @@ export class GitHubDelivery extends pulumi.ComponentResource {
   public readonly environmentName: pulumi.Output<string>;
   /** The status checks the default branch requires (only when this stack manages the repository). */
   public readonly requiredChecks: pulumi.Output<string[]>;
+  /**
+   * The `sub` Pulumi Cloud's OIDC policy for the preview team must match (only when this stack manages
+   * the repository, which owns the subject template).
+   */
+  public readonly previewOidcSubject?: pulumi.Output<string>;
 
   constructor(name: string, args: GitHubDeliveryArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:delivery:GitHubDelivery", name, {}, opts);
@@ -119,10 +148,10 @@ export class GitHubDelivery extends pulumi.ComponentResource {
     );
     const child = { parent: this, provider };
 
+    const env = environmentSpec(config, args.environment);
+
     const repoDeps: pulumi.Resource[] = [];
     if (config.manageRepository) {
-      if (!args.pulumiAccessToken)
-        throw new Error("GitHubDelivery with manageRepository needs pulumiAccessToken");
       const settings = repositorySettings(repository);
       const repo = new github.Repository(`${name}-repository`, settings, {
         ...child,
@@ -144,19 +173,43 @@ export class GitHubDelivery extends pulumi.ComponentResource {
         },
         after,
       );
+      // The subject Pulumi Cloud's trust policy matches: repo, environment, workflow file (previewOidcSubject).
       new github.ActionsRepositoryOidcSubjectClaimCustomizationTemplate(
         `${name}-oidc-subject`,
         { repository, useDefault: false, includeClaimKeys: [...OIDC_SUBJECT_CLAIMS] },
         after,
       );
-      new github.ActionsSecret(
-        `${name}-pulumi-access-token`,
-        { repository, secretName: PULUMI_TOKEN_SECRET, value: pulumi.secret(args.pulumiAccessToken) },
+      // Pull-request previews: an environment without secrets, any branch (no reviewers: it guards
+      // nothing but the OIDC subject). Its variables name what the OIDC exchange asks Pulumi for.
+      const preview = new github.RepositoryEnvironment(
+        `${name}-preview-environment`,
+        { repository, environment: PREVIEW_ENVIRONMENT, canAdminsBypass: true },
         after,
       );
+      const inPreview = { ...child, dependsOn: [preview] };
+      new github.ActionsEnvironmentVariable(
+        `${name}-preview-var-organization`,
+        {
+          repository,
+          environment: PREVIEW_ENVIRONMENT,
+          variableName: PREVIEW_VARIABLES.organization,
+          value: args.pulumiOrganization,
+        },
+        inPreview,
+      );
+      new github.ActionsEnvironmentVariable(
+        `${name}-preview-var-team`,
+        {
+          repository,
+          environment: PREVIEW_ENVIRONMENT,
+          variableName: PREVIEW_VARIABLES.team,
+          value: PREVIEW_TEAM,
+        },
+        inPreview,
+      );
+      this.previewOidcSubject = pulumi.output(previewOidcSubject(owner, repository));
     }
 
-    const env = environmentSpec(config, args.environment);
     const users = config.reviewers.users.map((username) =>
       github.getUserOutput({ username }, child).id.apply(Number),
     );
@@ -185,7 +238,18 @@ export class GitHubDelivery extends pulumi.ComponentResource {
         { repository, environment: env.name, branchPattern: branch },
         inEnv,
       );
-    // Plain values only: secrets go to ActionsSecret, never to variables.
+    // This stack's token, readable only by jobs bound to this stack's environment.
+    new github.ActionsEnvironmentSecret(
+      `${name}-pulumi-access-token`,
+      {
+        repository,
+        environment: env.name,
+        secretName: PULUMI_TOKEN_SECRET,
+        value: pulumi.secret(args.pulumiAccessToken),
+      },
+      inEnv,
+    );
+    // Plain values only: secrets go to ActionsEnvironmentSecret, never to variables.
     new github.ActionsEnvironmentVariable(
       `${name}-var-stack`,
       { repository, environment: env.name, variableName: ENVIRONMENT_VARIABLES.stack, value: args.stack },
@@ -209,6 +273,7 @@ export class GitHubDelivery extends pulumi.ComponentResource {
       repositoryUrl: this.repositoryUrl,
       environmentName: this.environmentName,
       requiredChecks: this.requiredChecks,
+      ...(this.previewOidcSubject ? { previewOidcSubject: this.previewOidcSubject } : {}),
     });
   }
 }

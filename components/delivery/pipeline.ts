@@ -5,9 +5,32 @@
  * YAML and fails when it drifts from this module.
  */
 
-/** Stacks the pipeline previews on every pull request and deploys in this order from main. */
+/** Stacks the pipeline deploys in this order from main (and checks for drift nightly). */
 export const PIPELINE_STACKS = ["dev", "prod"] as const;
 export type PipelineStack = (typeof PIPELINE_STACKS)[number];
+
+/** The stack (and GitHub environment) whose credentials only reviewed, environment-bound jobs reach. */
+export const PROD_STACK = "prod" satisfies PipelineStack;
+
+/**
+ * Stacks a pull request previews. Never prod: a preview decrypts the stack's secrets, and a pull
+ * request's workflow is whatever the branch says it is. Prod is checked offline by `preflight` on pull
+ * requests and previewed for real by `up (prod)` behind its required reviewers.
+ */
+export const PREVIEW_STACKS: readonly PipelineStack[] = PIPELINE_STACKS.filter((s) => s !== PROD_STACK);
+
+/**
+ * The GitHub environment of pull-request previews. It holds no secret: its jobs exchange GitHub's OIDC
+ * token (subject `repo:…:environment:preview:job_workflow_ref:…`) for a short-lived Pulumi token of
+ * `PREVIEW_TEAM`, which has access to the preview stacks only.
+ */
+export const PREVIEW_ENVIRONMENT = "preview";
+
+/** Pulumi Cloud team whose token pull-request previews get through OIDC (no access to prod). */
+export const PREVIEW_TEAM = "platform-preview";
+
+/** What `pulumi/auth-actions` requests for previews: a team token (Pulumi Enterprise/Business Critical). */
+export const PREVIEW_TOKEN_TYPE = "urn:pulumi:token-type:access_token:team";
 
 /** The pull-request workflow. */
 export const CI_WORKFLOW = ".github/workflows/ci.yml";
@@ -17,19 +40,47 @@ export const WORKFLOW_FILES = [CI_WORKFLOW, DEPLOY_WORKFLOW, DRIFT_WORKFLOW] as 
 
 /**
  * Status checks the default branch requires, exactly as GitHub names the jobs of ci.yml (a matrix job
- * named `preview (${{ matrix.stack }})` reports one check per stack).
+ * named `preview (${{ matrix.stack }})` reports one check per preview stack).
  */
 export const REQUIRED_CHECKS: readonly string[] = [
   "test",
   "preflight",
-  ...PIPELINE_STACKS.map((s) => `preview (${s})`),
+  ...PREVIEW_STACKS.map((s) => `preview (${s})`),
 ];
 
-/** The Actions secret holding the Pulumi access token every workflow logs in with. */
+/**
+ * The Pulumi access token of a stack: an *environment* secret of that stack's GitHub environment only
+ * (never a repository secret, which every job of every branch could read).
+ */
 export const PULUMI_TOKEN_SECRET = "PULUMI_ACCESS_TOKEN";
+
+/** The one concurrency group of everything that touches a stack (preview, up, refresh, drift). */
+export const stackLockGroup = (stack: string) => `pulumi-${stack}`;
 
 /** Environment variables (plain values only) each stack's GitHub environment carries. */
 export const ENVIRONMENT_VARIABLES = { stack: "PULUMI_STACK", gatewayUrl: "GATEWAY_URL" } as const;
 
-/** Claims in the OIDC subject: repository, environment or ref, and the calling workflow. */
+/** Plain variables of the preview environment: the Pulumi organization and team the OIDC exchange asks for. */
+export const PREVIEW_VARIABLES = {
+  organization: "PULUMI_ORGANIZATION",
+  team: "PULUMI_PREVIEW_TEAM",
+} as const;
+
+/**
+ * Claims in the repository's OIDC subject: repository, environment (or ref/event), and the workflow
+ * file at its ref. Pulumi Cloud's trust policy matches on this subject (`previewOidcSubject`).
+ */
 export const OIDC_SUBJECT_CLAIMS = ["repo", "context", "job_workflow_ref"] as const;
+
+/**
+ * The `sub` pattern Pulumi Cloud's authorization policy for `PREVIEW_TEAM` must match: only jobs of
+ * ci.yml in the preview environment of this repository, any ref (pull requests run `refs/pull/N/merge`).
+ * GitHub builds the subject from `OIDC_SUBJECT_CLAIMS` in that order.
+ */
+export function previewOidcSubject(owner: string, repository: string): string {
+  const repo = `${owner}/${repository}`;
+  return `repo:${repo}:environment:${PREVIEW_ENVIRONMENT}:job_workflow_ref:${repo}/${CI_WORKFLOW}@*`;
+}
+
+/** The audience Pulumi Cloud expects in GitHub's OIDC token for an organization. */
+export const pulumiOidcAudience = (organization: string) => `urn:pulumi:org:${organization}`;

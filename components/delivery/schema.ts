@@ -25,8 +25,9 @@ const githubSchema = z.strictObject({
   ),
   manageRepository: doc(
     z.boolean().default(false),
-    "This stack owns the repository-wide parts (settings, ruleset, OIDC template, repository Actions " +
-      "secrets). Exactly one stack per repository should set it; the others only add their environment.",
+    "This stack owns the repository-wide parts (settings, ruleset, OIDC subject template, the secret-less " +
+      "preview environment). Exactly one stack per repository should set it; every stack adds its own " +
+      "environment with its own Pulumi token as an environment secret.",
     true,
   ),
   adoptRepository: doc(
@@ -107,8 +108,9 @@ const vercelSchema = z.strictObject({
     z
       .string()
       .regex(/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/, "must be a relative path such as web or apps/web")
-      .default("web"),
-    "Directory of the web app inside the repository.",
+      .optional(),
+    "Directory of the web app inside the repository; it must exist. Unset: the project is not linked " +
+      "to the repository (nothing to build yet), the variables are still written.",
     "web",
   ),
 });

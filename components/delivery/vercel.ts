@@ -6,6 +6,8 @@
  * name. Each stack writes the variables of its own targets (dev → preview, prod → production), so two
  * stacks never manage the same variable.
  */
+import { existsSync, statSync } from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as vercel from "@pulumiverse/vercel";
 import type { VercelConfig, VercelTarget } from "./schema";
@@ -26,6 +28,21 @@ export interface VercelFrontendArgs {
   readonly gatewayUrl: pulumi.Input<string>;
   /** The gateway API key (a secret): a sensitive variable, never on the development target. */
   readonly gatewayApiKey: pulumi.Input<string>;
+  /** The repository's checkout (default: the working directory, where `pulumi` runs). */
+  readonly rootDir?: string;
+}
+
+/**
+ * The project's `rootDirectory`, checked against the checkout: Vercel builds whatever the directory
+ * holds, so a directory that is not there fails every deployment of every push.
+ */
+export function appDirectory(rootDirectory: string, rootDir = process.cwd()): string {
+  const dir = path.join(rootDir, rootDirectory);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new Error(
+      `delivery.vercel.rootDirectory "${rootDirectory}" is not a directory of the repository; unset it until the app exists`,
+    );
+  return rootDirectory;
 }
 
 export interface FrontendVariable {
@@ -88,8 +105,17 @@ export class VercelFrontend extends pulumi.ComponentResource {
         {
           name: config.project,
           framework: config.framework,
-          rootDirectory: config.rootDirectory,
-          gitRepository: { type: "github", repo: args.repository, productionBranch: args.productionBranch },
+          // Linked (and so built on every push) only once the app's directory exists in the repository.
+          ...(config.rootDirectory
+            ? {
+                rootDirectory: appDirectory(config.rootDirectory, args.rootDir),
+                gitRepository: {
+                  type: "github",
+                  repo: args.repository,
+                  productionBranch: args.productionBranch,
+                },
+              }
+            : {}),
           // Fork pull requests must be authorised before they build with the project's variables.
           gitForkProtection: true,
         },

@@ -212,8 +212,12 @@ interface OutputsRequest {
  * Installs the mock runtime for one stack run and returns the recording it fills. Call again for
  * the next stack: each call starts from a fresh monitor and fresh runtime state.
  */
+/** The Pulumi organization `pulumi.getOrganization()` returns offline. */
+export const PREFLIGHT_ORGANIZATION = "organization";
+
 export async function installRecorder(project: string, stack: string): Promise<Recording> {
-  await pulumi.runtime.setMocks(mocks, project, stack, false);
+  // An organization too: the program reads pulumi.getOrganization() (the delivery's OIDC exchange).
+  await pulumi.runtime.setMocks(mocks, project, stack, false, PREFLIGHT_ORGANIZATION);
   const monitor = sdk.getMonitor() as MonitorLike;
   const recording: Recording = { registrations: [], byUrn: new Map() };
   let current: Registration | undefined;
