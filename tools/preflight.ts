@@ -1,8 +1,14 @@
 /**
- * `npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR]`
+ * `npm run preflight [-- --stack NAME ...] [--charts DIR|pull] [--json FILE] [--markdown FILE] [--out DIR]`
  * Offline, credential-free evaluation of every stack: exit 0 clean, 1 on a mandatory violation,
- * schema error or secret leak, 2 on bad config or usage.
+ * schema error, secret leak or fidelity error (render, admission, reference, budget), 2 on bad
+ * config, usage or a chart that cannot be rendered for want of its package.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ChartSource } from "./preflight/charts";
+import { HelmUnavailable } from "./preflight/helm";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -22,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
         out: { type: "string", default: "out" },
         quiet: { type: "boolean", default: false },
         program: { type: "string" },
+        charts: { type: "string" },
         "stack-traces": { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
@@ -33,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.values.help) {
     console.log(
-      "usage: npm run preflight [-- --stack NAME ...] [--json FILE] [--markdown FILE] [--out DIR] [--program MODULE] [--stack-traces]",
+      "usage: npm run preflight [-- --stack NAME ...] [--charts DIR|pull] [--json FILE] [--markdown FILE] [--out DIR] [--program MODULE] [--stack-traces]",
     );
     return 0;
   }
@@ -52,6 +59,9 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  // One source for every stack, so each chart is located and verified once per run.
+  const helmHome = args.values.charts ? mkdtempSync(join(tmpdir(), "preflight-charts-")) : undefined;
+  const charts = args.values.charts && helmHome ? new ChartSource(args.values.charts, helmHome) : undefined;
   const plans: Plan[] = [];
   let exit = 0;
   for (const stack of stacks) {
@@ -61,9 +71,10 @@ async function main(argv: string[]): Promise<number> {
         dir,
         stackTraces: args.values["stack-traces"],
         ...(program ? { program } : {}),
+        ...(charts ? { charts } : {}),
       });
     } catch (e) {
-      if (e instanceof UsageError) {
+      if (e instanceof UsageError || e instanceof HelmUnavailable) {
         console.error(`preflight: ${e.message}`);
         return 2;
       }
@@ -80,6 +91,10 @@ async function main(argv: string[]): Promise<number> {
     }
     const plan = result.plan;
     plans.push(plan);
+    for (const e of result.chartErrors) {
+      console.error(`${stack}: ${e.message}`);
+      exit = 2;
+    }
     writePlanFiles(args.values.out, plan);
     if (!args.values.quiet) console.log(componentTree(plan));
     const problems = problemsText(plan);
@@ -87,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(summaryLine(plan));
     if (failed(plan) && exit === 0) exit = 1;
   }
+  if (helmHome) rmSync(helmHome, { recursive: true, force: true });
   if (args.values.json)
     writeFileSync(args.values.json, JSON.stringify(plans.length === 1 ? plans[0] : plans, null, 2) + "\n");
   if (args.values.markdown) writeFileSync(args.values.markdown, markdown(plans));

@@ -71,6 +71,12 @@ export function huntCanaries(
   registrations: readonly Registration[],
   canaries: ReadonlyMap<string, string>,
   plainInputs: (r: Registration) => Record<string, unknown>,
+  /**
+   * Charts the render mode expanded. A secret value in their values is followed to where the
+   * chart puts it (the rendered objects are hunted like any other), so it is not a leak by itself
+   * while it stays marked secret; unrendered charts keep the conservative rule.
+   */
+  renderedCharts: ReadonlySet<string> = new Set(),
 ): SecretLeak[] {
   const leaks: SecretLeak[] = [];
   // Generated credentials are canaries too: their values are known from the resource names.
@@ -86,7 +92,9 @@ export function huntCanaries(
       if (!seen.has(id)) leaks.push({ key, urn: r.urn, path });
       seen.add(id);
     };
+    const rendered = renderedCharts.has(r.urn);
     walk(r.inputs, [], false, (s, path, secret) => {
+      if (rendered && secret && path[0] === "values") return;
       plain ??= plainInputs(r);
       const sink = isSecretSink(r.type, path, plain);
       for (const m of s.matchAll(CANARY_RE)) {

@@ -53,10 +53,11 @@ export function identity(o: Readonly<Record<string, unknown>>): {
 } {
   const meta = (o["metadata"] ?? {}) as Record<string, unknown>;
   const ns = meta["namespace"];
+  const text = (v: unknown) => (typeof v === "string" ? v : "");
   return {
-    apiVersion: String(o["apiVersion"] ?? ""),
-    kind: String(o["kind"] ?? ""),
-    name: String(meta["name"] ?? ""),
+    apiVersion: text(o["apiVersion"]),
+    kind: text(o["kind"]),
+    name: text(meta["name"]),
     ...(typeof ns === "string" && ns ? { namespace: ns } : {}),
   };
 }

@@ -22,6 +22,10 @@ export interface Registration {
   inputs: Record<string, unknown>;
   /** What a component registered with registerOutputs (secrets wrapped the same way). */
   outputs?: Record<string, unknown>;
+  /** `customTimeouts` resource option, as Pulumi duration strings. */
+  readonly customTimeouts?: { readonly create?: string; readonly update?: string };
+  /** Set on objects the render mode expanded out of a Chart (never on the program's own). */
+  readonly rendered?: { readonly chartUrn: string; readonly ref: string; readonly source: string };
 }
 
 export interface Recording {
@@ -202,6 +206,7 @@ interface RegisterRequest {
   getCustom(): boolean;
   getProtect(): boolean;
   getDependenciesList(): string[];
+  getCustomtimeouts(): { getCreate(): string; getUpdate(): string } | undefined;
 }
 interface OutputsRequest {
   getUrn(): string;
@@ -227,6 +232,9 @@ export async function installRecorder(project: string, stack: string): Promise<R
     const type = req.getType();
     const name = req.getName();
     const parent = req.getParent();
+    const timeouts = req.getCustomtimeouts();
+    const create = timeouts?.getCreate();
+    const update = timeouts?.getUpdate();
     const reg: Registration = {
       urn: monitor.newUrn(parent, type, name),
       type,
@@ -235,6 +243,9 @@ export async function installRecorder(project: string, stack: string): Promise<R
       custom: req.getCustom(),
       protect: req.getProtect(),
       dependsOn: req.getDependenciesList(),
+      ...(create || update
+        ? { customTimeouts: { ...(create ? { create } : {}), ...(update ? { update } : {}) } }
+        : {}),
       inputs: {},
     };
     recording.registrations.push(reg);

@@ -38,10 +38,16 @@ export function componentTree(plan: Plan): string {
 
 export function summaryLine(plan: Plan): string {
   const s = plan.summary;
+  const charts =
+    plan.charts || s.charts.total === 0
+      ? `${s.charts.rendered} charts rendered (${s.charts.objects} objects)` +
+        (s.charts.notRendered ? `, ${s.charts.notRendered} not rendered` : "")
+      : `${s.charts.total} charts not rendered (no --charts)`;
   return (
-    `${plan.stack}: ${s.resources} resources in ${s.components} components; ` +
+    `${plan.stack}: ${s.resources} resources in ${s.components} components; ${charts}; ` +
     `${s.mandatory} mandatory, ${s.advisory} advisory, ${s.remediate} remediated; ` +
-    `${s.schemaErrors} schema errors; ${s.secretLeaks} secret leaks; ${s.ms} ms`
+    `${s.schemaErrors} schema errors; ${s.secretLeaks} secret leaks; ` +
+    `${s.fidelityErrors} fidelity errors, ${s.fidelityWarnings} warnings; ${s.ms} ms`
   );
 }
 
@@ -49,7 +55,17 @@ export function problemsText(plan: Plan): string {
   const lines: string[] = [];
   for (const v of plan.violations) lines.push(`  [${v.level}] ${v.policy}: ${v.message}\n      at ${v.urn}`);
   for (const e of plan.schemaErrors) lines.push(`  [schema] ${e.message}\n      at ${e.urn}`);
-  for (const l of plan.secretLeaks) lines.push(`  [leak] ${l.key} found at ${l.path}\n      in ${l.urn}`);
+  const chartOf = new Map(plan.resources.filter((r) => r.rendered).map((r) => [r.urn, r.parent ?? ""]));
+  const from = (urn: string) => {
+    const chart = chartOf.get(urn);
+    return chart ? ` (rendered by ${chart.split("::").pop() ?? chart})` : "";
+  };
+  for (const l of plan.secretLeaks)
+    lines.push(`  [leak] ${l.key} found at ${l.path}\n      in ${l.urn}${from(l.urn)}`);
+  for (const f of plan.findings)
+    lines.push(
+      `  [${f.check}${f.severity === "warning" ? " warning" : ""}] ${f.message}${f.field ? ` (field ${f.field})` : ""}\n      at ${f.urn}`,
+    );
   return lines.join("\n");
 }
 

@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PolicyPackConfig, Policies } from "@pulumi/policy";
 import { ConfigError, loadPlatformConfig, type ConfigProblem } from "../../components/config";
 import { definePlatform } from "../../components/program";
+import { K3S_VERSION } from "../../components/versions";
 import { runPolicies, type ResourceRecord, type Violation } from "../../policies/lib/runner";
 import { policies as packPolicies } from "../../policies/rules";
 import { huntCanaries, type SecretLeak } from "./hunt";
@@ -20,6 +21,10 @@ import {
   unwrapSecrets,
   type Registration,
 } from "./recorder";
+import type { ChartSource, ChartSourceError } from "./charts";
+import { fidelityFindings } from "./fidelity";
+import type { Finding } from "./objects";
+import { CHART_TYPE, renderCharts, type ChartRender, type DroppedHook } from "./render";
 import { isKubernetesObjectType, validateObject } from "./schemas";
 import { loadStackConfig, UsageError } from "./stack-config";
 
@@ -30,6 +35,8 @@ export interface PlanResource {
   readonly parent?: string;
   readonly custom: boolean;
   readonly protect: boolean;
+  /** Expanded out of a Chart by render mode (as a real preview would register it). */
+  readonly rendered?: true;
   readonly inputs: unknown;
 }
 
@@ -39,6 +46,10 @@ export interface Plan {
   readonly violations: Violation[];
   readonly schemaErrors: { urn: string; message: string }[];
   readonly secretLeaks: SecretLeak[];
+  /** What the engine and the API server would refuse or never finish: render, admission, references, budgets. */
+  readonly findings: Finding[];
+  /** Render mode only: each chart rendered, with its object count, and the hooks helm.v4.Chart drops. */
+  readonly charts?: { readonly rendered: ChartRender[]; readonly droppedHooks: DroppedHook[] };
   readonly summary: {
     resources: number;
     components: number;
@@ -48,12 +59,23 @@ export interface Plan {
     schemaErrors: number;
     secretLeaks: number;
     unvalidatedKinds: string[];
+    /** Chart registrations, how many were rendered, and the objects they rendered. */
+    charts: { total: number; rendered: number; notRendered: number; objects: number };
+    /** Fidelity findings that fail the preflight, and warnings. */
+    fidelityErrors: number;
+    fidelityWarnings: number;
     ms: number;
   };
 }
 
 export type StackResult =
-  | { readonly kind: "plan"; readonly plan: Plan; readonly registrations: Registration[] }
+  | {
+      readonly kind: "plan";
+      readonly plan: Plan;
+      readonly registrations: Registration[];
+      /** Charts that had no usable source in render mode (the CLI exits 2 for these). */
+      readonly chartErrors: ChartSourceError[];
+    }
   | {
       readonly kind: "config-error";
       readonly stack: string;
@@ -74,6 +96,10 @@ export interface RunStackOptions {
   readonly policyConfig?: PolicyPackConfig;
   /** Keep JavaScript stack traces while the program runs (slower; for debugging a throwing program). */
   readonly stackTraces?: boolean;
+  /** Render mode: where chart packages come from (`--charts DIR|pull`). */
+  readonly charts?: ChartSource;
+  /** The cluster's Kubernetes version charts render for (default: the pinned K3s's). */
+  readonly kubeVersion?: string;
 }
 
 function readPolicyConfig(dir: string, stack: string): PolicyPackConfig | undefined {
@@ -122,7 +148,7 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
       };
     throw e;
   }
-  const regs = recording.registrations;
+  const programRegs = recording.registrations;
 
   // What CrossGuard shows a policy: plain values (computed once, shared with the hunt).
   const plainCache = new Map<Registration, Record<string, unknown>>();
@@ -131,6 +157,15 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     if (!p) plainCache.set(r, (p = unwrapSecrets(propsOf(r)) as Record<string, unknown>));
     return p;
   };
+  const render = options.charts
+    ? await renderCharts(programRegs, {
+        source: options.charts,
+        kubeVersion: options.kubeVersion ?? clusterKubeVersion(),
+        plainOf,
+      })
+    : undefined;
+  // Rendered objects join the plan beside the program's own, as a real preview registers them.
+  const regs = render ? [...programRegs, ...render.registrations] : programRegs;
   const records = policyRecords(regs, plainOf);
   const policyConfig = options.policyConfig ?? readPolicyConfig(dir, stack);
   const violations = await runPolicies(options.policies ?? packPolicies, records, {
@@ -147,7 +182,14 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
       unvalidated.add(`${String(r.inputs["apiVersion"])}/${String(r.inputs["kind"])}`);
   }
 
-  const secretLeaks = huntCanaries(regs, sc.canaries, plainOf);
+  const secretLeaks = huntCanaries(regs, sc.canaries, plainOf, new Set(render?.charts.map((c) => c.urn)));
+  const findings = [
+    ...(render?.findings ?? []),
+    ...fidelityFindings(regs, plainOf, {
+      rendered: render !== undefined,
+      droppedHooks: render?.droppedHooks ?? [],
+    }),
+  ];
   const resources: PlanResource[] = regs.map((r) => ({
     urn: r.urn,
     type: r.type,
@@ -155,8 +197,10 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     ...(r.parent ? { parent: r.parent } : {}),
     custom: r.custom,
     protect: r.protect,
+    ...(r.rendered ? { rendered: true as const } : {}),
     inputs: redactSecrets(propsOf(r)),
   }));
+  const chartTotal = programRegs.filter((r) => r.type === CHART_TYPE).length;
   const count = (level: string) => violations.filter((v) => v.level === level).length;
   const plan: Plan = {
     stack,
@@ -164,6 +208,8 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     violations,
     schemaErrors,
     secretLeaks,
+    findings,
+    ...(render ? { charts: { rendered: render.charts, droppedHooks: render.droppedHooks } } : {}),
     summary: {
       resources: regs.filter((r) => r.custom).length,
       components: regs.filter((r) => !r.custom).length,
@@ -173,10 +219,18 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
       schemaErrors: schemaErrors.length,
       secretLeaks: secretLeaks.length,
       unvalidatedKinds: [...unvalidated].sort(),
+      charts: {
+        total: chartTotal,
+        rendered: render?.charts.length ?? 0,
+        notRendered: chartTotal - (render?.charts.length ?? 0),
+        objects: render?.registrations.length ?? 0,
+      },
+      fidelityErrors: findings.filter((f) => f.severity === "error").length,
+      fidelityWarnings: findings.filter((f) => f.severity === "warning").length,
       ms: Math.round(performance.now() - started),
     },
   };
-  return { kind: "plan", plan, registrations: regs };
+  return { kind: "plan", plan, registrations: regs, chartErrors: render?.sourceErrors ?? [] };
 }
 
 /** Pulumi wraps errors thrown inside the stack callback; find our ConfigError inside. */
@@ -209,5 +263,11 @@ export function policyRecords(
 
 /** True when the plan has anything that fails the preflight. */
 export function failed(plan: Plan): boolean {
-  return plan.summary.mandatory > 0 || plan.summary.schemaErrors > 0 || plan.summary.secretLeaks > 0;
+  const s = plan.summary;
+  return s.mandatory > 0 || s.schemaErrors > 0 || s.secretLeaks > 0 || s.fidelityErrors > 0;
+}
+
+/** `1.35.1` from the pinned K3s (`v1.35.1+k3s1`): the Kubernetes the stacks' clusters run. */
+export function clusterKubeVersion(): string {
+  return K3S_VERSION.replace(/^v/, "").replace(/\+.*$/, "");
 }

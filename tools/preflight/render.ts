@@ -1,0 +1,474 @@
+/**
+ * Render mode: every `kubernetes:helm.sh/v4:Chart` registration expanded into the objects a real
+ * preview registers, emulating helm.v4.Chart (pulumi-kubernetes provider/pkg/provider/helm/v4):
+ * `helm template` with the same release name, namespace, version and values, CRDs included unless
+ * `skipCrds`; Helm hooks dropped (reported, each); namespaced objects without a namespace get the
+ * release namespace; children named `<chart resource>:<namespace>/<name>` under the Chart, so two
+ * identical objects are duplicate URNs; Secret data marked secret. Values-schema failures and any
+ * other helm failure are findings. Charts render in dependency waves: a chart sees, as installed
+ * API versions, the CRDs of what it depends on (the engine constructs a chart after its
+ * dependencies, so this is what a first `pulumi up` shows it).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { ChartSourceError, firstLine, type ChartRef, type ChartSource } from "./charts";
+import { runHelm } from "./helm";
+import { describe, identity, type Finding } from "./objects";
+import { wrapSecret, type Registration } from "./recorder";
+
+export const CHART_TYPE = "kubernetes:helm.sh/v4:Chart";
+
+/** Built-in cluster-scoped kinds (everything else built in is namespaced). */
+const CLUSTER_SCOPED = new Set([
+  "APIService",
+  "CertificateSigningRequest",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "ClusterTrustBundle",
+  "ComponentStatus",
+  "CSIDriver",
+  "CSINode",
+  "CustomResourceDefinition",
+  "DeviceClass",
+  "FlowSchema",
+  "IngressClass",
+  "IPAddress",
+  "MutatingAdmissionPolicy",
+  "MutatingAdmissionPolicyBinding",
+  "MutatingWebhookConfiguration",
+  "Namespace",
+  "Node",
+  "PersistentVolume",
+  "PriorityClass",
+  "PriorityLevelConfiguration",
+  "ResourceSlice",
+  "RuntimeClass",
+  "SelfSubjectReview",
+  "ServiceCIDR",
+  "StorageClass",
+  "TokenReview",
+  "ValidatingAdmissionPolicy",
+  "ValidatingAdmissionPolicyBinding",
+  "ValidatingWebhookConfiguration",
+  "VolumeAttachment",
+  "VolumeAttributesClass",
+]);
+
+/** API groups Kubernetes itself serves (a kind there needs no CRD). */
+export function isBuiltinGroup(group: string): boolean {
+  return (
+    group === "" ||
+    group === "core" ||
+    (group.endsWith(".k8s.io") && !group.endsWith(".x-k8s.io")) ||
+    ["apps", "batch", "policy", "autoscaling"].includes(group)
+  );
+}
+
+export const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.split("/")[0]! : "");
+
+/** The Pulumi type token of a Kubernetes object (`v1` is the `core` group). */
+export function typeToken(apiVersion: string, kind: string): string {
+  return `kubernetes:${apiVersion.includes("/") ? apiVersion : `core/${apiVersion}`}:${kind}`;
+}
+
+/** A string field, or "" (never `[object Object]`). */
+export const str = (v: unknown): string => (typeof v === "string" || typeof v === "number" ? String(v) : "");
+
+/** The qualified type part of a URN (`a$b$kubernetes:helm.sh/v4:Chart`). */
+const qualifiedType = (urn: string) => urn.split("::")[2] ?? "";
+
+/** The URN the engine gives a child of `parent`. */
+export function childUrn(parent: string, type: string, name: string): string {
+  const [head, project] = parent.split("::");
+  return `${head}::${project}::${qualifiedType(parent)}$${type}::${name}`;
+}
+
+/** A dropped Helm hook: helm.v4.Chart never applies it. */
+export interface DroppedHook {
+  /** The Chart that rendered it. */
+  readonly urn: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace?: string;
+  readonly events: string;
+  /** What it would have created: itself, or the Secret a certificate-generating Job writes. */
+  readonly creates: readonly { readonly kind: string; readonly name: string; readonly namespace?: string }[];
+}
+
+/**
+ * What a hook would have created. A hook Secret or ConfigMap is itself; a Job running a
+ * certificate generator (kube-webhook-certgen and its kin) names its Secret in `--secret-name`.
+ */
+export function hookCreates(o: Record<string, unknown>, namespace?: string): DroppedHook["creates"] {
+  const id = identity(o);
+  const ns = id.namespace ?? namespace;
+  if (id.kind === "Secret" || id.kind === "ConfigMap")
+    return [{ kind: id.kind, name: id.name, ...(ns ? { namespace: ns } : {}) }];
+  const text = JSON.stringify(o["spec"] ?? {});
+  const names = [...text.matchAll(/--secret-name[= ]([A-Za-z0-9.-]+)/g)].map((m) => m[1]!);
+  return [...new Set(names)].map((name) => ({ kind: "Secret", name, ...(ns ? { namespace: ns } : {}) }));
+}
+
+export interface ChartRender {
+  readonly urn: string;
+  readonly ref: string;
+  readonly objects: number;
+}
+
+export interface RenderResult {
+  /** Rendered objects as registrations under their Chart. */
+  readonly registrations: Registration[];
+  readonly findings: Finding[];
+  readonly droppedHooks: DroppedHook[];
+  /** Charts that could not be rendered for want of a usable source (exit 2). */
+  readonly sourceErrors: ChartSourceError[];
+  readonly charts: ChartRender[];
+  /** Chart registrations in the plan. */
+  readonly total: number;
+}
+
+export interface RenderOptions {
+  readonly source: ChartSource;
+  /** `1.35.1`: what the cluster reports (helm's `--kube-version`). */
+  readonly kubeVersion: string;
+  /** Plain inputs of a registration (secret markers dropped: canaries are in the values). */
+  readonly plainOf: (r: Registration) => Record<string, unknown>;
+  /** helm processes at once. */
+  readonly concurrency?: number;
+}
+
+interface ChartInputs {
+  readonly ref: ChartRef;
+  readonly release: string;
+  readonly namespace: string;
+  readonly values: Record<string, unknown>;
+  readonly skipCrds: boolean;
+  readonly resourcePrefix: string;
+}
+
+function chartInputs(r: Registration, plain: Record<string, unknown>): ChartInputs {
+  const repoOpts = (plain["repositoryOpts"] ?? {}) as Record<string, unknown>;
+  const repo = typeof repoOpts["repo"] === "string" ? repoOpts["repo"] : undefined;
+  return {
+    ref: {
+      chart: str(plain["chart"]),
+      version: str(plain["version"]),
+      ...(repo ? { repo } : {}),
+    },
+    release: typeof plain["name"] === "string" && plain["name"] ? plain["name"] : r.name,
+    namespace: typeof plain["namespace"] === "string" ? plain["namespace"] : "",
+    values: (plain["values"] ?? {}) as Record<string, unknown>,
+    skipCrds: plain["skipCrds"] === true,
+    resourcePrefix: typeof plain["resourcePrefix"] === "string" ? plain["resourcePrefix"] : r.name,
+  };
+}
+
+/** URNs `urn` waits for: its dependsOn, transitively, and every descendant of those. */
+export function dependencyClosure(regs: readonly Registration[]): (urn: string) => Set<string> {
+  const byUrn = new Map(regs.map((r) => [r.urn, r]));
+  const children = new Map<string, string[]>();
+  for (const r of regs) if (r.parent) children.set(r.parent, [...(children.get(r.parent) ?? []), r.urn]);
+  const memo = new Map<string, Set<string>>();
+  const closure = (urn: string): Set<string> => {
+    const hit = memo.get(urn);
+    if (hit) return hit;
+    const seen = new Set<string>();
+    memo.set(urn, seen);
+    const stack = [...(byUrn.get(urn)?.dependsOn ?? [])];
+    // An ancestor's dependsOn delays its children too.
+    for (let p = byUrn.get(urn)?.parent; p; p = byUrn.get(p)?.parent)
+      stack.push(...(byUrn.get(p)?.dependsOn ?? []));
+    while (stack.length) {
+      const u = stack.pop()!;
+      if (seen.has(u)) continue;
+      seen.add(u);
+      stack.push(...(byUrn.get(u)?.dependsOn ?? []), ...(children.get(u) ?? []));
+    }
+    return seen;
+  };
+  return closure;
+}
+
+interface RawObject {
+  readonly object: Record<string, unknown>;
+  readonly source: string;
+}
+
+/** The documents of a helm template output, with the template each came from. */
+export function parseManifests(text: string): RawObject[] {
+  const out: RawObject[] = [];
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length) throw new Error(`rendered YAML does not parse: ${doc.errors[0]!.message}`);
+    const value = doc.toJS() as unknown;
+    // helm writes `# Source: <chart>/<template>` above each document's first node.
+    const comment = `${doc.commentBefore ?? ""}\n${(doc.contents as { commentBefore?: string } | null)?.commentBefore ?? ""}`;
+    const source = /Source: (\S+)/.exec(comment)?.[1] ?? "";
+    if (value === null || typeof value !== "object" || Array.isArray(value)) continue;
+    const o = value as Record<string, unknown>;
+    // List kinds expand to their items, as the provider does.
+    if (typeof o["kind"] === "string" && o["kind"].endsWith("List") && Array.isArray(o["items"])) {
+      for (const item of o["items"] as unknown[])
+        if (item && typeof item === "object") out.push({ object: item as Record<string, unknown>, source });
+    } else out.push({ object: o, source });
+  }
+  return out;
+}
+
+/** CRDs' scope by `group/Kind`, and the `group/version[/Kind]` strings helm takes as API versions. */
+function crdFacts(objects: Iterable<Record<string, unknown>>): {
+  scope: Map<string, "Namespaced" | "Cluster">;
+  apiVersions: string[];
+} {
+  const scope = new Map<string, "Namespaced" | "Cluster">();
+  const apiVersions: string[] = [];
+  for (const o of objects) {
+    if (o["kind"] !== "CustomResourceDefinition") continue;
+    const spec = (o["spec"] ?? {}) as Record<string, unknown>;
+    const group = str(spec["group"]);
+    const kind = str(((spec["names"] ?? {}) as Record<string, unknown>)["kind"]);
+    scope.set(`${group}/${kind}`, spec["scope"] === "Cluster" ? "Cluster" : "Namespaced");
+    for (const v of (spec["versions"] ?? []) as Record<string, unknown>[]) {
+      if (v["served"] === false) continue;
+      apiVersions.push(`${group}/${str(v["name"])}`, `${group}/${str(v["name"])}/${kind}`);
+    }
+  }
+  return { scope, apiVersions };
+}
+
+const hookOf = (o: Record<string, unknown>): string | undefined => {
+  const meta = (o["metadata"] ?? {}) as Record<string, unknown>;
+  const hook = ((meta["annotations"] ?? {}) as Record<string, unknown>)["helm.sh/hook"];
+  return typeof hook === "string" ? hook : undefined;
+};
+
+/** Limits a stderr dump to the lines that say what failed. */
+function helmError(stderr: string): string {
+  const lines = stderr
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("WARNING") && !/^(walk\.go|install\.go)/.test(l));
+  return lines
+    .slice(0, 8)
+    .join("; ")
+    .replace(/^Error:\s*/, "");
+}
+
+async function pool<T>(items: readonly T[], n: number, work: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.max(1, Math.min(n, items.length)) }, async () => {
+    while (next < items.length) await work(items[next++]!);
+  });
+  await Promise.all(runners);
+}
+
+/** Renders every Chart of the plan. */
+export async function renderCharts(
+  regs: readonly Registration[],
+  options: RenderOptions,
+): Promise<RenderResult> {
+  const charts = regs.filter((r) => r.type === CHART_TYPE);
+  const findings: Finding[] = [];
+  const droppedHooks: DroppedHook[] = [];
+  const sourceErrors: ChartSourceError[] = [];
+  const done: ChartRender[] = [];
+  const rawByChart = new Map<string, RawObject[]>();
+  const closure = dependencyClosure(regs);
+  const firstParty = regs
+    .filter((r) => r.custom && r.type.startsWith("kubernetes:"))
+    .map((r) => options.plainOf(r));
+  const firstPartyCrds = crdFacts(firstParty);
+
+  const home = mkdtempSync(join(tmpdir(), "preflight-helm-"));
+  try {
+    // Waves: a chart renders once every chart it depends on has.
+    const pending = new Set(charts);
+    const chartDeps = new Map(
+      charts.map((c) => [c, charts.filter((d) => d !== c && closure(c.urn).has(d.urn))]),
+    );
+    while (pending.size) {
+      const wave = [...pending].filter((c) => chartDeps.get(c)!.every((d) => !pending.has(d)));
+      // A dependency cycle cannot happen in a real program (the engine refuses it); render the rest anyway.
+      const batch = wave.length ? wave : [...pending];
+      await pool(batch, options.concurrency ?? 3, async (c) => {
+        const inputs = chartInputs(c, options.plainOf(c));
+        const refText = `${inputs.ref.chart}-${inputs.ref.version}`;
+        let path: string;
+        try {
+          path = await options.source.resolve(inputs.ref);
+        } catch (e) {
+          if (e instanceof ChartSourceError) return void sourceErrors.push(e);
+          throw e;
+        }
+        const depsObjects = chartDeps
+          .get(c)!
+          .flatMap((d) => (rawByChart.get(d.urn) ?? []).map((x) => x.object));
+        const deps = crdFacts(depsObjects);
+        const valuesDir = mkdtempSync(join(home, "values-"));
+        const valuesFile = join(valuesDir, "values.json");
+        writeFileSync(valuesFile, JSON.stringify(inputs.values));
+        const args = [
+          "template",
+          inputs.release,
+          path,
+          "--namespace",
+          inputs.namespace || "default",
+          "--kube-version",
+          options.kubeVersion,
+          "--values",
+          valuesFile,
+          ...(inputs.skipCrds ? [] : ["--include-crds"]),
+          ...[...new Set([...firstPartyCrds.apiVersions, ...deps.apiVersions])].flatMap((v) => [
+            "--api-versions",
+            v,
+          ]),
+        ];
+        const r = await runHelm(args, { home });
+        rmSync(valuesDir, { recursive: true, force: true });
+        if (r.code !== 0) {
+          const text = helmError(r.stderr) || firstLine(r.stderr);
+          if (/values don't meet the specifications of the schema/.test(r.stderr))
+            findings.push({
+              check: "render",
+              severity: "error",
+              urn: c.urn,
+              field: "values",
+              message: `chart ${refText} (release ${inputs.release}): the values fail the chart's values.schema.json, so helm.v4.Chart fails: ${text}`,
+            });
+          // Anything else is no verdict on the plan: the chart could not be rendered at all.
+          else
+            sourceErrors.push(
+              new ChartSourceError(
+                inputs.ref,
+                `helm template fails: ${text}`,
+                "fix the values or the chart package",
+              ),
+            );
+          return;
+        }
+        let raw: RawObject[];
+        try {
+          raw = parseManifests(r.stdout);
+        } catch (e) {
+          findings.push({
+            check: "render",
+            severity: "error",
+            urn: c.urn,
+            message: `chart ${refText}: ${(e as Error).message}`,
+          });
+          return;
+        }
+        rawByChart.set(c.urn, raw);
+      });
+      for (const c of batch) pending.delete(c);
+    }
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+
+  // Namespace scope of custom kinds comes from every CRD the stack installs.
+  const allRaw = [...rawByChart.values()].flat().map((x) => x.object);
+  const scope = crdFacts([...firstParty, ...allRaw]).scope;
+  const unresolved = new Set<string>();
+  const registrations: Registration[] = [];
+  for (const c of charts) {
+    const raw = rawByChart.get(c.urn);
+    if (!raw) continue;
+    const inputs = chartInputs(c, options.plainOf(c));
+    const refText = `${inputs.ref.chart}-${inputs.ref.version}`;
+    const seen = new Map<string, string>();
+    let count = 0;
+    for (const { object, source } of raw) {
+      const hook = hookOf(object);
+      const id = identity(object);
+      if (hook) {
+        // Test hooks are excluded by helm.v4.Chart in every mode; say nothing of them.
+        if (hook.split(",").some((h) => h.trim() === "test")) continue;
+        const namespace = id.namespace ?? (inputs.namespace || undefined);
+        droppedHooks.push({
+          urn: c.urn,
+          kind: id.kind,
+          name: id.name,
+          ...(namespace ? { namespace } : {}),
+          events: hook,
+          creates: hookCreates(object, namespace),
+        });
+        findings.push({
+          check: "render",
+          severity: "warning",
+          urn: c.urn,
+          field: source,
+          message: `chart ${refText}: Helm hook ${id.kind} ${id.name} (${hook}) is dropped by helm.v4.Chart and never runs`,
+        });
+        continue;
+      }
+      if (!id.kind || !id.apiVersion || !id.name) {
+        findings.push({
+          check: "render",
+          severity: "error",
+          urn: c.urn,
+          field: source,
+          message: `chart ${refText}: ${source || "a template"} renders an object without kind, apiVersion or metadata.name`,
+        });
+        continue;
+      }
+      const apiVersion = id.apiVersion.startsWith("core/") ? id.apiVersion.slice(5) : id.apiVersion;
+      const group = groupOf(apiVersion);
+      const obj: Record<string, unknown> = { ...object, apiVersion };
+      if (!id.namespace) {
+        const s = isBuiltinGroup(group)
+          ? CLUSTER_SCOPED.has(id.kind)
+            ? "Cluster"
+            : "Namespaced"
+          : scope.get(`${group}/${id.kind}`);
+        if (s === "Namespaced")
+          obj["metadata"] = {
+            ...(object["metadata"] as Record<string, unknown>),
+            namespace: inputs.namespace || "default",
+          };
+        else if (!s) unresolved.add(`${apiVersion}/${id.kind}`);
+      }
+      const ns = ((obj["metadata"] ?? {}) as Record<string, unknown>)["namespace"];
+      const name = `${inputs.resourcePrefix}:${typeof ns === "string" && ns ? `${ns}/` : ""}${id.name}`;
+      const type = typeToken(apiVersion, id.kind);
+      const urn = childUrn(c.urn, type, name);
+      const earlier = seen.get(urn);
+      if (earlier !== undefined) {
+        findings.push({
+          check: "render",
+          severity: "error",
+          urn,
+          field: source,
+          message: `chart ${refText} renders ${describe(obj)} twice (${earlier} and ${source}): duplicate resource URN, helm.v4.Chart fails`,
+        });
+        continue;
+      }
+      seen.set(urn, source);
+      if (apiVersion === "v1" && id.kind === "Secret")
+        for (const k of ["data", "stringData"]) if (k in obj) obj[k] = wrapSecret(obj[k]);
+      registrations.push({
+        urn,
+        type,
+        name,
+        parent: c.urn,
+        custom: true,
+        // The Go SDK gives a child its parent's protect.
+        protect: c.protect,
+        dependsOn: [...c.dependsOn],
+        inputs: obj,
+        rendered: { chartUrn: c.urn, ref: refText, source },
+      });
+      count++;
+    }
+    done.push({ urn: c.urn, ref: refText, objects: count });
+  }
+  for (const k of unresolved)
+    findings.push({
+      check: "render",
+      severity: "warning",
+      urn: charts[0]?.urn ?? "",
+      message: `no CRD in the plan says whether ${k} is namespaced; rendered without a namespace, as helm.v4.Chart does offline`,
+    });
+  return { registrations, findings, droppedHooks, sourceErrors, charts: done, total: charts.length };
+}
