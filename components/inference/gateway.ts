@@ -30,6 +30,25 @@ export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
 /** The chart's Prometheus exporter sidecar. */
 export const NATS_EXPORTER_PORT = 7777;
+/** Release name of the nats chart (its fullname). */
+export const NATS_RELEASE = "nats";
+/**
+ * The chart's headless Service (`<fullname>-headless`, the StatefulSet's serviceName): it carries
+ * the monitor port, and `<pod>.<headless>` resolves to each server. The client Service (`nats`)
+ * exposes only 4222 unless `service.ports.monitor` is turned on, and has no per-pod names.
+ */
+export const NATS_HEADLESS_SERVICE = `${NATS_RELEASE}-headless`;
+
+/**
+ * The monitoring endpoint KEDA's nats-jetstream scaler reads. In a cluster it asks this endpoint
+ * for the servers, then queries each (`<server_name>.<this host>:8222`, or the advertised host on
+ * this port) until it finds the consumer's leader: so it must be the headless Service, where both
+ * resolve per server. The monitor listener is plain HTTP: `useHttps: "false"` (the scheme is used
+ * for every derived URL too).
+ */
+export function natsMonitoringEndpoint(namespace: string): string {
+  return `${NATS_HEADLESS_SERVICE}.${namespace}.svc.cluster.local:${NATS_MONITOR_PORT}`;
+}
 /** The gateway's JetStream names (its defaults, set explicitly because KEDA reads the same ones). */
 export const JOBS = {
   stream: "GATEWAY_JOBS",
@@ -106,7 +125,7 @@ export function scaledObjectSpec(args: {
       {
         type: "nats-jetstream",
         metadata: {
-          natsServerMonitoringEndpoint: `nats.${args.namespace}.svc.cluster.local:${NATS_MONITOR_PORT}`,
+          natsServerMonitoringEndpoint: natsMonitoringEndpoint(args.namespace),
           account: "$G",
           stream: JOBS.stream,
           consumer: JOBS.consumer,
@@ -117,6 +136,11 @@ export function scaledObjectSpec(args: {
       },
     ],
   };
+}
+
+/** A container of the nats chart, merged with restricted-compliant security and explicit resources. */
+interface NatsContainerMerge {
+  merge: { resources: object; securityContext: object };
 }
 
 /** Typed values of the nats chart (the subset we set). */
@@ -130,16 +154,21 @@ export interface NatsValues {
     };
     monitor: { enabled: true; port: number };
   };
-  container: { merge: { resources: object; securityContext: object } };
-  reloader: { merge: { resources: object; securityContext: object } };
+  container: NatsContainerMerge;
+  reloader: NatsContainerMerge;
   podTemplate: {
     merge: { metadata: { annotations: Record<string, string> }; spec: { securityContext: object } };
   };
   natsBox: { enabled: false };
-  promExporter: { enabled: boolean; podMonitor: { enabled: boolean } };
+  promExporter: NatsContainerMerge & { enabled: boolean; podMonitor: { enabled: boolean } };
 }
 
-/** NATS with JetStream on file storage, restricted and non-root, its monitor port reachable by KEDA. */
+/**
+ * NATS with JetStream on file storage, restricted and non-root, its monitor port reachable by KEDA.
+ * Every container the chart renders (nats, reloader, prom-exporter) gets the restricted security
+ * context and resources: the chart sets neither on the exporter, and Pod Security rejects the whole
+ * StatefulSet for one container without them.
+ */
 export function natsValues(environment: Environment, monitoring: boolean): NatsValues {
   const replicas = natsReplicas(environment);
   const sidecarResources = { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "64Mi" } };
@@ -176,7 +205,11 @@ export function natsValues(environment: Environment, monitoring: boolean): NatsV
       },
     },
     natsBox: { enabled: false },
-    promExporter: { enabled: monitoring, podMonitor: { enabled: monitoring } },
+    promExporter: {
+      enabled: monitoring,
+      podMonitor: { enabled: monitoring },
+      merge: { resources: sidecarResources, securityContext: restrictedContainerSecurity() },
+    },
   };
 }
 
@@ -268,7 +301,7 @@ export class InferenceGateway extends pulumi.ComponentResource {
     const nats = pinnedChart(
       `${name}-nats`,
       charts.nats,
-      { release: "nats", namespace: ns, values: natsValues(environment, args.monitoring) },
+      { release: NATS_RELEASE, namespace: ns, values: natsValues(environment, args.monitoring) },
       child({ protect: prod }),
     );
     const natsUrl = `nats://nats.${ns}.svc.cluster.local:${NATS_CLIENT_PORT}`;
