@@ -6,6 +6,7 @@ import {
   flaggerValues,
   FLAGGER_OWN_PROMETHEUS,
   INGRESS_GATEWAY,
+  istiodValues,
   istioPlatform,
   meshNamespaceLevels,
   ServiceMesh,
@@ -14,6 +15,7 @@ import {
 import { MESH_CONTRACT, MESH_GATEWAY } from "../components/meta";
 import { charts } from "../components/versions";
 import { validateObject } from "../tools/preflight/schemas";
+import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { render, renderStack, type Rendered } from "./harness";
 import { existingClusterFor } from "./stack-overrides";
 
@@ -168,6 +170,47 @@ describe("ServiceMesh graph", () => {
     const [pa] = crs(r, "PeerAuthentication");
     const typo = { ...pa!, spec: { mtls: { mode: "STRICTEST" } } };
     expect(validateObject(typo).ok).toBe(false);
+  });
+
+  it("sets only values keys verified against the pinned Istio and Flagger charts", async () => {
+    const fixtures = {
+      "m-istio-base": ["istioBase", chartValuesKeys.istioBase],
+      "m-istio-cni": ["istioCni", chartValuesKeys.istioCni],
+      "m-istiod": ["istiod", chartValuesKeys.istiod],
+      "m-ingress-gateway": ["istioGateway", chartValuesKeys.istioGateway],
+      "m-flagger": ["flagger", chartValuesKeys.flagger],
+    } as const;
+    // Every branch of the values: one and two replicas, Flagger with and without its own Prometheus.
+    for (const r of [await mesh(), await mesh({ ingressReplicas: 2, istiodReplicas: 2 }, {})]) {
+      const seen = r.ofType(CHART).map((c) => c.name);
+      expect(seen.sort()).toEqual(Object.keys(fixtures).sort());
+      for (const c of r.ofType(CHART)) {
+        const [pin, keys] = fixtures[c.name as keyof typeof fixtures];
+        // A bump re-checks the keys against the new chart (and moves the fixture's version).
+        expect(charts[pin].version, `${c.name}: fixture is for another chart version`).toBe(keys.version);
+        expect(unverifiedValuesKeys(r.plain(c)["values"] as object, keys), c.name).toEqual([]);
+      }
+    }
+  });
+
+  it("installs Flagger's CRDs once, from the chart's crds/ (crd.create is Helm 2's second copy)", async () => {
+    for (const r of [await mesh(), await mesh({}, {})])
+      expect(r.plain(r.get(CHART, "m-flagger"))["values"].crd).toEqual({ create: false });
+  });
+
+  it("istiod: no PDB over a single replica (it would block drains); sidecars have explicit CPU limits", () => {
+    const cfg = (istiodReplicas: number) => meshSchema.parse({ istiodReplicas });
+    for (const env of ["local", "dev", "prod"] as const) {
+      expect(istiodValues(cfg(1), "k3s", env).global.defaultPodDisruptionBudget).toEqual({ enabled: false });
+      expect(istiodValues(cfg(2), "k3s", env).global.defaultPodDisruptionBudget).toEqual({ enabled: true });
+      // Helm merges maps: without limits.cpu the chart's 2-CPU sidecar limit would stay.
+      const proxy = istiodValues(cfg(1), "generic", env).global.proxy.resources;
+      const cpu = (q: string) => (q.endsWith("m") ? Number(q.slice(0, -1)) / 1000 : Number(q));
+      expect(cpu(proxy.limits.cpu)).toBeGreaterThan(0);
+      expect(cpu(proxy.limits.cpu)).toBeLessThanOrEqual(1);
+      expect(cpu(proxy.requests.cpu)).toBeLessThanOrEqual(cpu(proxy.limits.cpu));
+      expect(proxy.limits.memory).toMatch(/^\d+Mi$/);
+    }
   });
 
   it("maps distributions to Istio platforms", () => {

@@ -24,10 +24,10 @@ export const INGRESS_SELECTOR = { istio: "ingressgateway" } as const;
 export const DEFAULT_TLS_SECRET = "platform-ingress-tls";
 
 const SECURITY_V1 = "security.istio.io/v1";
-// The installed schemas carry PeerAuthentication in v1beta1 only (served by Istio 1.26 alongside v1).
+// The installed schemas carry PeerAuthentication in v1beta1 only (served by Istio 1.30 alongside v1).
 const SECURITY_V1BETA1 = "security.istio.io/v1beta1";
 // The installed CRD schemas (@kubernetes-models/istio) carry networking v1beta1 and v1alpha3;
-// Istio 1.26 serves v1beta1 for Gateway, so the preflight can validate what we render.
+// Istio 1.30 serves v1beta1 for Gateway, so the preflight can validate what we render.
 const NETWORKING = "networking.istio.io/v1beta1";
 const NETWORKING_ALPHA = "networking.istio.io/v1alpha3";
 
@@ -61,8 +61,18 @@ interface Resources {
   limits: { memory: string };
 }
 
+/** Resources with a CPU limit too: where a chart default limit would otherwise stay (Helm merges maps). */
+interface LimitedResources {
+  requests: { cpu: string; memory: string };
+  limits: { cpu: string; memory: string };
+}
+
 /** Sizes per environment: local runs on a laptop, prod has headroom. */
-export function meshResources(env: Environment): { istiod: Resources; gateway: Resources; proxy: Resources } {
+export function meshResources(env: Environment): {
+  istiod: Resources;
+  gateway: Resources;
+  proxy: LimitedResources;
+} {
   const big = env === "prod";
   return {
     istiod: {
@@ -73,12 +83,21 @@ export function meshResources(env: Environment): { istiod: Resources; gateway: R
       requests: { cpu: big ? "500m" : "100m", memory: big ? "512Mi" : "128Mi" },
       limits: { memory: big ? "1Gi" : "256Mi" },
     },
-    proxy: { requests: { cpu: "20m", memory: "64Mi" }, limits: { memory: big ? "512Mi" : "256Mi" } },
+    // Every sidecar: the istiod chart's default limit is 2 CPUs per proxy, which Helm keeps unless
+    // `limits.cpu` is set (maps merge), so the limit is explicit and sized to the environment.
+    proxy: {
+      requests: { cpu: big ? "50m" : "20m", memory: big ? "128Mi" : "64Mi" },
+      limits: { cpu: big ? "1" : "500m", memory: big ? "512Mi" : "256Mi" },
+    },
   };
 }
 
 export interface IstiodValues {
-  global: { platform?: string; proxy: { resources: Resources } };
+  global: {
+    platform?: string;
+    proxy: { resources: LimitedResources };
+    defaultPodDisruptionBudget: { enabled: boolean };
+  };
   pilot: {
     autoscaleEnabled: boolean;
     replicaCount: number;
@@ -96,7 +115,12 @@ export function istiodValues(cfg: MeshConfig, distribution: Distribution, env: E
   const platform = istioPlatform(distribution);
   const r = meshResources(env);
   return {
-    global: { ...(platform ? { platform } : {}), proxy: { resources: r.proxy } },
+    global: {
+      ...(platform ? { platform } : {}),
+      proxy: { resources: r.proxy },
+      // A PDB (minAvailable 1) over a single istiod blocks every node drain: only with 2+ replicas.
+      defaultPodDisruptionBudget: { enabled: cfg.istiodReplicas > 1 },
+    },
     pilot: {
       autoscaleEnabled: false,
       replicaCount: cfg.istiodReplicas,
@@ -175,7 +199,8 @@ export function flaggerValues(prometheus?: { url: string; namespace: string }): 
     meshProvider: "istio",
     metricsServer: prometheus?.url ?? FLAGGER_OWN_PROMETHEUS,
     prometheus: { install: !prometheus },
-    crd: { create: true },
+    // The CRDs come from the chart's crds/ directory; `crd.create` (Helm 2) would render them twice.
+    crd: { create: false },
     // Its PodMonitor would be applied before the Prometheus operator's CRDs (Flagger comes first);
     // the monitoring stack's own Envoy PodMonitor already collects what the analysis reads.
     podMonitor: { enabled: false },
