@@ -207,6 +207,9 @@ export class Platform extends pulumi.ComponentResource {
           provider,
           secretStore: this.secretStore,
           mesh: config.mesh.enabled,
+          distribution: this.cluster.distribution,
+          // cert-manager issues the Prometheus operator's webhook certificate (chart hooks are dropped).
+          ...(this.tls ? { certManager: this.tls.chart } : {}),
           dependsOn: [...ready, ...(this.mesh?.ready ?? [])],
         },
         { parent: this },

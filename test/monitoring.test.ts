@@ -2,10 +2,18 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { monitoringSchema } from "../components/monitoring/schema";
-import { MonitoringStack, otelCollectorValues, PROMETHEUS_URL } from "../components/monitoring/monitoring";
+import type { Distribution } from "../components/cluster/handle";
+import {
+  controlPlaneMonitors,
+  MonitoringStack,
+  otelCollectorValues,
+  PROMETHEUS_URL,
+} from "../components/monitoring/monitoring";
 import { sloRuleGroups } from "../components/monitoring/rules";
 import { SecretStore } from "../components/secrets/store";
+import { charts } from "../components/versions";
 import { validateObject } from "../tools/preflight/schemas";
+import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { isSecretWrapped, render, renderStack, type Rendered } from "./harness";
 import { existingClusterFor } from "./stack-overrides";
 
@@ -16,16 +24,28 @@ const WEBHOOK = "https://hooks.example.org/services/T000/B000/abcdef";
 async function stack(
   over: Record<string, unknown> = {},
   env: "local" | "dev" | "prod" = "dev",
+  cluster: { distribution?: Distribution; certManager?: boolean } = {},
 ): Promise<Rendered> {
   return render(() => {
     const provider = new k8s.Provider("k8s", {});
     const store = new SecretStore("s", { provider, secrets: { alertWebhookUrl: pulumiSecret(WEBHOOK) } });
+    // Stands in for cert-manager's chart (the monitoring chart must be applied after it).
+    const certManager =
+      cluster.certManager === false
+        ? undefined
+        : new k8s.core.v1.ServiceAccount(
+            "cert-manager",
+            { metadata: { name: "cert-manager" } },
+            { provider },
+          );
     new MonitoringStack("mon", {
       config: monitoringSchema.parse(over),
       environment: env,
       provider,
       secretStore: store,
       mesh: true,
+      distribution: cluster.distribution ?? "k3s",
+      ...(certManager ? { certManager } : {}),
     });
   });
 }
@@ -66,6 +86,80 @@ describe("MonitoringStack graph", () => {
     expect(spec.enableRemoteWriteReceiver).toBe(true);
     expect(spec.podMetadata.labels["sidecar.istio.io/inject"]).toBe("true");
     expect(spec.podMetadata.annotations["traffic.sidecar.istio.io/includeInboundPorts"]).toBe("");
+  });
+
+  it("sets only values keys verified against the pinned kube-prometheus-stack and collector charts", async () => {
+    const variants = [
+      await stack({ grafanaStorageSize: "5Gi", otelTracesEndpoint: "https://tempo:4317" }, "prod"),
+      await stack({}, "local", { distribution: "generic", certManager: false }),
+    ];
+    for (const r of variants)
+      for (const [name, pin, keys] of [
+        ["mon-kube-prometheus-stack", "kubePrometheusStack", chartValuesKeys.kubePrometheusStack],
+        ["mon-otel-collector", "openTelemetryCollector", chartValuesKeys.openTelemetryCollector],
+      ] as const) {
+        // A bump re-checks the keys against the new chart (and moves the fixture's version).
+        expect(charts[pin].version, `${name}: fixture is for another chart version`).toBe(keys.version);
+        expect(unverifiedValuesKeys(r.plain(r.get(CHART, name))["values"] as object, keys), name).toEqual([]);
+      }
+  });
+
+  it("never mounts the hook-made admission Secret: cert-manager issues it, or webhook and TLS are off", async () => {
+    // With cert-manager: the chart's Certificate writes `kps-admission`; the patch hook Job is off.
+    const withCm = await stack();
+    const op = kps(withCm).prometheusOperator;
+    expect(op.admissionWebhooks).toEqual({
+      enabled: true,
+      certManager: { enabled: true },
+      patch: { enabled: false },
+    });
+    expect(op.tls).toEqual({ enabled: true });
+    const chart = withCm.get(CHART, "mon-kube-prometheus-stack");
+    const cm = withCm.registrations.find((x) => x.name === "cert-manager")!;
+    expect(chart.dependsOn).toContain(cm.urn);
+    // Without: nothing mounts or serves that Secret (TLS off with the webhook), so no hook is needed.
+    const off = kps(await stack({}, "dev", { certManager: false })).prometheusOperator;
+    expect(off.admissionWebhooks.enabled).toBe(false);
+    expect(off.admissionWebhooks.certManager.enabled).toBe(false);
+    expect(off.tls).toEqual({ enabled: false });
+    // Whichever way, the TLS listener is on exactly when its certificate comes from cert-manager.
+    for (const v of [op, off]) expect(v.tls.enabled).toBe(v.admissionWebhooks.certManager.enabled);
+  });
+
+  it("does not monitor (or alert on) control-plane parts K3s embeds or a managed cluster hides", async () => {
+    const parts = ["kubeControllerManager", "kubeScheduler", "kubeProxy", "kubeEtcd"] as const;
+    const rules = [
+      "kubeControllerManager",
+      "kubeSchedulerAlerting",
+      "kubeSchedulerRecording",
+      "kubeProxy",
+      "etcd",
+    ];
+    for (const distribution of ["k3s", "k3d"] as const) {
+      const v = kps(await stack({}, "dev", { distribution }));
+      for (const p of parts) expect(v[p], `${distribution} ${p}`).toEqual({ enabled: false });
+      for (const rule of rules) expect(v.defaultRules.rules[rule], `${distribution} ${rule}`).toBe(false);
+    }
+    const generic = kps(await stack({}, "dev", { distribution: "generic" }));
+    for (const p of parts) expect(generic[p]).toEqual({ enabled: true });
+    for (const rule of rules) expect(generic.defaultRules.rules[rule]).toBe(true);
+    // Managed control planes: no controller-manager, scheduler or etcd to scrape; kube-proxy runs on nodes.
+    for (const d of ["eks", "gke", "aks"] as const)
+      expect(controlPlaneMonitors(d)).toEqual({
+        controllerManager: false,
+        scheduler: false,
+        proxy: true,
+        etcd: false,
+      });
+    // A monitor and its rules always move together.
+    for (const d of ["k3s", "k3d", "generic", "kind", "eks", "gke", "aks"] as const) {
+      const v = kps(await stack({}, "dev", { distribution: d }));
+      expect(v.defaultRules.rules.kubeControllerManager).toBe(v.kubeControllerManager.enabled);
+      expect(v.defaultRules.rules.kubeSchedulerAlerting).toBe(v.kubeScheduler.enabled);
+      expect(v.defaultRules.rules.kubeSchedulerRecording).toBe(v.kubeScheduler.enabled);
+      expect(v.defaultRules.rules.kubeProxy).toBe(v.kubeProxy.enabled);
+      expect(v.defaultRules.rules.etcd).toBe(v.kubeEtcd.enabled);
+    }
   });
 
   it("protects Prometheus's state in prod only", async () => {
@@ -212,6 +306,16 @@ describe("monitoring in the stacks", () => {
     expect(r.plain(webhook)["stringData"]["url"]).toContain("pfcanary");
     expect(r.outputs["grafanaUrl"]).toBe("http://grafana.monitoring.svc.cluster.local");
     expect(r.outputs["grafanaAdminSecret"]).toBe("monitoring/grafana-admin");
+  });
+
+  it("local: the monitoring chart comes after cert-manager, which issues its webhook certificate", async () => {
+    const r = await renderStack("local");
+    const byChart = (chart: string) => r.ofType(CHART).find((c) => r.plain(c)["chart"] === chart)!;
+    const stackChart = byChart("kube-prometheus-stack");
+    expect(stackChart.dependsOn).toContain(byChart("cert-manager").urn);
+    expect(r.plain(stackChart)["values"].prometheusOperator.admissionWebhooks.certManager.enabled).toBe(true);
+    // local is K3s: no monitors of what it embeds.
+    expect(r.plain(stackChart)["values"].kubeEtcd.enabled).toBe(false);
   });
 
   it("is switched off by config", async () => {

@@ -6,6 +6,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import type { Distribution } from "../cluster/handle";
 import type { Environment } from "../config";
 import { customResource, pinnedChart } from "../k8s-kit";
 import { appLabels, GPU_POOL_LABEL, platformNamespace } from "../meta";
@@ -93,7 +94,17 @@ export function monitoringSizing(env: Environment): {
 export interface KubePrometheusStackValues {
   fullnameOverride: string;
   crds: { enabled: boolean };
-  prometheusOperator: { resources: Resources };
+  prometheusOperator: {
+    resources: Resources;
+    /** The operator's TLS listener mounts the `<fullname>-admission` Secret: on only with its issuer. */
+    tls: { enabled: boolean };
+    admissionWebhooks: AdmissionWebhookValues;
+  };
+  defaultRules: { rules: Partial<Record<ControlPlaneRule, boolean>> };
+  kubeControllerManager: { enabled: boolean };
+  kubeScheduler: { enabled: boolean };
+  kubeProxy: { enabled: boolean };
+  kubeEtcd: { enabled: boolean };
   prometheus: {
     serviceAccount: { create: boolean; name: string };
     prometheusSpec: {
@@ -132,6 +143,54 @@ export interface KubePrometheusStackValues {
 }
 
 /**
+ * The operator's admission webhook and the `<fullname>-admission` Secret its TLS listener mounts.
+ * The chart makes that Secret in a pre-install hook Job (`patch`), and helm.v4.Chart drops hooks:
+ * so the Secret is issued by cert-manager (the chart's own self-signed Issuer, CA and Certificate,
+ * CA injected into the webhook configurations), or, without cert-manager, webhook and TLS are off.
+ */
+export type AdmissionWebhookValues =
+  | { enabled: true; certManager: { enabled: true }; patch: { enabled: false } }
+  | { enabled: false; certManager: { enabled: false }; patch: { enabled: false } };
+
+export function admissionWebhookValues(certManager: boolean): {
+  tls: { enabled: boolean };
+  admissionWebhooks: AdmissionWebhookValues;
+} {
+  return certManager
+    ? {
+        tls: { enabled: true },
+        admissionWebhooks: { enabled: true, certManager: { enabled: true }, patch: { enabled: false } },
+      }
+    : {
+        tls: { enabled: false },
+        admissionWebhooks: { enabled: false, certManager: { enabled: false }, patch: { enabled: false } },
+      };
+}
+
+/** Default rule groups of the control-plane components (`defaultRules.rules.*`). */
+export type ControlPlaneRule =
+  "kubeControllerManager" | "kubeSchedulerAlerting" | "kubeSchedulerRecording" | "kubeProxy" | "etcd";
+
+/**
+ * Which control-plane components Prometheus can scrape. K3s (and k3d) run controller-manager,
+ * scheduler, kube-proxy and etcd inside the k3s process, with no Service or pod to scrape: their
+ * monitors find no target and their `*Down` alerts fire forever. Managed control planes (EKS, GKE,
+ * AKS) hide controller-manager, scheduler and etcd; their nodes still run kube-proxy. Every other
+ * cluster keeps all four on.
+ */
+export function controlPlaneMonitors(distribution: Distribution): {
+  controllerManager: boolean;
+  scheduler: boolean;
+  proxy: boolean;
+  etcd: boolean;
+} {
+  const embedded = distribution === "k3s" || distribution === "k3d";
+  const managed = distribution === "eks" || distribution === "gke" || distribution === "aks";
+  const hidden = embedded || managed;
+  return { controllerManager: !hidden, scheduler: !hidden, proxy: !embedded, etcd: !hidden };
+}
+
+/**
  * Values of kube-prometheus-stack. With the mesh on, Prometheus gets a cert-only Istio sidecar
  * (no traffic capture; Istio's documented recipe) so it has a mesh identity and client certs to
  * scrape STRICT-mTLS workloads, and the default-deny allows it by that identity.
@@ -139,9 +198,10 @@ export interface KubePrometheusStackValues {
 export function kubePrometheusStackValues(
   cfg: MonitoringConfig,
   env: Environment,
-  opts: { grafanaAdminSecret: string; mesh: boolean },
+  opts: { grafanaAdminSecret: string; mesh: boolean; distribution: Distribution; certManager: boolean },
 ): KubePrometheusStackValues {
   const size = monitoringSizing(env);
+  const cp = controlPlaneMonitors(opts.distribution);
   const meshCerts = opts.mesh
     ? {
         podMetadata: {
@@ -161,7 +221,21 @@ export function kubePrometheusStackValues(
   return {
     fullnameOverride: FULLNAME,
     crds: { enabled: true },
-    prometheusOperator: { resources: size.operator },
+    prometheusOperator: { resources: size.operator, ...admissionWebhookValues(opts.certManager) },
+    // Off where the component cannot be scraped (its monitor and its rules, so nothing pages).
+    defaultRules: {
+      rules: {
+        kubeControllerManager: cp.controllerManager,
+        kubeSchedulerAlerting: cp.scheduler,
+        kubeSchedulerRecording: cp.scheduler,
+        kubeProxy: cp.proxy,
+        etcd: cp.etcd,
+      },
+    },
+    kubeControllerManager: { enabled: cp.controllerManager },
+    kubeScheduler: { enabled: cp.scheduler },
+    kubeProxy: { enabled: cp.proxy },
+    kubeEtcd: { enabled: cp.etcd },
     prometheus: {
       serviceAccount: { create: true, name: PROMETHEUS_SERVICE_ACCOUNT },
       prometheusSpec: {
@@ -331,6 +405,13 @@ export interface MonitoringStackArgs {
   readonly secretStore: SecretStore;
   /** The mesh runs: give Prometheus mesh certificates and scrape every Envoy. */
   readonly mesh: boolean;
+  /** The cluster's distribution: which control-plane components can be scraped. */
+  readonly distribution: Distribution;
+  /**
+   * cert-manager's chart, when it runs: it issues the operator's webhook certificate (the chart's
+   * own hook Job would, but hooks are dropped), so the monitoring chart is applied after it.
+   */
+  readonly certManager?: pulumi.Resource;
   /** Resources that must exist first (cluster ready; istiod, so Prometheus gets its sidecar). */
   readonly dependsOn?: readonly pulumi.Resource[];
 }
@@ -377,10 +458,15 @@ export class MonitoringStack extends pulumi.ComponentResource {
         values: kubePrometheusStackValues(cfg, env, {
           grafanaAdminSecret: this.grafanaAdmin.name,
           mesh: args.mesh,
+          distribution: args.distribution,
+          certManager: args.certManager !== undefined,
         }),
       },
       // Prometheus's TSDB and Grafana's volume are state: prod protects them.
-      { ...after(ns, this.grafanaAdmin.resource), protect: env === "prod" },
+      {
+        ...after(ns, this.grafanaAdmin.resource, ...(args.certManager ? [args.certManager] : [])),
+        protect: env === "prod",
+      },
     );
     this.crds = stack;
 
