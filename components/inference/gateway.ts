@@ -377,7 +377,9 @@ export class InferenceGateway extends pulumi.ComponentResource {
           {
             name: role,
             image: args.image,
-            args: ["--role", role],
+            // No command/args: the image's ENTRYPOINT (node) + CMD (dist/main.js) run as built, and
+            // the role comes from GATEWAY_ROLE in gatewayEnv, its one source. `args` would replace the
+            // CMD and leave `node --role <role>` (test/contract.test.ts starts what the pod would run).
             env: gatewayEnv({
               role,
               natsUrl,
