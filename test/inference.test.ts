@@ -8,6 +8,9 @@ import {
   apiKeysFile,
   gatewayEnv,
   gatewayVirtualServiceSpec,
+  kedaValues,
+  NATS_HEADLESS_SERVICE,
+  natsMonitoringEndpoint,
   natsValues,
   scaledObjectSpec,
   sha256Hex,
@@ -27,6 +30,8 @@ import { hubToken, InferenceStack, overcommittedPools } from "../components/infe
 import { SecretStore } from "../components/secrets/store";
 import { GPU_POOL_LABEL } from "../components/meta";
 import * as pulumi from "@pulumi/pulumi";
+import { charts } from "../components/versions";
+import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { isSecretWrapped, render, renderStack } from "./harness";
 
 const svc = (over: Record<string, unknown>): InferenceServiceConfig =>
@@ -178,11 +183,28 @@ describe("canary, mirroring and autoscaling specs", () => {
     expect(so.triggers[0]).toMatchObject({
       type: "nats-jetstream",
       metadata: {
-        natsServerMonitoringEndpoint: "nats.inference.svc.cluster.local:8222",
+        natsServerMonitoringEndpoint: "nats-headless.inference.svc.cluster.local:8222",
         stream: "GATEWAY_JOBS",
         consumer: "gateway-workers",
+        useHttps: "false",
       },
     });
+  });
+
+  it("KEDA reads the headless Service, where each clustered server resolves, on the monitor port", () => {
+    // Clustered, the scaler queries `<server_name>.<endpoint host>` (or each advertised host) on the
+    // endpoint's port to find the consumer leader: only the headless Service has per-pod names, and
+    // the chart's client Service does not carry 8222 at all.
+    expect(NATS_HEADLESS_SERVICE).toBe("nats-headless");
+    expect(natsMonitoringEndpoint("ns")).toBe("nats-headless.ns.svc.cluster.local:8222");
+    const so = scaledObjectSpec({ target: "w", namespace: "ns", min: 0, max: 2 });
+    const host = so.triggers[0]!.metadata.natsServerMonitoringEndpoint.split(":")[0]!;
+    expect(host.split(".")[0]).toBe(NATS_HEADLESS_SERVICE);
+    for (const env of ["local", "prod"] as const) {
+      // The monitor listener (plain HTTP, as useHttps says) is on: the headless Service exposes it.
+      expect(natsValues(env, true).config.monitor).toEqual({ enabled: true, port: 8222 });
+      expect(so.triggers[0]!.metadata.useHttps).toBe("false");
+    }
   });
 });
 
@@ -227,6 +249,41 @@ describe("gateway specs", () => {
     expect(natsValues("prod", true).config.cluster).toEqual({ enabled: true, replicas: 3 });
     expect(natsValues("local", false).config.cluster).toEqual({ enabled: false });
     expect(natsValues("local", false).config.jetstream.fileStore.pvc.enabled).toBe(true);
+  });
+
+  it("NATS: every container the chart renders (nats, reloader, prom-exporter) is restricted and sized", () => {
+    for (const env of ["local", "prod"] as const)
+      for (const monitoring of [true, false]) {
+        const v = natsValues(env, monitoring);
+        for (const [name, c] of [
+          ["nats", v.container],
+          ["reloader", v.reloader],
+          ["prom-exporter", v.promExporter],
+        ] as const) {
+          const sc = c.merge.securityContext as Record<string, any>;
+          expect(sc["allowPrivilegeEscalation"], name).toBe(false);
+          expect(sc["capabilities"], name).toEqual({ drop: ["ALL"] });
+          expect(sc["runAsNonRoot"], name).toBe(true);
+          expect(sc["seccompProfile"], name).toEqual({ type: "RuntimeDefault" });
+          const res = c.merge.resources as Record<string, any>;
+          expect(res["requests"]?.["cpu"], name).toBeDefined();
+          expect(res["requests"]?.["memory"], name).toBeDefined();
+          expect(res["limits"]?.["memory"], name).toBeDefined();
+        }
+      }
+  });
+
+  it("sets only values keys verified against the pinned nats and keda charts", () => {
+    for (const [values, pin, keys] of [
+      [natsValues("prod", true), "nats", chartValuesKeys.nats],
+      [natsValues("local", false), "nats", chartValuesKeys.nats],
+      [kedaValues(true), "keda", chartValuesKeys.keda],
+      [kedaValues(false), "keda", chartValuesKeys.keda],
+    ] as const) {
+      // A bump re-checks the keys against the new chart (and moves the fixture's version).
+      expect(charts[pin].version, `${pin}: fixture is for another chart version`).toBe(keys.version);
+      expect(unverifiedValuesKeys(values, keys), pin).toEqual([]);
+    }
   });
 });
 
