@@ -486,17 +486,13 @@ describe("ports named by monitors, triggers, routes, canaries and probes", () =>
     ]);
   });
 
-  it("probes: a named or numbered port must be on the probe's own container", () => {
+  it("probes: a named port must be on the probe's own container; a number needs no declaration", () => {
     const plan = basePlan();
     const c = container(named(plan, "Deployment", "web"));
     c["readinessProbe"] = { httpGet: { path: "/", port: "health" } };
+    // The kubelet probes a number on the pod IP whatever `ports` lists.
     c["livenessProbe"] = { tcpSocket: { port: 8081 } };
-    expect(
-      referenceFindings(plan)
-        .map((f) => f.field)
-        .sort(),
-    ).toEqual([
-      "spec.template.spec.containers[web].livenessProbe.tcpSocket.port",
+    expect(referenceFindings(plan).map((f) => f.field)).toEqual([
       "spec.template.spec.containers[web].readinessProbe.httpGet.port",
     ]);
     c["readinessProbe"] = { httpGet: { path: "/", port: "metrics" } };
@@ -585,5 +581,68 @@ describe("resolveServiceHost", () => {
     ["*.app.svc.cluster.local", undefined],
   ])("%s", (host, want) => {
     expect(resolveServiceHost(host, "app", isNs)).toEqual(want);
+  });
+});
+
+describe("what exists at run time without being in the plan", () => {
+  it("operator-made Prometheus pods, the kubelet Service, default/kubernetes and CoreDNS", () => {
+    const o = (kind: string, apiVersion: string, name: string, namespace: string, spec: object) => ({
+      urn: `urn:${kind}:${name}`,
+      type: `kubernetes:${apiVersion}:${kind}`,
+      name,
+      dependsOn: [],
+      rendered: false,
+      object: { apiVersion, kind, metadata: { name, namespace }, spec },
+    });
+    const objects = [
+      o("Prometheus", "monitoring.coreos.com/v1", "kps", "mon", {}),
+      o("Deployment", "apps/v1", "operator", "mon", {
+        selector: { matchLabels: { app: "op" } },
+        template: {
+          metadata: { labels: { app: "op" } },
+          spec: {
+            containers: [{ name: "op", image: "op:1", args: ["--kubelet-service=kube-system/kps-kubelet"] }],
+          },
+        },
+      }),
+      o("Service", "v1", "kps-prometheus", "mon", {
+        selector: { "app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "kps" },
+        ports: [{ name: "http-web", port: 9090, targetPort: "web" }],
+      }),
+      o("ServiceMonitor", "monitoring.coreos.com/v1", "kubelet", "mon", {
+        selector: { matchLabels: { "k8s-app": "kubelet" } },
+        namespaceSelector: { matchNames: ["kube-system"] },
+        endpoints: [{ port: "https-metrics" }],
+      }),
+      o("ServiceMonitor", "monitoring.coreos.com/v1", "apiserver", "mon", {
+        selector: { matchLabels: { component: "apiserver", provider: "kubernetes" } },
+        namespaceSelector: { matchNames: ["default"] },
+        endpoints: [{ port: "https" }],
+      }),
+      o("Service", "v1", "coredns", "kube-system", {
+        selector: { "k8s-app": "kube-dns" },
+        ports: [{ name: "metrics", port: 9153 }],
+      }),
+    ];
+    const findings = referenceFindings(objects, {
+      clusterNamespaces: ["mon"],
+      clusterCrds: [
+        { group: "monitoring.coreos.com", kind: "Prometheus", why: "test" },
+        { group: "monitoring.coreos.com", kind: "ServiceMonitor", why: "test" },
+      ],
+    });
+    expect(findings.map((f) => f.message)).toEqual([]);
+    // Without the operator's flag, nothing makes the kubelet Service.
+    const spec = objects[1]!.object.spec as { template: { spec: { containers: { args: string[] }[] } } };
+    spec.template.spec.containers[0]!.args = [];
+    expect(
+      referenceFindings(objects, {
+        clusterNamespaces: ["mon"],
+        clusterCrds: [
+          { group: "monitoring.coreos.com", kind: "Prometheus", why: "t" },
+          { group: "monitoring.coreos.com", kind: "ServiceMonitor", why: "t" },
+        ],
+      }).map((f) => f.field),
+    ).toEqual(["spec.selector"]);
   });
 });

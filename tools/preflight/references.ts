@@ -250,6 +250,8 @@ interface Svc {
   readonly headless: boolean;
   /** Created by a controller (Flagger) rather than the plan itself. */
   readonly generatedBy?: string;
+  /** Labels of a Service the plan does not hold itself (what monitors select it by). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 interface Pod {
@@ -387,6 +389,8 @@ class Plan {
       const labels = labelsOf(nsObj.object["metadata"]);
       if (labels["istio-injection"] === "enabled" || labels["istio.io/rev"]) this.istio.namespaces.add(name);
     }
+    this.addRuntimeObjects();
+    this.addInjectedSidecars();
     // Flagger creates `<service>`, `<service>-primary` and `<service>-canary` for each Canary.
     for (const o of objects) {
       const { apiVersion, kind, name } = identity(o.object);
@@ -408,6 +412,132 @@ class Plan {
           generatedBy: describe(o.object),
         });
       }
+    }
+  }
+
+  /**
+   * Pods and Services that exist at run time without being objects of the plan, so selectors and
+   * ports aimed at them resolve:
+   * - prometheus-operator runs a StatefulSet per Prometheus and Alertmanager resource, its pods
+   *   labelled `app.kubernetes.io/name=<prometheus|alertmanager>`, `operator.prometheus.io/name`,
+   *   `<kind>=<name>` plus the resource's podMetadata labels, serving `web` (9090 / 9093);
+   * - with `--kubelet-service=<ns>/<name>` it maintains that Service for the kubelets
+   *   (`app.kubernetes.io/name=kubelet`, `k8s-app=kubelet`; https-metrics 10250);
+   * - every cluster has Service default/kubernetes (`component=apiserver`, `provider=kubernetes`;
+   *   https 443) and CoreDNS pods in kube-system labelled `k8s-app=kube-dns` (dns 53, metrics 9153);
+   * - Istio's injector adds `security.istio.io/tlsMode=istio` and the `istio-proxy` container
+   *   (`http-envoy-prom` 15090) to every pod of an injected namespace.
+   */
+  private addRuntimeObjects(): void {
+    const synthetic = (
+      o: PlanObject,
+      ns: string,
+      labels: Record<string, string>,
+      ports: [string, number][],
+    ) =>
+      this.pods.push({
+        o,
+        ns,
+        pod: {
+          kind: "Pod",
+          path: ["spec"],
+          spec: {
+            containers: [
+              { name: "main", ports: ports.map(([name, containerPort]) => ({ name, containerPort })) },
+            ],
+          },
+          metadata: { labels },
+        } as unknown as PodSpecRef,
+        labels,
+      });
+    for (const o of this.objects) {
+      const { apiVersion, kind, name } = identity(o.object);
+      const spec = obj(o.object["spec"]) ?? {};
+      if (
+        groupOf(apiVersion) === "monitoring.coreos.com" &&
+        (kind === "Prometheus" || kind === "Alertmanager")
+      ) {
+        const app = kind.toLowerCase();
+        synthetic(
+          o,
+          this.nsOf(o) ?? "default",
+          {
+            ...(stringMap(obj(spec["podMetadata"])?.["labels"]) ?? {}),
+            "app.kubernetes.io/name": app,
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/managed-by": "prometheus-operator",
+            "operator.prometheus.io/name": name,
+            [app]: name,
+          },
+          kind === "Prometheus"
+            ? [
+                ["web", 9090],
+                ["reloader-web", 8080],
+              ]
+            : [
+                ["web", 9093],
+                ["reloader-web", 8080],
+              ],
+        );
+      }
+      for (const pod of podSpecsOf(typeTokenOf(o), o.object))
+        for (const c of containersOf(pod))
+          for (const a of arr(c.container["args"])) {
+            const m = typeof a === "string" ? /^--kubelet-service=([^/]+)\/(.+)$/.exec(a) : null;
+            if (!m || this.services.has(`${m[1]}/${m[2]}`)) continue;
+            this.services.set(`${m[1]!}/${m[2]!}`, {
+              o,
+              ns: m[1]!,
+              name: m[2]!,
+              ports: [
+                { name: "https-metrics", port: 10250 },
+                { name: "http-metrics", port: 10255 },
+                { name: "cadvisor", port: 4194 },
+              ],
+              headless: true,
+              generatedBy: describe(o.object),
+              labels: { "app.kubernetes.io/name": "kubelet", "k8s-app": "kubelet" },
+            });
+          }
+    }
+    const anchor = this.objects[0];
+    if (!anchor) return;
+    if (!this.services.has("default/kubernetes"))
+      this.services.set("default/kubernetes", {
+        o: anchor,
+        ns: "default",
+        name: "kubernetes",
+        ports: [{ name: "https", port: 443 }],
+        headless: false,
+        generatedBy: "the API server",
+        labels: { component: "apiserver", provider: "kubernetes" },
+      });
+    synthetic(anchor, "kube-system", { "k8s-app": "kube-dns" }, [
+      ["dns", 53],
+      ["dns-tcp", 53],
+      ["metrics", 9153],
+    ]);
+  }
+
+  /** Labels and containers Istio's injector adds to the pods of injected namespaces. */
+  private addInjectedSidecars(): void {
+    if (!this.istio.present) return;
+    for (let i = 0; i < this.pods.length; i++) {
+      const p = this.pods[i]!;
+      const injected =
+        p.labels["sidecar.istio.io/inject"] !== "false" &&
+        (this.istio.namespaces.has(p.ns) || p.labels["sidecar.istio.io/inject"] === "true");
+      if (!injected) continue;
+      const spec = p.pod.spec as Record<string, unknown>;
+      const containers = [
+        ...arr(spec["containers"]),
+        { name: "istio-proxy", ports: [{ name: "http-envoy-prom", containerPort: 15090 }] },
+      ];
+      this.pods[i] = {
+        ...p,
+        labels: { ...p.labels, "security.istio.io/tlsMode": "istio" },
+        pod: { ...p.pod, spec: { ...spec, containers } },
+      };
     }
   }
 
@@ -549,6 +679,15 @@ function secretProducers(plan: Plan): Map<string, PlanObject> {
       secret = str(obj(spec["target"])?.["name"]) ?? name;
     else if (group === "bitnami.com" && kind === "SealedSecret") secret = name;
     if (secret) out.set(`${ns}/${secret}`, o);
+    // Operators that generate and rotate their own serving certificates at start (KEDA's
+    // `--enable-cert-rotation` with `--cert-secret-name`): pods mounting it wait for it, then start.
+    for (const pod of podSpecsOf(typeTokenOf(o), o.object))
+      for (const c of containersOf(pod)) {
+        const args = arr(c.container["args"]).filter((a): a is string => typeof a === "string");
+        if (!args.includes("--enable-cert-rotation=true")) continue;
+        const named = args.find((a) => a.startsWith("--cert-secret-name="));
+        if (named) out.set(`${ns}/${named.slice("--cert-secret-name=".length)}`, o);
+      }
   }
   return out;
 }
@@ -828,7 +967,10 @@ function portReferences(plan: Plan, clusterNamespaces: ReadonlySet<string>, out:
       const sel = obj(spec["selector"]) ?? {};
       const inNs = namespacesFor(obj(spec["namespaceSelector"]), ns);
       const svcs = [...plan.services.values()].filter(
-        (s) => !s.generatedBy && inNs(s.ns) && selects(sel, labelsOf(s.o.object["metadata"])),
+        (s) =>
+          (s.labels ? true : !s.generatedBy) &&
+          inNs(s.ns) &&
+          selects(sel, s.labels ?? labelsOf(s.o.object["metadata"])),
       );
       if (svcs.length === 0) {
         const target = `Services labelled ${fmtSel(obj(sel["matchLabels"]) ?? {})}`;
@@ -1001,14 +1143,9 @@ function portReferences(plan: Plan, clusterNamespaces: ReadonlySet<string>, out:
           const port = obj(pr[handler])?.["port"];
           if (port === undefined) continue;
           const field = `${containerPath(pod, c)}.${probe}.${handler}.port`;
-          const ok =
-            typeof port === "string"
-              ? /^\d+$/.test(port)
-                ? ports.length === 0 || ports.some((p) => p["containerPort"] === Number(port))
-                : ports.some((p) => p["name"] === port)
-              : typeof port !== "number" ||
-                ports.length === 0 ||
-                ports.some((p) => p["containerPort"] === port);
+          // The kubelet probes a number on the pod IP whatever `ports` declares (that list is
+          // informational); only a port *name* must be declared on the container.
+          const ok = typeof port !== "string" || /^\d+$/.test(port) || ports.some((p) => p["name"] === port);
           if (ok) continue;
           const declared = ports
             .map(
