@@ -1,0 +1,72 @@
+// npm run pins: the registry protocol it speaks (token challenge, digest header) and the rewrite of
+// versions.ts, against a fake fetch; no network.
+import { describe, expect, it } from "vitest";
+import { registryOf, resolveDigest, setDigest } from "../tools/pins";
+
+const DIGEST = `sha256:${"ab".repeat(32)}`;
+
+describe("npm run pins", () => {
+  it("maps references to registry hosts and paths as Docker does", () => {
+    expect(registryOf("vllm/vllm-openai")).toEqual({
+      host: "registry-1.docker.io",
+      path: "vllm/vllm-openai",
+    });
+    expect(registryOf("docker.io/library/registry")).toEqual({
+      host: "registry-1.docker.io",
+      path: "library/registry",
+    });
+    expect(registryOf("redis")).toEqual({ host: "registry-1.docker.io", path: "library/redis" });
+    expect(registryOf("ghcr.io/ggml-org/llama.cpp")).toEqual({ host: "ghcr.io", path: "ggml-org/llama.cpp" });
+  });
+
+  it("answers a bearer challenge with an anonymous pull token and reads Docker-Content-Digest", async () => {
+    const calls: string[] = [];
+    const fake = (url: string, init?: RequestInit): Promise<Response> => {
+      calls.push(`${init?.method ?? "GET"} ${url}`);
+      const auth = new Headers(init?.headers).get("authorization");
+      if (url.startsWith("https://auth.example/token"))
+        return Promise.resolve(Response.json({ token: "t0k" }));
+      if (!auth)
+        return Promise.resolve(
+          new Response(null, {
+            status: 401,
+            headers: {
+              "www-authenticate":
+                'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull"',
+            },
+          }),
+        );
+      expect(auth).toBe("Bearer t0k");
+      return Promise.resolve(
+        new Response(null, { status: 200, headers: { "docker-content-digest": DIGEST } }),
+      );
+    };
+    await expect(resolveDigest({ repository: "ghcr.io/a/b", tag: "1.0" }, fake)).resolves.toBe(DIGEST);
+    expect(calls).toEqual([
+      "HEAD https://ghcr.io/v2/a/b/manifests/1.0",
+      "GET https://auth.example/token?service=reg&scope=repository%3Aa%2Fb%3Apull",
+      "HEAD https://ghcr.io/v2/a/b/manifests/1.0",
+    ]);
+  });
+
+  it("refuses an answer without a well-formed digest", async () => {
+    const fake = () => Promise.resolve(new Response(null, { status: 200 }));
+    await expect(resolveDigest({ repository: "ghcr.io/a/b", tag: "1.0" }, fake)).rejects.toThrow(
+      /sent no digest/,
+    );
+  });
+
+  it("adds or replaces the digest of exactly the matching entry", () => {
+    const src = [
+      'a: { repository: "ghcr.io/a/b", tag: "1.0" },',
+      `c: { repository: "ghcr.io/a/c", tag: "2.0", digest: "sha256:${"cd".repeat(32)}" },`,
+    ].join("\n");
+    const added = setDigest(src, { repository: "ghcr.io/a/b", tag: "1.0" }, DIGEST);
+    expect(added.split("\n")[0]).toBe(`a: { repository: "ghcr.io/a/b", tag: "1.0", digest: "${DIGEST}" },`);
+    const replaced = setDigest(added, { repository: "ghcr.io/a/c", tag: "2.0" }, DIGEST);
+    expect(replaced.split("\n")[1]).toBe(
+      `c: { repository: "ghcr.io/a/c", tag: "2.0", digest: "${DIGEST}" },`,
+    );
+    expect(() => setDigest(src, { repository: "ghcr.io/a/x", tag: "1" }, DIGEST)).toThrow(/no entry/);
+  });
+});
