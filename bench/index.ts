@@ -8,6 +8,8 @@ import { parseArgs } from "node:util";
 import { benchGateway, type GatewayBenchResult } from "./gateway";
 import { benchPolicies, type PolicyBenchResult } from "./policy-throughput";
 import { benchPreflightScale, type ScaleResult } from "./preflight-scale";
+import { benchRender, type RenderBenchResult } from "./render";
+import { userChartCache } from "../tools/preflight/charts";
 
 export const TARGETS = {
   preflightRatio: 1.25,
@@ -15,6 +17,7 @@ export const TARGETS = {
   gatewayAddedP99Ms: 2,
   gatewayThroughputRatio: 0.8,
   ttftOverheadMs: 1,
+  renderRatio: 3,
 } as const;
 
 interface Results {
@@ -24,6 +27,7 @@ interface Results {
   preflight?: ScaleResult;
   policy?: PolicyBenchResult;
   gateway?: GatewayBenchResult;
+  render?: RenderBenchResult;
 }
 
 const ok = (pass: boolean) => (pass ? "met" : "MISSED");
@@ -34,9 +38,10 @@ async function main(): Promise<void> {
       only: { type: "string" },
       quick: { type: "boolean", default: false },
       out: { type: "string", default: "bench/results.json" },
+      charts: { type: "string" },
     },
   });
-  const only = new Set((values.only ?? "preflight,policy,gateway").split(","));
+  const only = new Set((values.only ?? "preflight,policy,gateway,render").split(","));
   const { cpus } = await import("node:os");
   const results: Results = { date: new Date().toISOString(), node: process.version, cpus: cpus().length };
   const rows: string[][] = [];
@@ -57,6 +62,22 @@ async function main(): Promise<void> {
       `${r.growthExponent}`,
       `~1 (linear): ${ok(r.growthExponent <= 1.15)}`,
     ]);
+  }
+  if (only.has("render")) {
+    // A warm chart cache: --charts DIR, or the per-user cache `preflight --charts pull` fills.
+    const dir = values.charts ?? userChartCache();
+    try {
+      const r = await benchRender(dir, values.quick ? 1 : 2);
+      results.render = r;
+      rows.push([
+        `render mode, ${r.stacks.length} stacks (${r.charts} charts, ${r.renderedObjects} objects)`,
+        `${r.renderMs} ms vs plain preflight ${r.plainMs} ms`,
+        `${r.ratio}x`,
+        `<= ${TARGETS.renderRatio}x: ${ok(r.ratio <= TARGETS.renderRatio)}`,
+      ]);
+    } catch (e) {
+      rows.push([`render mode`, `not measured: ${(e as Error).message} (give --charts DIR)`, "", ""]);
+    }
   }
   if (only.has("policy")) {
     const r = await benchPolicies(values.quick ? 2_000 : 10_000);
