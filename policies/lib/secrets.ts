@@ -12,9 +12,12 @@ import { formatPath, isUnknown, shannonEntropy, type Obj } from "./values";
 export const SECRET_KEY_RE =
   /(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential|auth)/i;
 
-/** Secret-like names that are references or settings, not values (`secretKeyRef`, `tokenTTL`...). */
+/**
+ * Secret-like names that are references or settings, not values (`secretKeyRef`, `tokenTTL`,
+ * cert-manager's `inject-ca-from-secret: <namespace>/<name>` annotation...).
+ */
 export const NOT_SECRET_KEY_RE =
-  /(secret_?key_?ref|secret_?ref|existing_?secret|secret_?names?$|secrets?_?provider|secret_?store|secret_?(mount|volume|dir|path|file)|(pass(word)?|token|user(name)?)_?key$|(names?|ref|refs|path|paths|file|files|dir|url|urls|uri|endpoint|endpoints|enabled|enable|mode|type|ttl|policy|policies|audiences?|issuer|headers?|expiry|expiration|duration|length|format|strategy|provider|method|methods|source|selector|template|annotations|labels|version|count|size|timeout|interval|seconds|period|_id)$|author|authority|automount|tokenreview)/i;
+  /(secret_?key_?ref|from[_-]?secret$|secret_?ref|existing_?secret|secret_?names?$|secrets?_?provider|secret_?store|secret_?(mount|volume|dir|path|file)|(pass(word)?|token|user(name)?)_?key$|(names?|ref|refs|path|paths|file|files|dir|url|urls|uri|endpoint|endpoints|enabled|enable|mode|type|ttl|policy|policies|audiences?|issuer|headers?|expiry|expiration|duration|length|format|strategy|provider|method|methods|source|selector|template|annotations|labels|version|count|size|timeout|interval|seconds|period|_id)$|author|authority|automount|tokenreview)/i;
 
 const keyCache = new Map<string, boolean>();
 

@@ -161,6 +161,26 @@ describe("no-plaintext-secrets", () => {
     expect((await validate(P, r, { config: { entropyThreshold: 4.5 } })).violations).toEqual([]);
   });
 
+  it("reads a `<namespace>/<name>` reference under a *-from-secret key as a reference (cert-manager's CA injection)", async () => {
+    // What the cert-manager chart renders on its webhook configurations; a false positive found by
+    // running the pack over rendered charts.
+    const r = {
+      type: "kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration",
+      props: {
+        metadata: {
+          name: "cert-manager-webhook",
+          annotations: { "cert-manager.io/inject-ca-from-secret": "cert-manager/cert-manager-webhook-ca" },
+        },
+      },
+    };
+    expect((await validate(P, r)).violations).toEqual([]);
+    const leaky = {
+      ...r,
+      props: { metadata: { name: "w", annotations: { "x/secret": "Zq8vN3xR7tLp2Wc9" } } },
+    };
+    expect((await validate(P, leaky)).violations).toHaveLength(1);
+  });
+
   it("does not trip over preview unknowns", async () => {
     const r = configMap({ token: "x", other: FAKE.githubToken });
     const res = await validate(P, r, { unknown: [["data", "token"]] });
