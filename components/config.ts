@@ -16,6 +16,7 @@ import { monitoringSchema } from "./monitoring/schema";
 import { registrySchema } from "./registry/schema";
 import { duplicates, doc } from "./schema-kit";
 import { externalSecretsProblems, secretsSchema } from "./secrets/schema";
+import { tlsSchema } from "./tls/schema";
 
 export const CONFIG_NAMESPACE = "platform";
 
@@ -27,6 +28,7 @@ export const platformSchema = z.strictObject({
   }),
   gpu: gpuSchema.default(gpuSchema.parse({})),
   registry: registrySchema.default(registrySchema.parse({})),
+  tls: tlsSchema.default(tlsSchema.parse({})),
   mesh: meshSchema.default(meshSchema.parse({})),
   secrets: secretsSchema.default(secretsSchema.parse({})),
   monitoring: monitoringSchema.default(monitoringSchema.parse({})),
@@ -65,6 +67,10 @@ export const SECRET_KEYS = {
   registryPassword: {
     description: "Password or token of an external registry.",
     requiredWhen: (c: PlatformConfig) => c.registry.enabled && c.registry.mode === "external",
+  },
+  acmeDnsApiToken: {
+    description: "API token of the DNS provider the ACME DNS-01 solver writes challenge records with.",
+    requiredWhen: (c: PlatformConfig) => acmeEndpoints(c).length > 0,
   },
   githubToken: {
     description: "GitHub token for the delivery provider (never the ambient GITHUB_TOKEN).",
@@ -240,6 +246,90 @@ function problemsFromZod(error: z.ZodError, raw: Record<string, unknown>): Confi
   return out;
 }
 
+/** An endpoint reached from outside the cluster, with the key choosing its certificate's issuer. */
+interface ExternalEndpoint {
+  readonly what: string;
+  readonly issuerKey: readonly PropertyKey[];
+  readonly issuer: "self-signed" | "acme";
+}
+
+/**
+ * Endpoints something outside the cluster must trust: the in-cluster registry (CI's Docker pushes,
+ * the nodes pull) and the ingress Gateway (the front end calls it). Each chooses its own issuer.
+ */
+export function externalEndpoints(c: PlatformConfig): ExternalEndpoint[] {
+  const out: ExternalEndpoint[] = [];
+  if (c.registry.enabled && c.registry.mode === "in-cluster")
+    out.push({ what: "registry", issuerKey: ["registry", "tls", "issuer"], issuer: c.registry.tls.issuer });
+  if (c.mesh.enabled)
+    out.push({ what: "ingress", issuerKey: ["tls", "ingress", "issuer"], issuer: c.tls.ingress.issuer });
+  return out;
+}
+
+/** Endpoints whose certificate comes from ACME. */
+export function acmeEndpoints(c: PlatformConfig): ExternalEndpoint[] {
+  return externalEndpoints(c).filter((e) => e.issuer === "acme");
+}
+
+function tlsProblems(c: PlatformConfig): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const acme = acmeEndpoints(c);
+  if (acme.length > 0 && !c.tls.acme)
+    out.push({
+      key: formatKey(["tls", "acme"]),
+      message: `the acme issuer (chosen by ${acme.map((e) => formatKey(e.issuerKey)).join(", ")}) needs the ACME account and its DNS-01 solver`,
+      example: '{"email":"platform@example.org","dns01":{"provider":"cloudflare","zones":["example.org"]}}',
+    });
+  if (c.environment !== "local") {
+    for (const e of externalEndpoints(c))
+      if (e.issuer === "self-signed")
+        out.push({
+          key: formatKey(e.issuerKey),
+          message: `the ${e.what} is reached from outside the cluster (CI's Docker, the nodes, the front end), which do not trust the in-cluster self-signed CA; use "acme" outside local`,
+          example: '"acme"',
+        });
+    if (acme.length > 0 && c.tls.acme && /staging/i.test(c.tls.acme.server))
+      out.push({
+        key: formatKey(["tls", "acme", "server"]),
+        message:
+          "a staging ACME directory issues certificates nobody trusts; use the production directory outside local",
+        example: '"https://acme-v02.api.letsencrypt.org/directory"',
+      });
+  }
+  return out;
+}
+
+/** Model caches: the storage class must be declared, and must provision the access mode asked for. */
+function storageProblems(c: PlatformConfig): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const classes = new Map(c.inference.storageClasses.map((sc) => [sc.name, sc.accessModes]));
+  const rwx = [...classes].filter(([, modes]) => modes.includes("ReadWriteMany")).map(([n]) => n);
+  c.inference.services.forEach((s, i) => {
+    const key = formatKey(["inference", "services", i, "cacheStorageClass"]);
+    const example = JSON.stringify(rwx[0] ?? "nfs-models");
+    if (s.cacheStorageClass !== undefined && !classes.has(s.cacheStorageClass)) {
+      out.push({
+        key,
+        message: `storage class "${s.cacheStorageClass}" is not in platform:inference.storageClasses (${[...classes.keys()].join(", ") || "none"})`,
+      });
+      return;
+    }
+    if (s.cacheAccessMode !== "ReadWriteMany") return;
+    const modes = s.cacheStorageClass === undefined ? undefined : classes.get(s.cacheStorageClass);
+    if (!modes?.includes("ReadWriteMany"))
+      out.push({
+        key,
+        message:
+          (s.cacheStorageClass === undefined
+            ? "cacheAccessMode ReadWriteMany needs a storage class that provisions it; the cluster's default (K3s: local-path) provisions ReadWriteOnce only"
+            : `storage class "${s.cacheStorageClass}" provisions ${modes!.join(", ")} only, not the ReadWriteMany of cacheAccessMode`) +
+          `; set one declared with ReadWriteMany in platform:inference.storageClasses (${rwx.join(", ") || "none declared"}), or use ReadWriteOnce`,
+        example,
+      });
+  });
+  return out;
+}
+
 /** Checks that span items or sections; they run on whatever sections parsed. */
 export function crossChecks(c: PlatformConfig): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -372,6 +462,7 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
     if (s.canary.stepWeight > s.canary.maxWeight)
       out.push({ key: at("canary", "stepWeight"), message: "stepWeight must not exceed maxWeight" });
   });
+  out.push(...storageProblems(c));
   if (c.inference.gateway.workers.min > c.inference.gateway.workers.max)
     out.push({ key: formatKey(["inference", "gateway", "workers", "min"]), message: "min is above max" });
 
@@ -404,12 +495,7 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
         "the gateway's image is built and pushed to the registry; enable the registry or disable the gateway",
       example: "true",
     });
-  if (c.registry.tls.issuer === "acme" && !c.registry.tls.acmeEmail)
-    out.push({
-      key: formatKey(["registry", "tls", "acmeEmail"]),
-      message: "the acme issuer needs an email",
-      example: '"platform@example.org"',
-    });
+  out.push(...tlsProblems(c));
   const gh = c.delivery.github;
   if (gh.enabled) {
     if (!gh.owner)

@@ -9,7 +9,7 @@ import * as random from "@pulumi/random";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
 import { K3sCluster } from "./cluster/k3s";
-import { requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
+import { externalEndpoints, requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
 import { GitHubDelivery } from "./delivery/github";
 import { VercelFrontend } from "./delivery/vercel";
 import { NvidiaGpuStack } from "./gpu/stack";
@@ -77,8 +77,10 @@ export class Platform extends pulumi.ComponentResource {
     const inClusterRegistry = reg.enabled && reg.mode === "in-cluster";
 
     // --- registry credentials: before the cluster, so K3s nodes get them in registries.yaml ---
+    const prod = config.environment === "prod";
+    // The generated password is state (K3s nodes carry it in registries.yaml): protected in prod.
     const registryCreds: RegistryCredentials | undefined = inClusterRegistry
-      ? registryCredentials(name, { parent: this })
+      ? registryCredentials(name, { parent: this, protect: prod })
       : undefined;
     const registryAuth = !reg.enabled
       ? undefined
@@ -149,16 +151,29 @@ export class Platform extends pulumi.ComponentResource {
       );
 
     // --- certificates, mesh and monitoring ---
-    if (inClusterRegistry || config.mesh.enabled)
+    // Each externally reached endpoint (registry, ingress) chooses its issuer; ACME uses DNS-01.
+    const endpoints = externalEndpoints(config);
+    const acme = config.tls.acme;
+    if (endpoints.length > 0)
       this.tls = new CertManager(
         `${name}-tls`,
         {
           provider,
-          issuer:
-            reg.tls.issuer === "acme"
-              ? { kind: "acme", email: reg.tls.acmeEmail!, server: reg.tls.acmeServer, ingressClass: "istio" }
-              : { kind: "self-signed" },
-          replicas: config.environment === "prod" ? 2 : 1,
+          issuers: {
+            selfSigned: endpoints.some((e) => e.issuer === "self-signed"),
+            ...(acme && endpoints.some((e) => e.issuer === "acme")
+              ? {
+                  acme: {
+                    email: acme.email,
+                    server: acme.server,
+                    dns01: { provider: acme.dns01.provider, zones: acme.dns01.zones },
+                    dnsApiToken: requireSecretValue(secrets, "acmeDnsApiToken"),
+                  },
+                }
+              : {}),
+          },
+          secretStore: this.secretStore,
+          replicas: prod ? 2 : 1,
           dependsOn: ready,
         },
         { parent: this },
@@ -188,9 +203,7 @@ export class Platform extends pulumi.ComponentResource {
           INGRESS_CERTIFICATE,
           "istio-system",
           [config.mesh.ingressHostname],
-          {
-            dependsOn: [this.mesh],
-          },
+          { issuer: config.tls.ingress.issuer, dependsOn: [this.mesh] },
         );
         if (secretName !== `${INGRESS_CERTIFICATE}-tls`)
           throw new Error(
@@ -229,8 +242,9 @@ export class Platform extends pulumi.ComponentResource {
           ...(this.tls ? { tls: this.tls } : {}),
           dependsOn: [...ready, ...(this.mesh?.ready ?? [])],
         },
-        // The registry holds every pushed image: protected (with its children) in prod.
-        { parent: this, protect: config.environment === "prod" },
+        // Not protected as a whole: protect would reach its ConfigMap, Deployment and Service. The
+        // registry protects its volume itself (prod).
+        { parent: this },
       );
       this.registry = registry;
       this.pullSecrets = new PullSecrets(
@@ -258,8 +272,12 @@ export class Platform extends pulumi.ComponentResource {
             buildOnPreview: reg.images.buildOnPreview,
             registry: registry.auth,
           },
-          // An in-cluster registry must be serving before the push.
-          { parent: this, dependsOn: [registry] },
+          // The push needs the registry serving (Deployment ready, Service), the ingress route and the
+          // issued Certificate, and the mesh's ingress gateway it goes through.
+          {
+            parent: this,
+            dependsOn: [...registry.pushPath, ...(this.mesh && inClusterRegistry ? [this.mesh] : [])],
+          },
         );
       }
     }

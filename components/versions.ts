@@ -66,24 +66,29 @@ export const charts = {
   certManager: { chart: "cert-manager", version: "v1.21.1", repo: "https://charts.jetstack.io" },
 } as const satisfies Record<string, ChartVersion>;
 
+/** An image pinned by tag only (no traceable digest yet); `digest` stays part of its type. */
+function byTag(repository: string, tag: string): ImageVersion {
+  return { repository, tag };
+}
+
 export const images = {
   // Digests only where traceable to an upstream source; none of these tags' index digests is
   // recorded upstream (tags from the projects' git tags and release workflows), so none is pinned:
   // add one only from the publisher's own record (e.g. `crane digest` output checked into a release).
 
   /** CNCF Distribution, the in-cluster registry, as the project publishes it (v3.1.1 tag, build.yml). */
-  registry: { repository: "docker.io/distribution/distribution", tag: "3.1.1" },
+  registry: byTag("docker.io/distribution/distribution", "3.1.1"),
   /** Not re-verified: upstream's tag list could not be read (snapshot too large to fetch). */
-  vllm: { repository: "vllm/vllm-openai", tag: "v0.14.0" },
+  vllm: byTag("vllm/vllm-openai", "v0.14.0"),
   /**
    * llama.cpp's CPU server; `server-b<build>` tags are immutable builds (never the moving `server`).
    * Not re-verified: upstream's tag list could not be read (snapshot too large to fetch).
    */
-  llamacpp: { repository: "ghcr.io/ggml-org/llama.cpp", tag: "server-b11176" },
+  llamacpp: byTag("ghcr.io/ggml-org/llama.cpp", "server-b11176"),
 
   // The collector chart names no default image; contrib carries the prometheusremotewrite exporter.
   /** v0.159.0 release tag of opentelemetry-collector-releases (otelcol-contrib .goreleaser.yaml). */
-  otelCollectorContrib: { repository: "docker.io/otel/opentelemetry-collector-contrib", tag: "0.159.0" },
+  otelCollectorContrib: byTag("docker.io/otel/opentelemetry-collector-contrib", "0.159.0"),
 } as const satisfies Record<string, ImageVersion>;
 
 /**

@@ -219,7 +219,7 @@ const BAD: [string, Record<string, unknown>, string, string[]?][] = [
   [
     "acme without email",
     { ...base(), "platform:registry": { tls: { issuer: "acme" } } },
-    "platform:registry.tls.acmeEmail",
+    "platform:tls.acme",
   ],
   [
     "github on without owner",

@@ -24,7 +24,11 @@ import {
   modelSizeB,
   pdbSelector,
   peakGpus,
+  CACHE_DIR,
+  deploymentStartBudgets,
+  serverEnv,
   startupBudgetSeconds,
+  WRITABLE_ENV,
 } from "../components/inference/spec";
 import { hubToken, InferenceStack, overcommittedPools } from "../components/inference/stack";
 import { SecretStore } from "../components/secrets/store";
@@ -33,6 +37,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { charts } from "../components/versions";
 import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { isSecretWrapped, render, renderStack } from "./harness";
+import { existingClusterFor } from "./stack-overrides";
 
 const svc = (over: Record<string, unknown>): InferenceServiceConfig =>
   inferenceServiceSchema.parse({
@@ -287,6 +292,8 @@ describe("gateway specs", () => {
   });
 });
 
+const PUBLIC_TLS = { acme: { email: "ops@example.org", dns01: {} }, ingress: { issuer: "acme" } };
+
 /** Renders an InferenceStack on a fake cluster with the given inference config. */
 async function renderInference(
   inference: Record<string, unknown>,
@@ -305,8 +312,11 @@ async function renderInference(
         "platform:environment": opts.environment ?? "dev",
         "platform:cluster": JSON.stringify({ kind: "existing", gpuPools: [l4] }),
         "platform:inference": JSON.stringify(inference),
+        // Outside local the registry and ingress need publicly trusted certificates.
+        "platform:registry": JSON.stringify({ tls: { issuer: "acme" } }),
+        "platform:tls": JSON.stringify(PUBLIC_TLS),
       },
-      new Set(["hfToken"]),
+      new Set(["hfToken", "acmeDnsApiToken"]),
     );
     const stack = new InferenceStack("t", {
       cluster,
@@ -443,9 +453,90 @@ describe("InferenceStack objects", () => {
     );
     expect(r.get("kubernetes:core/v1:PersistentVolumeClaim", "t-llm-cache").protect).toBe(true);
     const dep = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-llm-server"));
-    expect(dep.spec.template.spec.containers[0].image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    // No upstream-traceable digest for the pinned tag: by tag (image-digest-in-prod reports it).
+    expect(dep.spec.template.spec.containers[0].image).toBe("vllm/vllm-openai:v0.14.0");
+  });
+
+  it("awaits every model Deployment for its start budget, not the provider's default 10 minutes", async () => {
+    const big = { ...vllm, name: "big", model: "meta-llama/Llama-3.1-70B-Instruct" };
+    const small = { name: "tiny", runtime: "llamacpp", model: "q/q-0.5B.gguf" };
+    const r = await renderInference({ services: [vllm, big, small], gateway: { enabled: false } });
+    const budgets = deploymentStartBudgets(inferenceSchemaOf({ services: [vllm, big, small] }));
+    expect(budgets.map((b) => b.name)).toEqual(["llm", "big", "tiny"]);
+    for (const b of budgets) {
+      const reg = r.get("kubernetes:apps/v1:Deployment", `t-${b.name}-server`);
+      const dep = r.plain(reg);
+      expect(dep.metadata).toMatchObject({ name: b.name, namespace: b.namespace });
+      // The await covers the start budget, which is the Deployment's own progress deadline.
+      expect(dep.spec.progressDeadlineSeconds).toBe(b.startBudgetSeconds);
+      expect(b.awaitSeconds).toBeGreaterThanOrEqual(b.startBudgetSeconds);
+      for (const op of ["create", "update"] as const)
+        expect(reg.customTimeouts?.[op], `${b.name} ${op}`).toBe(`${b.awaitSeconds}s`);
+      expect(b.awaitSeconds).toBeGreaterThan(600);
+    }
+    // 70B: 45 minutes to load, plus pulling the image.
+    expect(budgets[1]!.startBudgetSeconds).toBeGreaterThanOrEqual(45 * 60);
+  });
+
+  it("names each cache's storage class on its PVC", async () => {
+    const r = await renderInference({
+      storageClasses: [
+        { name: "local-path", accessModes: ["ReadWriteOnce"] },
+        { name: "nfs-models", accessModes: ["ReadWriteMany"] },
+      ],
+      services: [{ ...vllm, cacheAccessMode: "ReadWriteMany", cacheStorageClass: "nfs-models" }],
+      gateway: { enabled: false },
+    });
+    const pvc = r.plain(r.get("kubernetes:core/v1:PersistentVolumeClaim", "t-llm-cache"));
+    expect(pvc.spec).toMatchObject({ accessModes: ["ReadWriteMany"], storageClassName: "nfs-models" });
+  });
+
+  it("runs UID 1000 without a passwd entry: HOME, USER and every cache dir on a writable volume", () => {
+    for (const s of [svc({}), svc({ runtime: "llamacpp", model: "q/q-0.5B.gguf", gpu: undefined })]) {
+      const pod = modelPodSpec(s, { cacheClaim: "c", image: "i:1", pool: l4 });
+      const c = (pod.containers as any[])[0];
+      expect(c.securityContext.readOnlyRootFilesystem).toBe(true);
+      const env = Object.fromEntries(serverEnv(s).map((e) => [e.name, e.value as string]));
+      expect(env["HOME"]).toBeDefined();
+      expect(env["USER"]).toBeDefined();
+      const writable = (c.volumeMounts as { name: string; mountPath: string; readOnly?: boolean }[])
+        .filter((m) => !m.readOnly)
+        .filter((m) =>
+          (pod.volumes as any[]).some((v) => v.name === m.name && (v.emptyDir || v.persistentVolumeClaim)),
+        )
+        .map((m) => m.mountPath);
+      if (s.runtime === "vllm")
+        for (const k of [
+          "HF_HOME",
+          "TORCHINDUCTOR_CACHE_DIR",
+          "TRITON_CACHE_DIR",
+          "XDG_CACHE_HOME",
+          "VLLM_CACHE_ROOT",
+        ])
+          expect(env[k], k).toBeDefined();
+      for (const k of WRITABLE_ENV) {
+        const dir = env[k];
+        if (dir === undefined) continue;
+        expect(
+          writable.some((m) => dir === m || dir.startsWith(`${m}/`)),
+          `${s.runtime} ${k}=${dir} is not on a writable volume`,
+        ).toBe(true);
+      }
+      expect(env["HF_HOME"]!.startsWith(CACHE_DIR)).toBe(true);
+    }
   });
 });
+
+function inferenceSchemaOf(inference: Record<string, unknown>) {
+  return parsePlatformConfig(
+    {
+      "platform:environment": "local",
+      "platform:cluster": JSON.stringify({ kind: "existing", gpuPools: [l4] }),
+      "platform:inference": JSON.stringify(inference),
+    },
+    new Set(["hfToken"]),
+  ).inference;
+}
 
 describe("bad inference config", () => {
   const base = (inference: unknown, extra: Record<string, unknown> = {}) =>
@@ -549,3 +640,53 @@ describe("gateway identities in the mesh", () => {
     expect(admits("platform-workload")).toBe(false);
   });
 });
+
+describe("model cache storage classes", () => {
+  const keysOf = (inference: Record<string, unknown>) => {
+    try {
+      inferenceSchemaOf(inference);
+      return [];
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      return (e as ConfigError).problems.map((p) => `${p.key}: ${p.message}`);
+    }
+  };
+  const rwx = { ...svcConfig(), cacheAccessMode: "ReadWriteMany" };
+
+  it("refuses ReadWriteMany without a class that provisions it, naming the key", () => {
+    const none = keysOf({ services: [rwx] });
+    expect(none).toHaveLength(1);
+    expect(none[0]).toMatch(
+      /^platform:inference\.services\[0\]\.cacheStorageClass: .*ReadWriteMany.*local-path/,
+    );
+    // K3s's local-path (the default declaration) provisions ReadWriteOnce only.
+    expect(keysOf({ services: [{ ...rwx, cacheStorageClass: "local-path" }] })[0]).toMatch(
+      /^platform:inference\.services\[0\]\.cacheStorageClass: storage class "local-path" provisions ReadWriteOnce only/,
+    );
+    expect(keysOf({ services: [{ ...rwx, cacheStorageClass: "nope" }] })[0]).toMatch(
+      /cacheStorageClass: storage class "nope" is not in platform:inference.storageClasses/,
+    );
+    expect(
+      keysOf({
+        storageClasses: [{ name: "nfs-models", accessModes: ["ReadWriteMany"] }],
+        services: [{ ...rwx, cacheStorageClass: "nfs-models" }],
+      }),
+    ).toEqual([]);
+  });
+
+  it("every committed stack's RWX cache names a class declared with ReadWriteMany", async () => {
+    for (const name of ["local", "dev", "prod"] as const) {
+      const r = await renderStack(name, name === "local" ? {} : { overrides: existingClusterFor(name) });
+      for (const reg of r.ofType("kubernetes:core/v1:PersistentVolumeClaim")) {
+        const spec = r.plain(reg).spec;
+        if (!(spec.accessModes as string[]).includes("ReadWriteMany")) continue;
+        expect(spec.storageClassName, `${name} ${reg.name}`).toBeDefined();
+        expect(spec.storageClassName).not.toBe("local-path");
+      }
+    }
+  }, 120_000);
+});
+
+function svcConfig() {
+  return { name: "llm", runtime: "vllm", model: "org/Model-8B", gpu: { pool: "gpu-l4", count: 1 } };
+}

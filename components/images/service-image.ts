@@ -136,7 +136,12 @@ export class ServiceImage extends pulumi.ComponentResource {
     const inputs = serviceImageInputs(args);
     this.imageName = inputs.imageName;
     this.dockerfile = (inputs.build as docker.types.input.DockerBuild).dockerfile as string;
-    const image = new docker.Image(`${name}-image`, inputs, { parent: this });
+    // The component's dependsOn is not inherited by its children: the push itself must wait for
+    // what it needs (the registry serving, its route and certificate).
+    const image = new docker.Image(`${name}-image`, inputs, {
+      parent: this,
+      ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}),
+    });
     this.repoDigest = image.repoDigest;
     this.registerOutputs({
       imageName: this.imageName,

@@ -286,7 +286,6 @@ export class InferenceGateway extends pulumi.ComponentResource {
   constructor(name: string, args: InferenceGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:inference:InferenceGateway", name, {}, opts);
     const { namespace: ns, environment, config } = args;
-    const prod = environment === "prod";
     const child = (extra: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({
       parent: this,
       provider: args.provider,
@@ -297,12 +296,13 @@ export class InferenceGateway extends pulumi.ComponentResource {
     const workerLabels = appLabels("gateway-worker", WORKER_COMPONENT);
     const natsLabels = appLabels("nats", "queue");
 
-    // --- NATS JetStream (the chart's StatefulSet and PVCs are opaque here; protect the release in prod).
+    // --- NATS JetStream. Not protected: protect on the chart reaches its ConfigMaps and Services, not
+    // the PVCs its StatefulSet creates (Kubernetes retains those when the StatefulSet goes).
     const nats = pinnedChart(
       `${name}-nats`,
       charts.nats,
       { release: NATS_RELEASE, namespace: ns, values: natsValues(environment, args.monitoring) },
-      child({ protect: prod }),
+      child(),
     );
     const natsUrl = `nats://nats.${ns}.svc.cluster.local:${NATS_CLIENT_PORT}`;
 

@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { dnsLabel, doc, hostname, quantity } from "../schema-kit";
 
+const accessMode = z.enum(["ReadWriteOnce", "ReadWriteMany"]);
+
+/** K3s's bundled provisioner: node-local volumes, ReadWriteOnce only. */
+export const K3S_LOCAL_PATH = { name: "local-path", accessModes: ["ReadWriteOnce" as const] };
+
 const resources = z.strictObject({
   cpu: quantity,
   memory: quantity,
@@ -46,9 +51,14 @@ export const inferenceServiceSchema = z.strictObject({
   }),
   cacheSize: doc(quantity.default("20Gi"), "Model cache volume size.", "50Gi"),
   cacheAccessMode: doc(
-    z.enum(["ReadWriteOnce", "ReadWriteMany"]).default("ReadWriteOnce"),
+    accessMode.default("ReadWriteOnce"),
     "Access mode of the model cache volume; ReadWriteMany lets replicas on several nodes share it.",
     "ReadWriteMany",
+  ),
+  cacheStorageClass: doc(
+    dnsLabel.optional(),
+    "Storage class of the model cache (one of platform:inference.storageClasses; default: the cluster's default class). ReadWriteMany needs a class that provisions it.",
+    "nfs-models",
   ),
   image: doc(image.optional(), "Server image override (default: the pinned one in versions.ts).", {
     repository: "vllm/vllm-openai",
@@ -98,6 +108,13 @@ export const inferenceServiceSchema = z.strictObject({
 
 export const inferenceSchema = z.strictObject({
   namespace: doc(dnsLabel.default("inference"), "Namespace for model services and the gateway.", "inference"),
+  storageClasses: doc(
+    z
+      .array(z.strictObject({ name: dnsLabel, accessModes: z.array(accessMode).min(1) }))
+      .default([K3S_LOCAL_PATH]),
+    "Storage classes the cluster provides for model caches and the access modes each provisions (K3s ships local-path: ReadWriteOnce only; RWX classes such as NFS CSI are installed outside the platform).",
+    [K3S_LOCAL_PATH, { name: "nfs-models", accessModes: ["ReadWriteOnce", "ReadWriteMany"] }],
+  ),
   services: doc(z.array(inferenceServiceSchema).default([]), "Model services.", [
     { name: "qwen-0-5b", runtime: "llamacpp", model: "Qwen/Qwen2.5-0.5B-Instruct-GGUF" },
   ]),

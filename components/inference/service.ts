@@ -7,6 +7,8 @@ import type { InferenceServiceConfig } from "./schema";
 import {
   canarySpec,
   DEFAULT_CANARY_SLO,
+  deploymentCustomTimeouts,
+  deploymentStartBudgetSeconds,
   ENVOY_STATS_PORTS,
   hpaSpec,
   modelLabels,
@@ -19,7 +21,6 @@ import {
   RUNTIMES,
   scrapeEndpoint,
   serverImage,
-  startupBudgetSeconds,
   type CanarySlo,
 } from "./spec";
 
@@ -77,7 +78,12 @@ export class InferenceService extends pulumi.ComponentResource {
       `${name}-cache`,
       {
         metadata: meta(`${s.name}-cache`),
-        spec: { accessModes: [s.cacheAccessMode], resources: { requests: { storage: s.cacheSize } } },
+        spec: {
+          accessModes: [s.cacheAccessMode],
+          // Named per cache: K3s's default (local-path) provisions ReadWriteOnce only.
+          ...(s.cacheStorageClass ? { storageClassName: s.cacheStorageClass } : {}),
+          resources: { requests: { storage: s.cacheSize } },
+        },
       },
       // Re-downloading a 100+ GB model is an outage: the cache is protected in prod.
       child({ protect: prod }),
@@ -98,7 +104,7 @@ export class InferenceService extends pulumi.ComponentResource {
         spec: {
           // No `replicas`: the HPA owns the count (and Flagger, with canary, scales this one to zero).
           selector: { matchLabels: selectorLabels(s.name) },
-          progressDeadlineSeconds: startupBudgetSeconds(s.runtime, s.model) + 600,
+          progressDeadlineSeconds: deploymentStartBudgetSeconds(s),
           // A GPU pool has no spare GPUs for a surge pod: replace one at a time.
           strategy: s.gpu
             ? { type: "RollingUpdate", rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } }
@@ -112,7 +118,8 @@ export class InferenceService extends pulumi.ComponentResource {
           },
         },
       },
-      child({ dependsOn: [cache, ...(args.dependsOn ?? [])] }),
+      // A first start downloads the model: await it as long as its start budget, not the default 10 minutes.
+      child({ dependsOn: [cache, ...(args.dependsOn ?? [])], customTimeouts: deploymentCustomTimeouts(s) }),
     );
 
     const hpa = new k8s.autoscaling.v2.HorizontalPodAutoscaler(

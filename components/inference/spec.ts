@@ -9,7 +9,7 @@ import { FLAGGER_NAMESPACE } from "../mesh/mesh";
 import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, selectorLabels } from "../meta";
 import { MESH_SCRAPE_TLS, MONITORING_NAMESPACE } from "../monitoring/monitoring";
 import { imageRef, images, type ImageVersion } from "../versions";
-import type { InferenceServiceConfig } from "./schema";
+import type { InferenceConfig, InferenceServiceConfig } from "./schema";
 
 type PodSpec = k8s.types.input.core.v1.PodSpec;
 type Container = k8s.types.input.core.v1.Container;
@@ -58,6 +58,61 @@ export function startupBudgetSeconds(runtime: InferenceServiceConfig["runtime"],
   if (runtime === "llamacpp")
     return size === undefined ? 900 : Math.min(1800, Math.max(180, 120 + size * 60));
   return size === undefined ? 1800 : Math.min(3600, Math.max(600, 600 + size * 30));
+}
+
+/** Scheduling, pulling the server image (vLLM's is ~10 GB) and creating the pod, before the model loads. */
+export const POD_START_ALLOWANCE_SECONDS = 600;
+/** What `pulumi up` waits beyond a Deployment's start budget before it calls the rollout failed. */
+export const AWAIT_MARGIN_SECONDS = 300;
+
+/**
+ * Seconds a model Deployment may take from creation to its first ready pod: the pod start
+ * allowance plus the model's startup budget (a first start downloads the weights). This is its
+ * progressDeadlineSeconds; `pulumi up` awaits it (customTimeouts) for this plus AWAIT_MARGIN_SECONDS.
+ */
+export function deploymentStartBudgetSeconds(s: Pick<InferenceServiceConfig, "runtime" | "model">): number {
+  return POD_START_ALLOWANCE_SECONDS + startupBudgetSeconds(s.runtime, s.model);
+}
+
+/** One Deployment's start budget, for checks that compare it to the await budget. */
+export interface DeploymentStartBudget {
+  /** Kubernetes namespace and name of the Deployment. */
+  readonly namespace: string;
+  readonly name: string;
+  /** Seconds from creation to the first ready pod (progressDeadlineSeconds). */
+  readonly startBudgetSeconds: number;
+  /** Seconds `pulumi up` waits for it (its customTimeouts create/update). */
+  readonly awaitSeconds: number;
+  /** How the start budget is made up, for messages. */
+  readonly reason: string;
+}
+
+/**
+ * Per model-server Deployment of `platform:inference`, its start budget in seconds (pure: the
+ * preflight compares it with what pulumi-kubernetes will await).
+ */
+export function deploymentStartBudgets(
+  config: Pick<InferenceConfig, "namespace" | "services">,
+): DeploymentStartBudget[] {
+  return config.services.map((s) => {
+    const startBudgetSeconds = deploymentStartBudgetSeconds(s);
+    return {
+      namespace: config.namespace,
+      name: s.name,
+      startBudgetSeconds,
+      awaitSeconds: startBudgetSeconds + AWAIT_MARGIN_SECONDS,
+      reason: `pod start ${POD_START_ALLOWANCE_SECONDS}s + ${s.runtime} startup of ${s.model} ${startupBudgetSeconds(s.runtime, s.model)}s`,
+    };
+  });
+}
+
+/** pulumi-kubernetes's create/update await for a model Deployment (its default is 10 minutes). */
+export function deploymentCustomTimeouts(s: Pick<InferenceServiceConfig, "runtime" | "model">): {
+  create: string;
+  update: string;
+} {
+  const t = `${deploymentStartBudgetSeconds(s) + AWAIT_MARGIN_SECONDS}s`;
+  return { create: t, update: t };
 }
 
 /** Startup, readiness and liveness probes on the server's /health. */
@@ -131,24 +186,57 @@ export function serverArgs(s: InferenceServiceConfig): string[] {
   ];
 }
 
+/**
+ * The server's home: a writable emptyDir under the read-only root filesystem. UID 1000 has no
+ * passwd entry in the images, so everything that would look the user up (getpwuid for `~`,
+ * getpass.getuser() for torch's default cache path) is given HOME, USER and explicit directories.
+ */
+export const HOME_DIR = "/home/server";
+/** The user name the server reports (there is no passwd entry to read it from). */
+export const RUN_AS_USER = "server";
+
 /** Environment of the server container (no secret values: the token is a mounted file). */
 export function serverEnv(s: InferenceServiceConfig): k8s.types.input.core.v1.EnvVar[] {
   const common = [
-    { name: "HOME", value: "/tmp" },
+    { name: "HOME", value: HOME_DIR },
+    { name: "USER", value: RUN_AS_USER },
+    { name: "LOGNAME", value: RUN_AS_USER },
+    { name: "XDG_CACHE_HOME", value: `${HOME_DIR}/.cache` },
+    { name: "XDG_CONFIG_HOME", value: `${HOME_DIR}/.config` },
+    // Model downloads are the cache volume's job: they survive restarts.
     { name: "HF_HOME", value: `${CACHE_DIR}/huggingface` },
     ...(s.hubTokenSecret ? [{ name: "HF_TOKEN_PATH", value: `${HF_TOKEN_DIR}/${HF_TOKEN_KEY}` }] : []),
   ];
   if (s.runtime === "vllm")
     return [
       ...common,
+      // vLLM's own cache (torch.compile artifacts, assets) persists beside the weights.
       { name: "VLLM_CACHE_ROOT", value: `${CACHE_DIR}/vllm` },
+      { name: "VLLM_CONFIG_ROOT", value: `${HOME_DIR}/.config/vllm` },
+      // Compiled kernels are per pod (concurrent writers on a shared volume race): the home volume.
+      { name: "TORCHINDUCTOR_CACHE_DIR", value: `${HOME_DIR}/.cache/torchinductor` },
+      { name: "TRITON_HOME", value: HOME_DIR },
+      { name: "TRITON_CACHE_DIR", value: `${HOME_DIR}/.cache/triton` },
       { name: "VLLM_NO_USAGE_STATS", value: "1" },
       { name: "DO_NOT_TRACK", value: "1" },
       { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
-      { name: "XDG_CACHE_HOME", value: "/tmp/.cache" },
     ];
   return [...common, { name: "LLAMA_CACHE", value: `${CACHE_DIR}/llama.cpp` }];
 }
+
+/** Directories the server writes, by variable: each must sit on a mounted writable volume. */
+export const WRITABLE_ENV = [
+  "HOME",
+  "XDG_CACHE_HOME",
+  "XDG_CONFIG_HOME",
+  "HF_HOME",
+  "VLLM_CACHE_ROOT",
+  "VLLM_CONFIG_ROOT",
+  "TORCHINDUCTOR_CACHE_DIR",
+  "TRITON_HOME",
+  "TRITON_CACHE_DIR",
+  "LLAMA_CACHE",
+] as const;
 
 /** The restricted Pod Security profile, for a container. */
 export function restrictedContainerSecurity(): k8s.types.input.core.v1.SecurityContext {
@@ -230,6 +318,7 @@ export function modelPodSpec(s: InferenceServiceConfig, inputs: PodSpecInputs): 
     securityContext: restrictedContainerSecurity(),
     volumeMounts: [
       { name: "cache", mountPath: CACHE_DIR },
+      { name: "home", mountPath: HOME_DIR },
       { name: "tmp", mountPath: "/tmp" },
       ...(s.runtime === "vllm" ? [{ name: "shm", mountPath: "/dev/shm" }] : []),
       ...(s.hubTokenSecret ? [{ name: "hub-token", mountPath: HF_TOKEN_DIR, readOnly: true }] : []),
@@ -246,6 +335,8 @@ export function modelPodSpec(s: InferenceServiceConfig, inputs: PodSpecInputs): 
     containers: [container],
     volumes: [
       { name: "cache", persistentVolumeClaim: { claimName: inputs.cacheClaim } },
+      // Compiled kernels (inductor, Triton) and configs: per pod, rebuilt on restart.
+      { name: "home", emptyDir: { sizeLimit: s.runtime === "vllm" ? "8Gi" : "1Gi" } },
       { name: "tmp", emptyDir: { sizeLimit: "2Gi" } },
       // NCCL (tensor parallel) needs a big /dev/shm; the runtime's default is 64Mi.
       ...(s.runtime === "vllm" ? [{ name: "shm", emptyDir: { medium: "Memory", sizeLimit: shmLimit } }] : []),
@@ -423,7 +514,7 @@ export function canarySpec(s: InferenceServiceConfig, namespace: string, slo: Ca
     targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: s.name },
     autoscalerRef: { apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", name: s.name },
     // A canary pod loads the whole model before it is ready; Flagger must wait at least that long.
-    progressDeadlineSeconds: startupBudgetSeconds(s.runtime, s.model) + 600,
+    progressDeadlineSeconds: deploymentStartBudgetSeconds(s),
     service: {
       port,
       targetPort: port,

@@ -462,11 +462,9 @@ export class MonitoringStack extends pulumi.ComponentResource {
           certManager: args.certManager !== undefined,
         }),
       },
-      // Prometheus's TSDB and Grafana's volume are state: prod protects them.
-      {
-        ...after(ns, this.grafanaAdmin.resource, ...(args.certManager ? [args.certManager] : [])),
-        protect: env === "prod",
-      },
+      // Not protected: protect on the chart reaches every rendered object (a replaced ConfigMap fails)
+      // but not the TSDB volumes the operator creates (Kubernetes retains StatefulSet PVCs).
+      after(ns, this.grafanaAdmin.resource, ...(args.certManager ? [args.certManager] : [])),
     );
     this.crds = stack;
 

@@ -185,6 +185,12 @@ export class Registry extends pulumi.ComponentResource {
   public readonly auth: RegistryAuth;
   /** Namespace of the in-cluster registry (undefined in external mode). */
   public readonly namespace?: string;
+  /**
+   * What a push needs to be serving (in-cluster): the Deployment (awaited until its pod is ready),
+   * its Service, the ingress route (VirtualService) and the Certificate (awaited until Ready). An
+   * image push depends on these, not on the component as a whole.
+   */
+  public readonly pushPath: pulumi.Resource[] = [];
 
   constructor(name: string, args: RegistryArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:registry:Registry", name, {}, opts);
@@ -245,6 +251,7 @@ export class Registry extends pulumi.ComponentResource {
       { component: "registry", dependsOn: [namespace] },
     );
     const { secretName: tlsSecret, certificate } = tls.certificate("registry", ns, [config.hostname], {
+      issuer: config.tls.issuer,
       dependsOn: [namespace],
     });
     const configFile = registryConfigFile();
@@ -259,10 +266,11 @@ export class Registry extends pulumi.ComponentResource {
         metadata: { name: "registry-data", namespace: ns, labels },
         spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: config.storageSize } } },
       },
-      // Losing the volume loses every pushed image: protected in prod.
+      // Losing the volume loses every pushed image: protected in prod (the volume only: the
+      // ConfigMap, Deployment and Service are replaced freely).
       { ...after, protect: args.environment === "prod" },
     );
-    new k8s.apps.v1.Deployment(
+    const deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
       {
         metadata: { name: "registry", namespace: ns, labels },
@@ -296,7 +304,7 @@ export class Registry extends pulumi.ComponentResource {
       { ...after, dependsOn: [namespace, configMap, pvc, htpasswdSecret.resource, certificate] },
     );
     const servicePort = 443;
-    new k8s.core.v1.Service(
+    const service = new k8s.core.v1.Service(
       `${name}-service`,
       {
         metadata: { name: "registry", namespace: ns, labels },
@@ -309,16 +317,23 @@ export class Registry extends pulumi.ComponentResource {
       },
       after,
     );
+    this.pushPath.push(certificate, deployment, service);
     if (args.meshEnabled)
-      new k8s.apiextensions.CustomResource(
-        `${name}-virtualservice`,
-        {
-          apiVersion: "networking.istio.io/v1beta1", // the version the schema package covers
-          kind: "VirtualService",
-          metadata: { name: "registry", namespace: ns, labels },
-          spec: registryVirtualServiceSpec(config.hostname, `registry.${ns}.svc.cluster.local`, servicePort),
-        },
-        after,
+      this.pushPath.push(
+        new k8s.apiextensions.CustomResource(
+          `${name}-virtualservice`,
+          {
+            apiVersion: "networking.istio.io/v1beta1", // the version the schema package covers
+            kind: "VirtualService",
+            metadata: { name: "registry", namespace: ns, labels },
+            spec: registryVirtualServiceSpec(
+              config.hostname,
+              `registry.${ns}.svc.cluster.local`,
+              servicePort,
+            ),
+          },
+          after,
+        ),
       );
   }
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { dnsLabel, doc, hostname, quantity } from "../schema-kit";
+import { issuerChoice } from "../tls/schema";
 
 /** An OCI image tag; `latest` is refused because deployments must be reproducible. */
 export const imageTag = z
@@ -50,15 +51,9 @@ export const registrySchema = z.strictObject({
   ),
   storageSize: doc(quantity.default("20Gi"), "Size of the registry's volume.", "50Gi"),
   tls: doc(
-    z
-      .strictObject({
-        issuer: z.enum(["self-signed", "acme"]).default("self-signed"),
-        acmeEmail: z.email().optional(),
-        acmeServer: z.url().default("https://acme-v02.api.letsencrypt.org/directory"),
-      })
-      .default({ issuer: "self-signed", acmeServer: "https://acme-v02.api.letsencrypt.org/directory" }),
-    "Certificate issuer: a self-signed CA, or ACME (needs acmeEmail).",
-    { issuer: "acme", acmeEmail: "platform@example.org" },
+    z.strictObject({ issuer: issuerChoice.default("self-signed") }).default({ issuer: "self-signed" }),
+    "Issuer of the registry's certificate: self-signed (local only: CI's Docker and the nodes do not trust the in-cluster CA) or acme (publicly trusted, platform:tls.acme).",
+    { issuer: "acme" },
   ),
   external: doc(
     z.strictObject({ server: hostname, username: z.string().min(1) }).optional(),

@@ -9,7 +9,6 @@ export const DEFAULT_STATEFUL_TYPES = [
   "kubernetes:core/v1:PersistentVolumeClaim",
   "kubernetes:core/v1:PersistentVolume",
   "kubernetes:apps/v1:StatefulSet",
-  "platform:registry:Registry",
   "platform:*:*Storage",
   "platform:*:*Database",
   "platform:*:*Bucket",
@@ -18,11 +17,11 @@ export const DEFAULT_STATEFUL_TYPES = [
 export const prodStatefulProtected = defineStackPolicy<{ environment: string; statefulTypes: string[] }>({
   name: "prod-stateful-protected",
   description:
-    "In prod, stateful resources (PVCs, PVs, StatefulSets, the registry's storage) are `protect`ed.",
+    "In prod, stateful resources (PVCs, PVs, StatefulSets, `*Storage` components) are `protect`ed.",
   enforcementLevel: "mandatory",
   severity: "critical",
   remediationSteps:
-    'Pass `{ protect: true }` (e.g. `protect: env === "prod"`) in the resource options of every stateful resource, or on the component so its children inherit it. Removing protection is then a deliberate two-step change.',
+    'Pass `{ protect: true }` (e.g. `protect: env === "prod"`) in the resource options of every stateful resource itself, not on its component or chart (children inherit protect, so ConfigMaps and Deployments would refuse replacement). Removing protection is then a deliberate two-step change.',
   config: {
     environment: {
       type: "string",

@@ -8,7 +8,7 @@ const pvc: TestResource = {
   props: { metadata: { name: "data", namespace: "db" }, spec: {} },
 };
 const registry: TestResource = {
-  type: "platform:registry:Registry",
+  type: "platform:registry:RegistryStorage",
   name: "registry",
   props: { storage: "50Gi" },
 };
@@ -21,7 +21,7 @@ describe("prod-stateful-protected", () => {
     const r = await validateStack(P, [pvc, registry, sts, deployment()], prod);
     expect(r.violations.map((v) => v.message)).toEqual([
       "kubernetes:core/v1:PersistentVolumeClaim db/data holds state but is not protected",
-      "platform:registry:Registry registry holds state but is not protected",
+      "platform:registry:RegistryStorage registry holds state but is not protected",
       "kubernetes:apps/v1:StatefulSet apps/pg holds state but is not protected",
     ]);
     expect(r.violations[0]?.urn).toContain("PersistentVolumeClaim");
