@@ -125,9 +125,12 @@ describe("preflight CLI", () => {
     const r = cli(["--stack", "local", "--out", out, "--markdown", join(out, "report.md")]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/local: \d+ resources in \d+ components; 0 mandatory/);
+    expect(r.stdout).toMatch(
+      /local: \d+ resources in \d+ components; \d+ charts not rendered \(no --charts\); 0 mandatory/,
+    );
     const plan = JSON.parse(readFileSync(join(out, "local", "plan.json"), "utf8")) as Plan;
     expect(Object.keys(plan).sort()).toEqual([
+      "findings",
       "resources",
       "schemaErrors",
       "secretLeaks",
