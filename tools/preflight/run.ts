@@ -7,7 +7,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { PolicyPackConfig, Policies } from "@pulumi/policy";
-import { ConfigError, loadPlatformConfig, type ConfigProblem } from "../../components/config";
+import {
+  ConfigError,
+  loadPlatformConfig,
+  type ConfigProblem,
+  type PlatformConfig,
+} from "../../components/config";
+import { deploymentStartBudgets } from "../../components/inference/spec";
 import { definePlatform } from "../../components/program";
 import { K3S_VERSION } from "../../components/versions";
 import { runPolicies, type ResourceRecord, type Violation } from "../../policies/lib/runner";
@@ -126,9 +132,10 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
   const recording = await installRecorder(sc.project, sc.stack);
   pulumi.runtime.setAllConfig(sc.config, sc.secretKeys);
   // Validate before the stack resource exists, so a bad config registers nothing at all.
+  let platformConfig: PlatformConfig | undefined;
   if (!options.program) {
     try {
-      loadPlatformConfig();
+      platformConfig = loadPlatformConfig().config;
     } catch (e) {
       if (e instanceof ConfigError)
         return { kind: "config-error", stack, problems: e.problems, registered: 0 };
@@ -188,6 +195,7 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     ...fidelityFindings(regs, plainOf, {
       rendered: render !== undefined,
       droppedHooks: render?.droppedHooks ?? [],
+      startBudgets: platformConfig ? startBudgetsOf(regs, platformConfig) : new Map(),
     }),
   ];
   const resources: PlanResource[] = regs.map((r) => ({
@@ -231,6 +239,28 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
     },
   };
   return { kind: "plan", plan, registrations: regs, chartErrors: render?.sourceErrors ?? [] };
+}
+
+/**
+ * What each model Deployment needs to become ready (image pull plus model load), by URN, from the
+ * same function the inference component sizes its progress deadline and customTimeouts with: the
+ * await-budget check then holds the program to its own estimate.
+ */
+function startBudgetsOf(
+  regs: readonly Registration[],
+  config: PlatformConfig,
+): Map<string, { seconds: number; reason: string }> {
+  const wanted = new Map(
+    deploymentStartBudgets(config.inference).map((b) => [`${b.namespace}/${b.name}`, b] as const),
+  );
+  const out = new Map<string, { seconds: number; reason: string }>();
+  for (const r of regs) {
+    if (r.type !== "kubernetes:apps/v1:Deployment") continue;
+    const meta = (unwrapSecrets(r.inputs["metadata"]) ?? {}) as { name?: unknown; namespace?: unknown };
+    const b = wanted.get(`${String(meta.namespace)}/${String(meta.name)}`);
+    if (b) out.set(r.urn, { seconds: b.startBudgetSeconds, reason: b.reason });
+  }
+  return out;
 }
 
 /** Pulumi wraps errors thrown inside the stack callback; find our ConfigError inside. */
