@@ -11,7 +11,7 @@ import type { Environment } from "../config";
 import { customResource, pinnedChart } from "../k8s-kit";
 import { appLabels, GPU_POOL_LABEL, platformNamespace } from "../meta";
 import type { SecretRef, SecretStore } from "../secrets/store";
-import { charts, images } from "../versions";
+import { charts, images, type ImageVersion } from "../versions";
 import { gpuDashboard } from "./dashboard";
 import { sloRuleGroups } from "./rules";
 import type { MonitoringConfig } from "./schema";
@@ -310,7 +310,7 @@ export function otlpExporter(endpoint: string): { endpoint: string; tls: { insec
 
 export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): OtelCollectorValues {
   const tracesExporter = cfg.otelTracesEndpoint ? "otlp" : "debug";
-  const image = images.otelCollectorContrib;
+  const image: ImageVersion = images.otelCollectorContrib;
   return {
     mode: "deployment",
     fullnameOverride: "otel-collector",
