@@ -9,6 +9,8 @@ import {
   k3sNodes,
   registriesYaml,
   rewriteKubeconfig,
+  serverIdentity,
+  serverIdentityProblems,
 } from "../components/cluster/k3s";
 import { ConfigError, parsePlatformConfig } from "../components/config";
 import { k3sClusterSchema } from "../components/cluster/schema";
@@ -17,6 +19,7 @@ import { K3S_VERSION } from "../components/versions";
 import { isSecretWrapped, render, renderStack, type Registration } from "./harness";
 
 const CMD = "command:remote:Command";
+const NODE_PATCH = "kubernetes:core/v1:NodePatch";
 
 interface Kubeconfig {
   clusters: { cluster: { server: string } }[];
@@ -51,7 +54,7 @@ describe("K3sCluster: single server (dev)", async () => {
         "dev-cluster-dev-cpu-1-install",
         "dev-cluster-dev-cpu-2-install",
         "dev-cluster-dev-gpu-1-install",
-        "dev-cluster-kubeconfig",
+        "dev-cluster-deployer-token",
       ].sort(),
     );
     expect(dev.get("random:index/randomPassword:RandomPassword", "dev-cluster-token")).toBeDefined();
@@ -69,12 +72,17 @@ describe("K3sCluster: single server (dev)", async () => {
     expect(cfg["token-file"]).toBe("/etc/rancher/k3s/cluster-token");
   });
 
-  it("pins the K3s version and re-runs on change through triggers; delete uninstalls", () => {
+  it("pins the K3s version and re-runs on change as an update, never a replace; delete uninstalls", () => {
     const server = install(dev, "dev", "dev-server-1");
     const agent = install(dev, "dev", "dev-cpu-1");
     expect(server.inputs["create"]).toContain(`INSTALL_K3S_VERSION='${K3S_VERSION}'`);
     expect(server.inputs["update"]).toBe(server.inputs["create"]);
-    expect((server.inputs["triggers"] as unknown[])[0]).toBe(K3S_VERSION);
+    // @pulumi/command replaces on any `triggers` change, and a replace's delete uninstalls K3s from
+    // the very host just reinstalled: what a re-run depends on lives in the script (an update).
+    expect(server.inputs["triggers"]).toBeUndefined();
+    expect(agent.inputs["triggers"]).toBeUndefined();
+    expect(dev.get(CMD, "dev-cluster-deployer-token").inputs["triggers"]).toBeUndefined();
+    expect(String(server.inputs["create"])).toContain(`# platform: k3s ${K3S_VERSION}, inputs `);
     expect(server.inputs["delete"]).toContain("/usr/local/bin/k3s-uninstall.sh");
     expect(agent.inputs["delete"]).toContain("/usr/local/bin/k3s-agent-uninstall.sh");
     expect(agent.inputs["create"]).toContain("INSTALL_K3S_EXEC='agent'");
@@ -91,7 +99,7 @@ describe("K3sCluster: single server (dev)", async () => {
     expect(provider.dependsOn).toEqual(
       expect.arrayContaining(["dev-cpu-1", "dev-cpu-2", "dev-gpu-1"].map((n) => install(dev, "dev", n).urn)),
     );
-    const kc = dev.get(CMD, "dev-cluster-kubeconfig");
+    const kc = dev.get(CMD, "dev-cluster-deployer-token");
     expect(kc.dependsOn).toContain(server.urn);
   });
 
@@ -122,15 +130,45 @@ describe("K3sCluster: single server (dev)", async () => {
     expect(dev.outputs["apiEndpoint"]).toBe("https://k3s-dev.edge.example.org:6443");
   });
 
-  it("taints and labels GPU nodes, and only GPU nodes", () => {
-    const gpu = nodeConfigOf(install(dev, "dev", "dev-gpu-1"));
-    expect(gpu["node-taint"]).toEqual(["nvidia.com/gpu=present:NoSchedule"]);
-    expect(gpu["node-label"]).toEqual(
-      expect.arrayContaining([`${GPU_POOL_LABEL}=gpu-l4`, "nvidia.com/device-plugin.config=gpu-l4"]),
+  it("taints and labels GPU nodes, and only GPU nodes, through the Kubernetes API after join", () => {
+    const patch = (node: string) => dev.plain(dev.get(NODE_PATCH, `dev-cluster-${node}-node`));
+    const gpu = patch("dev-gpu-1");
+    expect(gpu["metadata"]["name"]).toBe("dev-gpu-1");
+    expect(gpu["spec"]["taints"]).toEqual([
+      { key: "nvidia.com/gpu", value: "present", effect: "NoSchedule" },
+    ]);
+    expect(gpu["metadata"]["labels"]).toMatchObject({
+      [GPU_POOL_LABEL]: "gpu-l4",
+      "nvidia.com/device-plugin.config": "gpu-l4",
+    });
+    const cpu = patch("dev-cpu-1");
+    expect(cpu["spec"]["taints"]).toEqual([]);
+    expect(cpu["metadata"]["labels"]).toEqual({ "platform.ai/pool": "cpu" });
+    // Registration keeps only what first scheduling needs: the GPU taint, no labels.
+    const reg = nodeConfigOf(install(dev, "dev", "dev-gpu-1"));
+    expect(reg["node-taint"]).toEqual(["nvidia.com/gpu=present:NoSchedule"]);
+    expect(reg["node-label"]).toBeUndefined();
+    expect(nodeConfigOf(install(dev, "dev", "dev-cpu-1"))["node-taint"]).toBeUndefined();
+    // Each patch waits for its node's install and is what the cluster's consumers wait for.
+    expect(dev.get(NODE_PATCH, "dev-cluster-dev-gpu-1-node").dependsOn).toContain(
+      install(dev, "dev", "dev-gpu-1").urn,
     );
-    const cpu = nodeConfigOf(install(dev, "dev", "dev-cpu-1"));
-    expect(cpu["node-taint"]).toBeUndefined();
-    expect(cpu["node-label"]).toEqual(["platform.ai/pool=cpu"]);
+  });
+
+  it("authenticates with a ServiceAccount token, never the expiring admin client certificate", () => {
+    const provider = dev.get("pulumi:providers:kubernetes", "dev-cluster-provider");
+    const text = String(dev.plain(provider)["kubeconfig"]);
+    expect(text).not.toMatch(/client-certificate|client-key/);
+    const kc = parse(text) as { users: { user: Record<string, string> }[] };
+    expect(kc.users[0]!.user["token"]).toBe("fake token for dev-cluster-deployer-token");
+    const token = dev.get(CMD, "dev-cluster-deployer-token");
+    const create = String(token.inputs["create"]);
+    expect(create).not.toContain("k3s.yaml");
+    expect(create).toContain("kubernetes.io/service-account-token");
+    expect(create).toContain("cluster-admin");
+    // A re-run re-applies (update), never replaces: a replace's delete would revoke the new token.
+    expect(token.inputs["update"]).toBe(create);
+    expect(String(token.inputs["delete"])).toContain("delete secret platform-deployer-token");
   });
 
   it("declares each GPU pool with its node selector and node count", () => {
@@ -171,8 +209,8 @@ describe("K3sCluster: HA (prod)", async () => {
   });
 
   it("labels MIG nodes with their profile and declares both GPU pools", () => {
-    const h100 = nodeConfigOf(install(prod, "prod", "prod-gpu-1"));
-    expect(h100["node-label"]).toContain("nvidia.com/mig.config=all-disabled");
+    const h100 = prod.plain(prod.get(NODE_PATCH, "prod-cluster-prod-gpu-1-node"));
+    expect(h100["metadata"]["labels"]["nvidia.com/mig.config"]).toBe("all-disabled");
     expect(prod.plain(prod.get("platform:cluster:GpuPool", "prod-cluster-pool-gpu-h100"))).toMatchObject({
       nodes: 2,
       capacity: 8,
@@ -202,17 +240,13 @@ const baseK3s = k3sClusterSchema.parse({
 });
 
 describe("K3sCluster: install decisions", () => {
-  it("a node-config change re-runs only that host's install", () => {
-    const before = k3sNodes(baseK3s).map((n) =>
-      configHash(k3sNodeConfig(n, baseK3s, { disableTraefik: true })),
-    );
-    const changed = { ...baseK3s, pools: [{ ...baseK3s.pools[0]!, labels: { rack: "a" } }] };
-    const after = k3sNodes(changed).map((n) =>
-      configHash(k3sNodeConfig(n, changed, { disableTraefik: true })),
-    );
-    expect(after[0]).toBe(before[0]);
-    expect(after[1]).not.toBe(before[1]);
-    expect(after[2]).not.toBe(before[2]);
+  it("a node-config change re-runs only the hosts it concerns", () => {
+    const hashes = (c: typeof baseK3s) =>
+      k3sNodes(c).map((n) => configHash(k3sNodeConfig(n, c, { disableTraefik: true })));
+    const before = hashes(baseK3s);
+    const after = hashes({ ...baseK3s, tlsSans: ["10.0.0.99"] });
+    expect(after[0]).not.toBe(before[0]);
+    expect(after.slice(1)).toEqual(before.slice(1));
   });
 
   it("keeps traefik when the mesh is off and adds extra TLS SANs", () => {
@@ -250,6 +284,127 @@ describe("K3sCluster: install decisions", () => {
     ) as Registries;
     expect(y.mirrors["registry.example.org"]?.endpoint).toEqual(["https://registry.example.org"]);
     expect(y.configs["registry.example.org"]?.auth).toEqual({ username: "u", password: "p" });
+  });
+});
+
+/** Renders a K3s cluster of `config` and returns its registrations. */
+const renderK3s = (config: typeof baseK3s) =>
+  render(() => {
+    new K3sCluster("c", { config, sshPrivateKey: pulumi.secret("KEY"), disableTraefik: true });
+  });
+
+describe("K3sCluster day 2", () => {
+  it("a pool's label or taint change patches the Node through the API and reinstalls nothing", async () => {
+    const before = await renderK3s(baseK3s);
+    const after = await renderK3s(
+      k3sClusterSchema.parse({
+        ...baseK3s,
+        pools: [
+          {
+            ...baseK3s.pools[0]!,
+            labels: { "topology.kubernetes.io/zone": "rack-b" },
+            taints: [{ key: "dedicated", value: "batch", effect: "NoSchedule" }],
+          },
+        ],
+      }),
+    );
+    for (const host of ["c1", "c2"]) {
+      const b = before.plain(before.get(NODE_PATCH, `c-${host}-node`));
+      const a = after.plain(after.get(NODE_PATCH, `c-${host}-node`));
+      expect(a).not.toEqual(b);
+      expect(a["metadata"]["labels"]["topology.kubernetes.io/zone"]).toBe("rack-b");
+      expect(a["spec"]["taints"]).toEqual([{ key: "dedicated", value: "batch", effect: "NoSchedule" }]);
+      // The install (script and triggers) is untouched: no K3s restart for a label.
+      const bi = before.plain(before.get(CMD, `c-${host}-install`));
+      const ai = after.plain(after.get(CMD, `c-${host}-install`));
+      expect(ai["create"]).toBe(bi["create"]);
+      expect(ai["triggers"]).toEqual(bi["triggers"]);
+    }
+  });
+
+  it("agents roll one at a time: a shared input change never re-installs every agent at once", async () => {
+    const config = k3sClusterSchema.parse({
+      ...baseK3s,
+      pools: [
+        ...baseK3s.pools,
+        { name: "gpu", kind: "gpu", hosts: [{ name: "g1", address: "10.0.0.30" }], gpu: { gpusPerNode: 1 } },
+      ],
+    });
+    const out = await renderK3s(config);
+    const agents = ["c1", "c2", "g1"].map((h) => out.get(CMD, `c-${h}-install`));
+    // Each agent waits for the one before it, so an update (version, API endpoint, registry
+    // credentials) reaches one host, which must come back ready before the next starts.
+    for (let i = 1; i < agents.length; i++) expect(agents[i]!.dependsOn).toContain(agents[i - 1]!.urn);
+    // Per-host re-runs: each install's script carries that host's own inputs hash, no shared trigger.
+    const stamps = agents.map((a) => /# platform: .*inputs (\w+)/.exec(String(out.plain(a)["create"]))![1]);
+    expect(new Set(stamps).size).toBe(agents.length);
+  });
+
+  it("refuses to move a server to another address (its uninstall would wipe the etcd member)", () => {
+    const recorded = serverIdentity(baseK3s);
+    const moved = { ...baseK3s, servers: [{ name: "s1", address: "10.0.0.99" }] };
+    const problems = serverIdentityProblems(recorded, moved);
+    expect(problems.map((p) => p.key)).toEqual(["platform:cluster.servers[0].address"]);
+    expect(problems[0]!.message).toMatch(/10\.0\.0\.10.*10\.0\.0\.99.*drain.*remove.*new name/);
+    expect(serverIdentityProblems(recorded, baseK3s)).toEqual([]);
+  });
+
+  it("refuses to replace the first server (cluster-init would start a second cluster)", () => {
+    const recorded = serverIdentity(baseK3s);
+    const replaced = { ...baseK3s, servers: [{ name: "s9", address: "10.0.0.19" }] };
+    const problems = serverIdentityProblems(recorded, replaced);
+    expect(problems.map((p) => p.key)).toEqual(["platform:cluster.servers[0].name"]);
+    expect(problems[0]!.message).toMatch(/cluster-init.*second/);
+  });
+
+  it("the recorded identity gates the servers' installs: a changed address fails before any install", async () => {
+    // Under mocks a resource's outputs echo its inputs, so rewriting the recorded keepers plays the
+    // part of the state from an earlier `pulumi up` (ignoreChanges keeps it there for real).
+    const earlier = JSON.stringify(serverIdentity(baseK3s));
+    const seen: pulumi.ResourceOptions[] = [];
+    const run = async (config: typeof baseK3s) => {
+      let problems: unknown[] = [];
+      let serverScript = "";
+      await render(() => {
+        const c = new K3sCluster(
+          "c",
+          { config, sshPrivateKey: pulumi.secret("KEY"), disableTraefik: true },
+          {
+            transformations: [
+              (a) => {
+                if (a.type === "random:index/randomId:RandomId") {
+                  seen.push(a.opts);
+                  return { props: { ...a.props, keepers: { identity: earlier } }, opts: a.opts };
+                }
+                if (a.type === CMD && a.name === "c-s1-install") {
+                  seen.push(a.opts);
+                  return undefined;
+                }
+                return undefined;
+              },
+            ],
+          },
+        );
+        c.identityProblems.apply((p) => (problems = p));
+        c.servers[0]!.create.apply((x) => (serverScript = x ?? ""));
+      });
+      return { problems, serverScript };
+    };
+    expect((await run(baseK3s)).problems).toEqual([]);
+    expect(seen[0]!.ignoreChanges).toEqual(["keepers"]);
+    // The server's install has no replace-on-address: a move is refused, never carried out.
+    expect(seen[1]!.replaceOnChanges ?? []).not.toContain("connection.host");
+    expect((seen[1] as pulumi.CustomResourceOptions).deleteBeforeReplace).toBeUndefined();
+    // A move is judged against what the state recorded, not against the new config.
+    expect(
+      serverIdentityProblems(JSON.parse(earlier) as ReturnType<typeof serverIdentity>, {
+        ...baseK3s,
+        servers: [{ name: "s1", address: "10.0.0.99" }],
+      }).map((p) => p.key),
+    ).toEqual(["platform:cluster.servers[0].address"]);
+    // And the server's install script is made from the check (it cannot run before it passed).
+    const ok = await renderK3s(baseK3s);
+    expect(String(ok.plain(ok.get(CMD, "c-s1-install"))["create"])).toMatch(/identity ok$/);
   });
 });
 

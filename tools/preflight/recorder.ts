@@ -120,6 +120,11 @@ export const FAKE_OUTPUTS: Record<string, FakeOutputs> = {
   // A remote command that prints a K3s kubeconfig (k3s.yaml) returns one, as a K3s server would.
   "command:remote:Command": (name, inputs) => {
     const create = typeof inputs["create"] === "string" ? inputs["create"] : "";
+    // The K3s deployer-token command prints the ServiceAccount token and the cluster CA (base64).
+    if (create.includes("kubernetes.io/service-account-token")) {
+      const b64 = (what: string) => Buffer.from(`fake ${what} for ${name}`).toString("base64");
+      return { stdout: wrapSecret(JSON.stringify({ token: b64("token"), ca: b64("ca") })), stderr: "" };
+    }
     if (!create.includes("k3s.yaml")) return { stdout: "", stderr: "" };
     const pem = (what: string) => Buffer.from(`fake ${what} for ${name}`).toString("base64");
     return {
