@@ -17,6 +17,23 @@ import {
   unknownValueKeys,
 } from "./fixtures/gpu-operator-values";
 import { render, renderStack } from "./harness";
+import { k3sGpuPools } from "../components/cluster/k3s";
+import { memoryFitProblems, memoryUtilization } from "../components/gpu/memory";
+import { memoryWarnings } from "../components/inference/stack";
+import { parse as parseYaml } from "yaml";
+import { readFileSync } from "node:fs";
+import { platformSchema } from "../components/config";
+
+/** The dev stack file's platform config, parsed by the schema (no secrets needed). */
+function parsePlatformConfigForTest() {
+  const doc = parseYaml(readFileSync("Pulumi.dev.yaml", "utf8")) as { config: Record<string, unknown> };
+  const raw = Object.fromEntries(
+    Object.entries(doc.config)
+      .filter(([k]) => k.startsWith("platform:"))
+      .map(([k, v]) => [k.slice("platform:".length), v]),
+  );
+  return platformSchema.parse(raw);
+}
 
 const l4: GpuPool = {
   name: "gpu-l4",
@@ -190,5 +207,47 @@ describe("GPU stack per stack", () => {
     expect(pv.migManager.enabled).toBe(true);
     const local = await renderStack("local");
     expect(local.ofType("platform:gpu:NvidiaGpuStack")).toHaveLength(0);
+  });
+});
+
+describe("GPU memory fit (time-slicing isolates no memory)", () => {
+  const l4Sliced = {
+    name: "gpu-l4",
+    gpu: { product: "NVIDIA-L4", sharing: { timeSlicing: { replicas: 2 } } },
+  };
+  const vllm = (replicas: number, args: string[] = []) => ({
+    name: "llama-8b",
+    args,
+    sizeB: 8,
+    count: 1,
+    replicas,
+  });
+
+  it("two vLLM replicas at the default 0.9 do not fit one time-sliced L4, and the message says why", () => {
+    const problems = memoryFitProblems(l4Sliced, [vllm(2)]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).toMatch(
+      /24 GiB GPU 2 ways.*0\.9 \+ 0\.9 = 180%.*43\.2 GiB of 24 GiB.*at most 0\.5/,
+    );
+  });
+
+  it("fits when each replica reserves its share (memory, not slices, is counted)", () => {
+    const small = { ...vllm(2, ["--gpu-memory-utilization", "0.45"]), sizeB: 3 };
+    expect(memoryFitProblems(l4Sliced, [small])).toEqual([]);
+    // An 8B fp16 model (~14.9 GiB) does not fit its 0.45 × 24 GiB share: the weights are counted too.
+    expect(memoryFitProblems(l4Sliced, [{ ...small, sizeB: 8 }])[0]!.message).toMatch(/14\.9 GiB.*10\.8 GiB/);
+    expect(memoryUtilization(["--gpu-memory-utilization=0.3"])).toBe(0.3);
+  });
+
+  it("flags weights larger than the reservation", () => {
+    const big = { ...vllm(1), name: "llama-70b", sizeB: 70 };
+    const [p] = memoryFitProblems({ ...l4Sliced, gpu: { ...l4Sliced.gpu, sharing: {} } }, [big]);
+    expect(p!.message).toMatch(/70B parameters take ~130\.4 GiB.*21\.6 GiB/);
+  });
+
+  it("the dev stack's two 0.85 replicas on a 2-way sliced L4 are warned about", () => {
+    const dev = parsePlatformConfigForTest();
+    const warnings = memoryWarnings(dev.inference, k3sGpuPools(dev.cluster as never));
+    expect(warnings.join("\n")).toMatch(/gpu-l4.*0\.85 \+ 0\.85 = 170%/);
   });
 });
