@@ -4,6 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { K3sCluster } from "./cluster/k3s";
+import { localRegistrySetup, type LocalRegistrySetup } from "./cluster/local-registry";
 import { loadPlatformConfig } from "./config";
 import { Platform } from "./platform";
 
@@ -27,6 +28,8 @@ export interface StackOutputs {
   readonly registryEndpoint?: string;
   /** The gateway image by digest (`registry/platform/gateway@sha256:...`), what its Deployment runs. */
   readonly gatewayImage?: pulumi.Output<string>;
+  /** k3d/kind only: the file and command the laptop cluster needs to pull from the registry (secret). */
+  readonly localRegistrySetup?: pulumi.Output<LocalRegistrySetup | undefined>;
   /** Only present when the platform knows the kubeconfig; always a secret. */
   readonly kubeconfig?: pulumi.Output<string>;
   /** The platform repository, when GitHub delivery is on. */
@@ -59,6 +62,18 @@ export function definePlatform(): StackOutputs {
     ...(platform.registry ? { registryEndpoint: platform.registry.endpoint } : {}),
     ...(platform.images.gateway ? { gatewayImage: platform.images.gateway.repoDigest } : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
+    ...(platform.nodeRegistry && config.cluster.kind === "existing"
+      ? (() => {
+          const reg = platform.nodeRegistry;
+          const distribution = config.cluster.distribution;
+          if (!localRegistrySetup(distribution, { ...reg, password: "" })) return {};
+          return {
+            localRegistrySetup: pulumi.secret(
+              reg.password.apply((password) => localRegistrySetup(distribution, { ...reg, password })),
+            ),
+          };
+        })()
+      : {}),
     ...(platform.github
       ? { repositoryUrl: platform.github.repositoryUrl, githubEnvironment: platform.github.environmentName }
       : {}),

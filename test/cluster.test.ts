@@ -12,6 +12,7 @@ import {
   serverIdentity,
   serverIdentityProblems,
 } from "../components/cluster/k3s";
+import { localRegistrySetup } from "../components/cluster/local-registry";
 import { ConfigError, parsePlatformConfig } from "../components/config";
 import { k3sClusterSchema } from "../components/cluster/schema";
 import { GPU_POOL_LABEL } from "../components/meta";
@@ -532,5 +533,24 @@ describe("cluster config", () => {
     ],
   ])("rejects %s naming the key", (_label, raw, key) => {
     expect(problems(raw)).toContain(key);
+  });
+});
+
+describe("local clusters and the in-cluster registry", () => {
+  const reg = { hostname: "registry.platform.local", username: "platform", password: "PW" };
+  it("k3d gets a registries.yaml for --registry-config with mirror, auth and the self-signed TLS skip", () => {
+    const s = localRegistrySetup("k3d", reg)!;
+    expect(s.command).toContain("--registry-config registries.yaml");
+    const doc = parse(s.file.content) as Registries & { configs: Record<string, { tls: unknown }> };
+    expect(doc.mirrors["registry.platform.local"]!.endpoint).toEqual(["https://registry.platform.local"]);
+    expect(doc.configs["registry.platform.local"]!.auth.password).toBe("PW");
+    expect(s.summary).toMatch(/k3d nodes pull from registry\.platform\.local only with a registries\.yaml/);
+  });
+  it("kind gets a containerd config patch; other distributions need nothing", () => {
+    const s = localRegistrySetup("kind", reg)!;
+    const doc = parse(s.file.content) as { containerdConfigPatches: string[] };
+    expect(doc.containerdConfigPatches[0]).toContain('registry.configs."registry.platform.local".auth');
+    expect(s.command).toContain("kind create cluster");
+    expect(localRegistrySetup("eks", reg)).toBeUndefined();
   });
 });
