@@ -162,8 +162,10 @@ describe("MonitoringStack graph", () => {
     }
   });
 
-  it("protects Prometheus's state in prod only", async () => {
-    expect((await stack({}, "prod")).get(CHART, "mon-kube-prometheus-stack").protect).toBe(true);
+  it("never protects the chart: protect would reach every rendered object, not the operator's volumes", async () => {
+    // Prometheus's TSDB lives on PVCs the operator's StatefulSet creates; Kubernetes keeps them when
+    // the StatefulSet goes, and a protected chart would block every replaced ConfigMap in prod.
+    expect((await stack({}, "prod")).get(CHART, "mon-kube-prometheus-stack").protect).toBe(false);
     expect((await stack({}, "dev")).get(CHART, "mon-kube-prometheus-stack").protect).toBe(false);
   });
 

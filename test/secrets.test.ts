@@ -1,4 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
+import { PUBLIC_TLS } from "./stack-overrides";
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parsePlatformConfig } from "../components/config";
@@ -137,11 +138,12 @@ describe("External Secrets Operator", () => {
     const cfg = (es: object) => ({
       "platform:environment": "prod",
       "platform:cluster": JSON.stringify({ kind: "existing" }),
+      ...PUBLIC_TLS,
       "platform:secrets": JSON.stringify({ externalSecrets: { enabled: true, ...es } }),
     });
     const problems = (es: object) => {
       try {
-        parsePlatformConfig(cfg(es));
+        parsePlatformConfig(cfg(es), new Set(["acmeDnsApiToken"]));
         return [];
       } catch (e) {
         expect(e).toBeInstanceOf(ConfigError);
