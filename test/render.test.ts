@@ -94,6 +94,13 @@ describe("rendered objects join the plan", () => {
     expect(result.plan.resources.some((r) => r.rendered)).toBe(false);
   });
 
+  it("reads multi-line quoted scalars indented like their key, as Go's YAML does (Flagger's CRDs)", () => {
+    const docs = parseManifests(
+      "---\n# Source: f/crds/crd.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  d: 'first line\n  second line'\n",
+    );
+    expect(docs.map((d) => (d.object["data"] as { d: string }).d)).toEqual(["first line second line"]);
+  });
+
   it("types and expands what helm prints", () => {
     expect(typeToken("v1", "Secret")).toBe("kubernetes:core/v1:Secret");
     expect(typeToken("apps/v1", "Deployment")).toBe("kubernetes:apps/v1:Deployment");

@@ -12,6 +12,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadAll as loadAllLenient } from "js-yaml";
 import { parseAllDocuments } from "yaml";
 import { ChartSourceError, firstLine, type ChartRef, type ChartSource } from "./charts";
 import { runHelm } from "./helm";
@@ -200,8 +201,16 @@ interface RawObject {
 export function parseManifests(text: string): RawObject[] {
   const out: RawObject[] = [];
   for (const doc of parseAllDocuments(text)) {
-    if (doc.errors.length) throw new Error(`rendered YAML does not parse: ${doc.errors[0]!.message}`);
-    const value = doc.toJS() as unknown;
+    let value: unknown;
+    if (doc.errors.length) {
+      // The provider parses with Go's YAML, which takes multi-line quoted scalars indented no deeper
+      // than their key (as some CRDs print them); `yaml` refuses those, js-yaml reads them as Go does.
+      try {
+        value = loadAllLenient(text.slice(doc.range[0], doc.range[2]))[0];
+      } catch {
+        throw new Error(`rendered YAML does not parse: ${doc.errors[0]!.message}`);
+      }
+    } else value = doc.toJS() as unknown;
     // helm writes `# Source: <chart>/<template>` above each document's first node.
     const comment = `${doc.commentBefore ?? ""}\n${(doc.contents as { commentBefore?: string } | null)?.commentBefore ?? ""}`;
     const source = /Source: (\S+)/.exec(comment)?.[1] ?? "";
