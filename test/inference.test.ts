@@ -11,6 +11,7 @@ import {
   kedaValues,
   NATS_HEADLESS_SERVICE,
   natsMonitoringEndpoint,
+  NATS_EXPORTER_PORT,
   natsValues,
   scaledObjectSpec,
   sha256Hex,
@@ -276,6 +277,12 @@ describe("gateway specs", () => {
           expect(res["limits"]?.["memory"], name).toBeDefined();
         }
       }
+  });
+
+  it("NATS: the exporter is probed on the port it listens on (the chart gives it none)", () => {
+    const m = natsValues("dev", true).promExporter.merge;
+    for (const probe of [m.readinessProbe, m.livenessProbe])
+      expect(probe).toMatchObject({ tcpSocket: { port: NATS_EXPORTER_PORT } });
   });
 
   it("sets only values keys verified against the pinned nats and keda charts", () => {

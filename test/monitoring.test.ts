@@ -104,6 +104,24 @@ describe("MonitoringStack graph", () => {
       }
   });
 
+  it("gives Grafana the platform's own claim, protected in prod, and no root chown init container", async () => {
+    const PVC = "kubernetes:core/v1:PersistentVolumeClaim";
+    for (const env of ["dev", "prod"] as const) {
+      const r = await stack({ grafanaStorageSize: "5Gi" }, env);
+      const claim = r.get(PVC, "mon-grafana-storage");
+      expect(claim.protect).toBe(env === "prod");
+      expect(r.plain(claim)["spec"].resources.requests.storage).toBe("5Gi");
+      const grafana = kps(r).grafana;
+      expect(grafana.persistence).toEqual({ enabled: true, existingClaim: r.plain(claim)["metadata"].name });
+      expect(grafana.initChownData).toEqual({ enabled: false });
+      // The chart mounts the claim only once it exists.
+      expect(r.get(CHART, "mon-kube-prometheus-stack").dependsOn).toContain(claim.urn);
+    }
+    const without = await stack({}, "prod");
+    expect(without.ofType(PVC)).toEqual([]);
+    expect(kps(without).grafana.persistence).toEqual({ enabled: false });
+  });
+
   it("never mounts the hook-made admission Secret: cert-manager issues it, or webhook and TLS are off", async () => {
     // With cert-manager: the chart's Certificate writes `kps-admission`; the patch hook Job is off.
     const withCm = await stack();

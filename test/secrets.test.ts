@@ -7,6 +7,7 @@ import { externalSecretsSchema } from "../components/secrets/schema";
 import { clusterSecretStoreProvider, SecretStore, stableSecretName } from "../components/secrets/store";
 import { charts } from "../components/versions";
 import { isSecretWrapped, render, renderStack } from "./harness";
+import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { existingClusterFor } from "./stack-overrides";
 
 const SECRET = "kubernetes:core/v1:Secret";
@@ -99,6 +100,9 @@ describe("External Secrets Operator", () => {
     const chart = r.plain(r.get("kubernetes:helm.sh/v4:Chart", "s-external-secrets"));
     expect(chart["version"]).toBe(charts.externalSecrets.version);
     expect(chart["namespace"]).toBe("external-secrets");
+    // Every key checked against the pinned chart (a bump re-checks them).
+    expect(chartValuesKeys.externalSecrets.version).toBe(charts.externalSecrets.version);
+    expect(unverifiedValuesKeys(chart["values"] as object, chartValuesKeys.externalSecrets)).toEqual([]);
     const store = r.plain(
       r.get("kubernetes:external-secrets.io/v1:ClusterSecretStore", "s-cluster-secret-store"),
     );

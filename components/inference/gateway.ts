@@ -160,7 +160,11 @@ export interface NatsValues {
     merge: { metadata: { annotations: Record<string, string> }; spec: { securityContext: object } };
   };
   natsBox: { enabled: false };
-  promExporter: NatsContainerMerge & { enabled: boolean; podMonitor: { enabled: boolean } };
+  promExporter: {
+    enabled: boolean;
+    podMonitor: { enabled: boolean };
+    merge: NatsContainerMerge["merge"] & { readinessProbe: object; livenessProbe: object };
+  };
 }
 
 /**
@@ -208,7 +212,14 @@ export function natsValues(environment: Environment, monitoring: boolean): NatsV
     promExporter: {
       enabled: monitoring,
       podMonitor: { enabled: monitoring },
-      merge: { resources: sidecarResources, securityContext: restrictedContainerSecurity() },
+      merge: {
+        resources: sidecarResources,
+        securityContext: restrictedContainerSecurity(),
+        // The chart gives the exporter no probes. Its only listener is the metrics port; a TCP
+        // check of it says the process serves, without scraping NATS on every probe.
+        readinessProbe: { tcpSocket: { port: NATS_EXPORTER_PORT }, periodSeconds: 10 },
+        livenessProbe: { tcpSocket: { port: NATS_EXPORTER_PORT }, periodSeconds: 30, failureThreshold: 3 },
+      },
     },
   };
 }

@@ -103,6 +103,7 @@ export interface IstiodValues {
     replicaCount: number;
     resources: Resources;
     cni: { enabled: boolean };
+    seccompProfile: { type: "RuntimeDefault" };
   };
   meshConfig: {
     accessLogFile: string;
@@ -127,6 +128,8 @@ export function istiodValues(cfg: MeshConfig, distribution: Distribution, env: E
       resources: r.istiod,
       // Sidecars are wired by the CNI node agent, so workload pods need no privileged init container.
       cni: { enabled: true },
+      // The chart leaves it empty; the restricted profile (and the pack) want the runtime's default.
+      seccompProfile: { type: "RuntimeDefault" },
     },
     meshConfig: {
       accessLogFile: "/dev/stdout",
@@ -140,14 +143,14 @@ export function istiodValues(cfg: MeshConfig, distribution: Distribution, env: E
 
 export interface CniValues {
   global: { platform?: string };
-  resources: { requests: { cpu: string; memory: string } };
+  resources: Resources;
 }
 
 export function cniValues(distribution: Distribution): CniValues {
   const platform = istioPlatform(distribution);
   return {
     global: platform ? { platform } : {},
-    resources: { requests: { cpu: "50m", memory: "64Mi" } },
+    resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
   };
 }
 
@@ -159,6 +162,10 @@ export interface IngressGatewayValues {
   autoscaling: { enabled: boolean };
   service: { type: string };
   resources: Resources;
+  securityContext: {
+    sysctls: { name: string; value: string }[];
+    seccompProfile: { type: "RuntimeDefault" };
+  };
   podDisruptionBudget?: { minAvailable: number };
 }
 
@@ -172,6 +179,12 @@ export function ingressGatewayValues(cfg: MeshConfig, env: Environment): Ingress
     autoscaling: { enabled: false },
     service: { type: cfg.ingressServiceType },
     resources: meshResources(env).gateway,
+    // Replaces the chart's pod default (only the sysctl that lets Envoy bind 80/443 unprivileged),
+    // so that sysctl stays and the runtime's default seccomp profile joins it.
+    securityContext: {
+      sysctls: [{ name: "net.ipv4.ip_unprivileged_port_start", value: "0" }],
+      seccompProfile: { type: "RuntimeDefault" },
+    },
     ...(cfg.ingressReplicas > 1 ? { podDisruptionBudget: { minAvailable: 1 } } : {}),
   };
 }

@@ -59,6 +59,10 @@ export function monitoringSizing(env: Environment): {
   prometheus: Resources;
   alertmanager: Resources;
   grafana: Resources;
+  /** Each of Grafana's two k8s-sidecar containers (dashboards, datasources). */
+  grafanaSidecar: Resources;
+  nodeExporter: Resources;
+  kubeStateMetrics: Resources;
   operator: Resources;
   otel: Resources;
 } {
@@ -68,6 +72,9 @@ export function monitoringSizing(env: Environment): {
         prometheus: res("100m", "512Mi", "1Gi"),
         alertmanager: res("10m", "32Mi", "128Mi"),
         grafana: res("50m", "128Mi", "256Mi"),
+        grafanaSidecar: res("10m", "64Mi", "128Mi"),
+        nodeExporter: res("10m", "32Mi", "64Mi"),
+        kubeStateMetrics: res("10m", "64Mi", "128Mi"),
         operator: res("50m", "64Mi", "256Mi"),
         otel: res("50m", "128Mi", "256Mi"),
       };
@@ -76,6 +83,9 @@ export function monitoringSizing(env: Environment): {
         prometheus: res("250m", "1Gi", "2Gi"),
         alertmanager: res("20m", "64Mi", "256Mi"),
         grafana: res("100m", "256Mi", "512Mi"),
+        grafanaSidecar: res("10m", "64Mi", "128Mi"),
+        nodeExporter: res("20m", "32Mi", "64Mi"),
+        kubeStateMetrics: res("20m", "64Mi", "256Mi"),
         operator: res("100m", "128Mi", "256Mi"),
         otel: res("100m", "256Mi", "512Mi"),
       };
@@ -84,6 +94,9 @@ export function monitoringSizing(env: Environment): {
         prometheus: res("1", "4Gi", "8Gi"),
         alertmanager: res("50m", "128Mi", "512Mi"),
         grafana: res("200m", "512Mi", "1Gi"),
+        grafanaSidecar: res("20m", "96Mi", "256Mi"),
+        nodeExporter: res("50m", "64Mi", "128Mi"),
+        kubeStateMetrics: res("50m", "128Mi", "512Mi"),
         operator: res("200m", "256Mi", "512Mi"),
         otel: res("500m", "512Mi", "1Gi"),
       };
@@ -135,11 +148,43 @@ export interface KubePrometheusStackValues {
   grafana: {
     fullnameOverride: string;
     admin: { existingSecret: string; userKey: string; passwordKey: string };
-    persistence: { enabled: boolean; size?: string };
+    /** With storage: the platform's own PVC (`existingClaim`), so it alone carries `protect`. */
+    persistence: { enabled: false } | { enabled: true; existingClaim: string };
+    /** The chart's chown init container runs as root; the pod's fsGroup already owns the volume. */
+    initChownData: { enabled: false };
     resources: Resources;
-    sidecar: { dashboards: { enabled: boolean; label: string; labelValue: string; searchNamespace: string } };
+    sidecar: {
+      resources: Resources;
+      dashboards: {
+        enabled: boolean;
+        label: string;
+        labelValue: string;
+        searchNamespace: string;
+        startupProbe: SidecarProbe;
+      };
+      datasources: { startupProbe: SidecarProbe };
+    };
   };
-  "kube-state-metrics": { metricLabelsAllowlist: string[] };
+  "kube-state-metrics": { metricLabelsAllowlist: string[]; resources: Resources };
+  "prometheus-node-exporter": { resources: Resources };
+}
+
+/** An HTTP probe of a k8s-sidecar's health server (the chart sets its HEALTH_PORT from the port). */
+interface SidecarProbe {
+  httpGet: { path: "/healthz"; port: number };
+  periodSeconds: number;
+  failureThreshold: number;
+}
+
+/** Grafana's PVC when `grafanaStorageSize` is set (created by the platform, not the chart). */
+export const GRAFANA_CLAIM = "grafana";
+
+/**
+ * The startup probe of one Grafana sidecar: k8s-sidecar serves `/healthz` on its HEALTH_PORT, which
+ * the chart takes from this probe's port; the ports are the chart's per-sidecar defaults.
+ */
+function sidecarStartup(port: 8082 | 8084): SidecarProbe {
+  return { httpGet: { path: "/healthz", port }, periodSeconds: 5, failureThreshold: 60 };
 }
 
 /**
@@ -273,15 +318,28 @@ export function kubePrometheusStackValues(
         passwordKey: "admin-password",
       },
       persistence: cfg.grafanaStorageSize
-        ? { enabled: true, size: cfg.grafanaStorageSize }
+        ? { enabled: true, existingClaim: GRAFANA_CLAIM }
         : { enabled: false },
+      initChownData: { enabled: false },
       resources: size.grafana,
       sidecar: {
-        dashboards: { enabled: true, label: "grafana_dashboard", labelValue: "1", searchNamespace: "ALL" },
+        resources: size.grafanaSidecar,
+        dashboards: {
+          enabled: true,
+          label: "grafana_dashboard",
+          labelValue: "1",
+          searchNamespace: "ALL",
+          startupProbe: sidecarStartup(8084),
+        },
+        datasources: { startupProbe: sidecarStartup(8082) },
       },
     },
     // GPU panels and alerts join DCGM series to nodes by their pool label.
-    "kube-state-metrics": { metricLabelsAllowlist: [`nodes=[${GPU_POOL_LABEL}]`] },
+    "kube-state-metrics": {
+      metricLabelsAllowlist: [`nodes=[${GPU_POOL_LABEL}]`],
+      resources: size.kubeStateMetrics,
+    },
+    "prometheus-node-exporter": { resources: size.nodeExporter },
   };
 }
 
@@ -449,6 +507,25 @@ export class MonitoringStack extends pulumi.ComponentResource {
       component: "monitoring",
       dependsOn: [ns],
     });
+    // Grafana's database (users, UI-made dashboards): the platform's own claim, protected in prod
+    // by itself; the chart only mounts it.
+    const grafanaClaim = cfg.grafanaStorageSize
+      ? new k8s.core.v1.PersistentVolumeClaim(
+          `${name}-grafana-storage`,
+          {
+            metadata: {
+              name: GRAFANA_CLAIM,
+              namespace: MONITORING_NAMESPACE,
+              labels: appLabels("grafana", "monitoring"),
+            },
+            spec: {
+              accessModes: ["ReadWriteOnce"],
+              resources: { requests: { storage: cfg.grafanaStorageSize } },
+            },
+          },
+          { ...after(ns), protect: env === "prod" },
+        )
+      : undefined;
     const stack = pinnedChart(
       `${name}-kube-prometheus-stack`,
       charts.kubePrometheusStack,
@@ -464,7 +541,12 @@ export class MonitoringStack extends pulumi.ComponentResource {
       },
       // Not protected: protect on the chart reaches every rendered object (a replaced ConfigMap fails)
       // but not the TSDB volumes the operator creates (Kubernetes retains StatefulSet PVCs).
-      after(ns, this.grafanaAdmin.resource, ...(args.certManager ? [args.certManager] : [])),
+      after(
+        ns,
+        this.grafanaAdmin.resource,
+        ...(args.certManager ? [args.certManager] : []),
+        ...(grafanaClaim ? [grafanaClaim] : []),
+      ),
     );
     this.crds = stack;
 

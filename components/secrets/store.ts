@@ -71,18 +71,24 @@ export interface ExternalSecretsValues {
   installCRDs: boolean;
   serviceAccount: { create: boolean; name: string };
   resources: { requests: { cpu: string; memory: string }; limits: { memory: string } };
-  webhook: { resources: ExternalSecretsValues["resources"] };
-  certController: { resources: ExternalSecretsValues["resources"] };
+  /** The controller's health server (`--live-addr`) answers both probes; the chart has them off. */
+  livenessProbe: { enabled: true };
+  readinessProbe: { enabled: true };
+  webhook: { resources: ExternalSecretsValues["resources"]; livenessProbe: { enabled: true } };
+  certController: { resources: ExternalSecretsValues["resources"]; livenessProbe: { enabled: true } };
 }
 
 export function externalSecretsValues(): ExternalSecretsValues {
   const resources = { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } };
+  // Readiness is on by default for the webhook and cert controller; liveness is off everywhere.
   return {
     installCRDs: true,
     serviceAccount: { create: true, name: "external-secrets" },
     resources,
-    webhook: { resources },
-    certController: { resources },
+    livenessProbe: { enabled: true },
+    readinessProbe: { enabled: true },
+    webhook: { resources, livenessProbe: { enabled: true } },
+    certController: { resources, livenessProbe: { enabled: true } },
   };
 }
 

@@ -12,19 +12,25 @@ export interface Exemption {
   readonly namespace?: string;
   readonly name?: string;
   readonly type?: string;
+  /**
+   * A container name (glob) inside the matched resource: only that container is exempt, from the
+   * rules that judge containers one by one (probes, resources, Pod Security).
+   */
+  readonly container?: string;
   readonly reason: string;
 }
 
 export const EXEMPTIONS_SCHEMA: JSONSchema = {
   type: "array",
   description:
-    "Resources the policy does not apply to: each entry matches a namespace, a name (Pulumi or metadata name, globs allowed) and/or a type token, and must say why.",
+    "Resources the policy does not apply to: each entry matches a namespace, a name (Pulumi or metadata name, globs allowed) and/or a type token, optionally narrowed to one container of it, and must say why.",
   items: {
     type: "object",
     properties: {
       namespace: { type: "string", minLength: 1 },
       name: { type: "string", minLength: 1 },
       type: { type: "string", minLength: 1 },
+      container: { type: "string", minLength: 1 },
       reason: { type: "string", minLength: 3 },
     },
     required: ["reason"],
@@ -52,9 +58,11 @@ export interface ExemptionSubject {
   readonly name: string;
   readonly namespace?: string;
   readonly objectName?: string;
+  /** Set when asking about one container; unset, container-narrowed exemptions never match. */
+  readonly container?: string;
 }
 
-/** The exemption that applies to a resource, if any. */
+/** The exemption that applies to a resource (or to one of its containers), if any. */
 export function findExemption(
   exemptions: readonly Exemption[] | undefined,
   s: ExemptionSubject,
@@ -62,6 +70,8 @@ export function findExemption(
   if (!exemptions || exemptions.length === 0) return undefined;
   return exemptions.find((e) => {
     if (e.namespace === undefined && e.name === undefined && e.type === undefined) return false;
+    if (e.container !== undefined && (s.container === undefined || !globMatch(e.container, s.container)))
+      return false;
     if (e.type !== undefined && !globMatch(e.type, s.type)) return false;
     if (e.namespace !== undefined && (s.namespace === undefined || !globMatch(e.namespace, s.namespace)))
       return false;

@@ -212,6 +212,19 @@ export function isNativeSidecar(c: ContainerRef): boolean {
   return c.kind === "initContainer" && c.container["restartPolicy"] === "Always";
 }
 
+/**
+ * A container the mesh's injector fills at admission: Istio's gateway chart renders `istio-proxy`
+ * with `image: auto` in a pod marked for injection, and the webhook replaces the image and adds
+ * istiod's probes. Like every injected sidecar, its image and probes are the injector's, not the
+ * manifest's; its securityContext stays (the injector keeps the pod's own fields).
+ */
+export function isInjectionPlaceholder(c: ContainerRef, pod: PodSpecRef): boolean {
+  if (c.container["image"] !== "auto" || c.name !== "istio-proxy") return false;
+  const labels = obj(pod.metadata["labels"]) ?? {};
+  const annotations = obj(pod.metadata["annotations"]) ?? {};
+  return labels["sidecar.istio.io/inject"] === "true" || annotations["sidecar.istio.io/inject"] === "true";
+}
+
 /** True for pods that are meant to keep running (not Jobs, CronJobs or run-to-completion Pods). */
 export function isLongRunning(pod: PodSpecRef): boolean {
   if (pod.kind === "Job" || pod.kind === "CronJob") return false;
@@ -255,7 +268,7 @@ export function imagesOf(type: string, props: Obj): ImageRefLocation[] {
   for (const pod of podSpecsOf(type, props)) {
     for (const c of containersOf(pod)) {
       const image = c.container["image"];
-      if (typeof image === "string")
+      if (typeof image === "string" && !isInjectionPlaceholder(c, pod))
         out.push({ image, path: [...c.path, "image"], where: `${c.kind} "${c.name}"` });
     }
   }

@@ -33,6 +33,8 @@ export interface ResourceContext<C> {
   readonly namespace: string | undefined;
   readonly objectName: string | undefined;
   readonly args: ResourceValidationArgs;
+  /** The exemption narrowed to this container of the resource, if any (rules that judge containers). */
+  readonly containerExemption: (container: string) => Exemption | undefined;
 }
 
 interface PolicyMeta {
@@ -70,7 +72,7 @@ function schemaOf(meta: PolicyMeta) {
 }
 
 function contextOf<C>(args: ResourceValidationArgs, props: Obj): ResourceContext<C> {
-  return {
+  const base = {
     type: args.type,
     name: args.name,
     urn: args.urn,
@@ -80,6 +82,7 @@ function contextOf<C>(args: ResourceValidationArgs, props: Obj): ResourceContext
     objectName: objectNameOf(props),
     args,
   };
+  return { ...base, containerExemption: (container) => exemptionFor({ ...base, container }) };
 }
 
 function exemptionFor(ctx: {
@@ -87,6 +90,7 @@ function exemptionFor(ctx: {
   name: string;
   namespace?: string | undefined;
   objectName?: string | undefined;
+  container?: string;
   config: BaseConfig;
 }) {
   return findExemption(ctx.config.exemptions, {
@@ -94,6 +98,7 @@ function exemptionFor(ctx: {
     name: ctx.name,
     ...(ctx.namespace !== undefined ? { namespace: ctx.namespace } : {}),
     ...(ctx.objectName !== undefined ? { objectName: ctx.objectName } : {}),
+    ...(ctx.container !== undefined ? { container: ctx.container } : {}),
   });
 }
 

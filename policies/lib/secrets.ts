@@ -17,7 +17,7 @@ export const SECRET_KEY_RE =
  * cert-manager's `inject-ca-from-secret: <namespace>/<name>` annotation...).
  */
 export const NOT_SECRET_KEY_RE =
-  /(secret_?key_?ref|from[_-]?secret$|secret_?ref|existing_?secret|secret_?names?$|secrets?_?provider|secret_?store|secret_?(mount|volume|dir|path|file)|(pass(word)?|token|user(name)?)_?key$|(names?|ref|refs|path|paths|file|files|dir|url|urls|uri|endpoint|endpoints|enabled|enable|mode|type|ttl|policy|policies|audiences?|issuer|headers?|expiry|expiration|duration|length|format|strategy|provider|method|methods|source|selector|template|annotations|labels|version|count|size|timeout|interval|seconds|period|_id)$|author|authority|automount|tokenreview)/i;
+  /(secret_?key_?ref|from[_-]?secret$|secret_?ref|existing_?secret|secret_?names?$|secrets?_?provider|secret_?store|secret_?(mount|volume|dir|path|file)|(pass(word)?|token|user(name)?)_?key$|(names?|namespaces?|ref|refs|path|paths|file|files|dir|url|urls|uri|endpoint|endpoints|enabled|enable|mode|type|ttl|policy|policies|audiences?|issuer|headers?|expiry|expiration|duration|length|format|strategy|provider|method|methods|source|selector|template|annotations|labels|version|count|size|timeout|interval|seconds|period|_id)$|author|authority|automount|tokenreview)/i;
 
 const keyCache = new Map<string, boolean>();
 
@@ -68,7 +68,13 @@ export function looksLikeSecretValue(v: string, opts: EntropyOptions = DEFAULT_E
   return isLiteralSecretValue(v, opts.minLength) && shannonEntropy(v) >= opts.entropyThreshold;
 }
 
-export const PRIVATE_KEY_RE = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/;
+/**
+ * A PEM private key: the BEGIN line, optional headers (`Proc-Type:`), then a base64 body, with real
+ * or escaped (`\n`) line breaks. The body is required: CRD descriptions and docs show the armour
+ * around a placeholder (`-----BEGIN PRIVATE KEY-----\n<private-key>\n...`), which is no key.
+ */
+export const PRIVATE_KEY_RE =
+  /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[rn])*(?:[A-Za-z-]+:[^\n\\]*(?:\s|\\[rn])+)*[A-Za-z0-9+/=]{16}/;
 export const JWT_RE = /(?:^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}/;
 /** `password=...`, `"api_key": "..."`, `TOKEN: ...` inside text (config files, scripts). */
 const ASSIGNMENT_HINT_RE = /pass|secret|token|api[_-]?key|private[_-]?key|credential/i;

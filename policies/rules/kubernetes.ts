@@ -1,18 +1,24 @@
 /** Workload rules over every pod spec: resources, probes, Pod Security "restricted", read-only root. */
 import {
   containersOf,
+  isInjectionPlaceholder,
   isLongRunning,
   isNativeSidecar,
   podSpecsOf,
   type ContainerRef,
   type PodSpecRef,
 } from "../lib/k8s";
-import { defineResourcePolicy } from "../lib/policy";
+import { defineResourcePolicy, type ResourceContext } from "../lib/policy";
 import { arr, isUnknown, obj, str, type Obj } from "../lib/values";
 
 const hasPods = (type: string, props: Obj) => podSpecsOf(type, props).length > 0;
 
 const present = (v: unknown) => v !== undefined && v !== null && v !== "";
+
+/** The containers a rule judges: those no container-narrowed exemption of the rule covers. */
+function judged(ctx: ResourceContext<unknown>, pod: PodSpecRef, kinds?: Parameters<typeof containersOf>[1]) {
+  return containersOf(pod, kinds).filter((c) => !ctx.containerExemption(c.name));
+}
 
 export const k8sResourcesRequired = defineResourcePolicy({
   name: "k8s-resources-required",
@@ -24,7 +30,7 @@ export const k8sResourcesRequired = defineResourcePolicy({
   appliesTo: hasPods,
   validate: (ctx, report) => {
     for (const pod of podSpecsOf(ctx.type, ctx.props)) {
-      for (const c of containersOf(pod, ["container", "initContainer"])) {
+      for (const c of judged(ctx, pod, ["container", "initContainer"])) {
         const resources = c.container["resources"];
         if (isUnknown(resources)) continue;
         const r = obj(resources) ?? {};
@@ -59,7 +65,8 @@ export const k8sProbesRequired = defineResourcePolicy<{ requireLiveness: boolean
   validate: (ctx, report) => {
     for (const pod of podSpecsOf(ctx.type, ctx.props)) {
       if (!isLongRunning(pod)) continue;
-      for (const c of containersOf(pod, ["container"])) {
+      for (const c of judged(ctx, pod, ["container"])) {
+        if (isInjectionPlaceholder(c, pod)) continue;
         const missing: string[] = [];
         if (!present(c.container["readinessProbe"])) missing.push("readinessProbe");
         if (
@@ -146,7 +153,7 @@ export const k8sPodSecurityRestricted = defineResourcePolicy({
     for (const pod of podSpecsOf(ctx.type, ctx.props)) {
       const podProblems = podLevelProblems(pod);
       if (podProblems.length > 0) report(`pod spec: ${podProblems.join("; ")}`);
-      for (const c of containersOf(pod)) {
+      for (const c of judged(ctx, pod)) {
         const problems = containerProblems(c, pod);
         if (problems && problems.length > 0) report(`${c.kind} "${c.name}": ${problems.join("; ")}`);
       }

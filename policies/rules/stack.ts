@@ -14,10 +14,26 @@ export const DEFAULT_STATEFUL_TYPES = [
   "platform:*:*Bucket",
 ];
 
+/**
+ * Whether deleting (or replacing) a StatefulSet loses data. Its state lives in the claims of its
+ * `volumeClaimTemplates`, which Kubernetes keeps when the StatefulSet goes unless
+ * `persistentVolumeClaimRetentionPolicy.whenDeleted` is `Delete`; without claims it holds none.
+ * Every other stateful type loses its state with itself (true).
+ */
+export function statefulSetLosesState(type: string, props: Obj): boolean {
+  if (type !== "kubernetes:apps/v1:StatefulSet") return true;
+  const spec = obj(props["spec"]) ?? {};
+  const claims = spec["volumeClaimTemplates"];
+  if (isUnknown(claims)) return true;
+  if (!Array.isArray(claims) || claims.length === 0) return false;
+  const whenDeleted = obj(spec["persistentVolumeClaimRetentionPolicy"])?.["whenDeleted"];
+  return whenDeleted === "Delete" || isUnknown(whenDeleted);
+}
+
 export const prodStatefulProtected = defineStackPolicy<{ environment: string; statefulTypes: string[] }>({
   name: "prod-stateful-protected",
   description:
-    "In prod, stateful resources (PVCs, PVs, StatefulSets, `*Storage` components) are `protect`ed.",
+    "In prod, stateful resources (PVCs, PVs, StatefulSets whose claims go with them, `*Storage` components) are `protect`ed.",
   enforcementLevel: "mandatory",
   severity: "critical",
   remediationSteps:
@@ -37,6 +53,7 @@ export const prodStatefulProtected = defineStackPolicy<{ environment: string; st
     for (const r of ctx.resources) {
       if (!types.some((g) => globMatch(g, r.type))) continue;
       if (r.opts.protect || ctx.exemptionOf(r)) continue;
+      if (!statefulSetLosesState(r.type, ctx.propsOf(r))) continue;
       const md = metadataOf(ctx.propsOf(r));
       const what = str(md["name"])
         ? `${r.type} ${str(md["namespace"]) ?? "default"}/${str(md["name"])}`

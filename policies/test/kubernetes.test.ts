@@ -83,6 +83,57 @@ describe("k8s-probes-required", () => {
   });
 });
 
+describe("container-narrowed exemptions", () => {
+  const spec = goodPodSpec({
+    containers: [
+      goodContainer({ readinessProbe: undefined }),
+      goodContainer({ name: "reloader", readinessProbe: undefined, livenessProbe: undefined, resources: {} }),
+    ],
+  });
+  const reloader = {
+    exemptions: [{ name: "app", container: "reload*", reason: "signals the server; serves nothing" }],
+  };
+  it("exempt only the named container, from the rule that lists them", async () => {
+    const probes = await validate("k8s-probes-required", deployment(spec), { config: reloader });
+    expect(probes.violations).toEqual(['container "app" has no readinessProbe']);
+    // Another rule without the exemption still judges the exempted container.
+    const resources = await validate("k8s-resources-required", deployment(spec));
+    expect(resources.violations).toEqual([
+      'container "reloader" is missing resources requests.cpu, requests.memory, limits.memory',
+    ]);
+  });
+  it("never exempt a whole resource", async () => {
+    const r = await validate("k8s-resources-required", deployment(spec), {
+      config: { exemptions: [{ name: "app", container: "app", reason: "the app sizes itself" }] },
+    });
+    expect(r.violations).toHaveLength(1);
+  });
+});
+
+describe("the mesh's injected proxy slot", () => {
+  // Istio's gateway chart renders this container; the injector sets its image and probes.
+  const slot = { name: "istio-proxy", image: "auto", readinessProbe: undefined, livenessProbe: undefined };
+  const podMeta = (inject: boolean) => ({
+    labels: { app: "gw", ...(inject ? { "sidecar.istio.io/inject": "true" } : {}) },
+  });
+  it("is judged neither for its probes nor its image when the pod is marked for injection", async () => {
+    const w = workload("Deployment", goodPodSpec({ containers: [goodContainer(slot)] }), {
+      podMeta: podMeta(true),
+    });
+    expect((await validate("k8s-probes-required", w)).violations).toEqual([]);
+    expect((await validate("image-tag-pinned", w)).violations).toEqual([]);
+  });
+  it("is an ordinary container without the injection mark", async () => {
+    const w = workload("Deployment", goodPodSpec({ containers: [goodContainer(slot)] }), {
+      podMeta: podMeta(false),
+    });
+    expect((await validate("k8s-probes-required", w)).violations).toHaveLength(1);
+    expect((await validate("image-tag-pinned", w)).violations).toEqual([
+      'container "istio-proxy": image auto has no tag (resolves to :latest)',
+    ]);
+  });
+});
+
 describe("k8s-pod-security-restricted", () => {
   const P = "k8s-pod-security-restricted";
   it.each(WORKLOAD_KINDS)("passes a restricted %s", async (kind) => {

@@ -37,6 +37,11 @@ describe("no-plaintext-secrets", () => {
     ],
     ["a PEM private key in a ConfigMap", configMap({ "tls.key": FAKE.privateKey }), "private key"],
     [
+      "a PEM private key in JSON text (escaped line breaks)",
+      configMap({ "creds.json": JSON.stringify({ key: FAKE.privateKey }) }),
+      "private key",
+    ],
+    [
       "a high-entropy value under a secret-like key",
       {
         type: "kubernetes:apiextensions.k8s.io:CustomResource",
@@ -136,6 +141,19 @@ describe("no-plaintext-secrets", () => {
           },
         },
       },
+    ],
+    [
+      "a key's armour around a placeholder (external-secrets' CRD descriptions)",
+      configMap({
+        example:
+          '{"private-key": "-----BEGIN PRIVATE KEY-----\\n<private-key>\\n-----END PRIVATE KEY-----\\n"}',
+      }),
+    ],
+    [
+      "the namespace a secret lives in (external-secrets' cert controller)",
+      deployment(
+        goodPodSpec({ containers: [goodContainer({ args: ["--secret-namespace=external-secrets"] })] }),
+      ),
     ],
     [
       "a component resource (its children are checked)",

@@ -16,8 +16,12 @@ const registry: TestResource = {
 describe("prod-stateful-protected", () => {
   const P = "prod-stateful-protected";
   const prod = { config: { environment: "prod" } };
-  it("flags unprotected PVCs, StatefulSets and the registry in prod", async () => {
-    const sts = workload("StatefulSet", goodPodSpec(), { name: "pg" });
+  const claims = { volumeClaimTemplates: [{ metadata: { name: "data" }, spec: {} }] };
+  it("flags unprotected PVCs, StatefulSets whose claims go with them, and the registry in prod", async () => {
+    const sts = workload("StatefulSet", goodPodSpec(), {
+      name: "pg",
+      spec: { ...claims, persistentVolumeClaimRetentionPolicy: { whenDeleted: "Delete" } },
+    });
     const r = await validateStack(P, [pvc, registry, sts, deployment()], prod);
     expect(r.violations.map((v) => v.message)).toEqual([
       "kubernetes:core/v1:PersistentVolumeClaim db/data holds state but is not protected",
@@ -25,6 +29,15 @@ describe("prod-stateful-protected", () => {
       "kubernetes:apps/v1:StatefulSet apps/pg holds state but is not protected",
     ]);
     expect(r.violations[0]?.urn).toContain("PersistentVolumeClaim");
+  });
+  it("passes StatefulSets whose claims outlive them (the default Retain) or that have none", async () => {
+    const retained = workload("StatefulSet", goodPodSpec(), {
+      name: "nats",
+      spec: { ...claims, persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain" } },
+    });
+    const byDefault = workload("StatefulSet", goodPodSpec(), { name: "js", spec: claims });
+    const stateless = workload("StatefulSet", goodPodSpec(), { name: "cache" });
+    expect((await validateStack(P, [retained, byDefault, stateless], prod)).violations).toEqual([]);
   });
   it("passes protected resources", async () => {
     expect(
