@@ -84,7 +84,23 @@ const ASSIGNMENT_RE =
 export const SECRETLINT_CANDIDATE_RE =
   /(?:A3T[A-Z0-9]|AKIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ASIA)[A-Z0-9]{16}|aws_secret|_authToken|npm_[A-Za-z0-9]{30}|:\/\/[^\s/:@]+:[^\s/@]+@|xox[abposr]-|xapp-|hooks\.slack\.com|SG\.[\w-]{10,}\.|shp(?:pa|ca|at|ss)_|gh[pousr]_[A-Za-z0-9_]{30}|github_pat_|sk-[A-Za-z0-9_-]{20}|lin_api_|ops_ey|private_key|PRIVATE KEY/;
 
-export type SecretDetector = "private-key" | "jwt" | "entropy" | "assignment" | `secretlint:${string}`;
+export type SecretDetector =
+  "private-key" | "jwt" | "url-credentials" | "entropy" | "assignment" | `secretlint:${string}`;
+
+/**
+ * A URL carrying a password in its userinfo (`scheme://user:password@host`). The password must be
+ * a literal: `${VAR}`, `$(cmd)`, `<password>`, `{{ .x }}` and `***` stand for one.
+ */
+const URL_USERINFO_RE = /[a-z][a-z0-9+.-]*:\/\/[^\s/:@]+:([^\s/@]+)@[^\s/@]/gi;
+const PLACEHOLDER_PASSWORD_RE = /^(?:\$|<|\{\{|%\{|\*+$|x+$)/i;
+
+function urlCredentials(value: string): boolean {
+  if (!value.includes("://") || !value.includes("@")) return false;
+  URL_USERINFO_RE.lastIndex = 0;
+  for (let m = URL_USERINFO_RE.exec(value); m; m = URL_USERINFO_RE.exec(value))
+    if (!PLACEHOLDER_PASSWORD_RE.test(m[1]!)) return true;
+  return false;
+}
 
 export interface SecretFinding {
   readonly path: readonly (string | number)[];
@@ -114,6 +130,8 @@ export function detectInString(
   if (value.includes("PRIVATE KEY") && PRIVATE_KEY_RE.test(value))
     return { detector: "private-key", message: "a PEM private key" };
   if (value.includes("eyJ") && JWT_RE.test(value)) return { detector: "jwt", message: "a JSON Web Token" };
+  if (urlCredentials(value))
+    return { detector: "url-credentials", message: "a URL with a password in it (user:password@)" };
   if (key !== undefined && isSecretLikeKey(key) && looksLikeSecretValue(value, opts)) {
     return { detector: "entropy", message: `a high-entropy literal under secret-like key "${key}"` };
   }

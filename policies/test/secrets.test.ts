@@ -63,7 +63,12 @@ describe("no-plaintext-secrets", () => {
     [
       "a database URL with credentials in Helm values",
       helmChart({ config: { dsn: FAKE.dbUrl } }),
-      "secretlint",
+      "URL with a password",
+    ],
+    [
+      "credentials in a URL inside a command line",
+      configMap({ "run.sh": "curl -fsS https://deploy:Hq7vR2xW9kLm@artifacts.example.org/x.tgz" }),
+      "URL with a password",
     ],
     [
       "a token in a GitHub variable",
@@ -154,6 +159,15 @@ describe("no-plaintext-secrets", () => {
       deployment(
         goodPodSpec({ containers: [goodContainer({ args: ["--secret-namespace=external-secrets"] })] }),
       ),
+    ],
+    [
+      "URLs whose password is a placeholder or a reference",
+      configMap({
+        a: "postgres://app:${DB_PASSWORD}@db:5432/app",
+        b: "https://user:<password>@host.example.org",
+        c: "redis://:****@cache:6379",
+        d: "https://{{ .Values.user }}:{{ .Values.password }}@h.example.org",
+      }),
     ],
     [
       "a component resource (its children are checked)",

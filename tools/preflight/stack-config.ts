@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { CONFIG_NAMESPACE, SECRET_KEY_NAMES } from "../../components/config";
+import { plaintextSecrets, replaceAt, type PlaintextSecret } from "./stack-secrets";
 
 export class UsageError extends Error {}
 
@@ -21,6 +22,10 @@ export interface StackConfig {
   readonly secretKeys: string[];
   /** canary value → the config key it stands for. */
   readonly canaries: Map<string, string>;
+  /** Credentials the stack file holds in plain text (each replaced by a canary for the run). */
+  readonly plaintextSecrets: PlaintextSecret[];
+  /** The stack file's name (`Pulumi.dev.yaml`), for messages. */
+  readonly stackFile: string;
 }
 
 export function listStacks(dir: string): string[] {
@@ -68,8 +73,22 @@ export function loadStackConfig(
   const config: Record<string, string> = {};
   const secretKeys: string[] = [];
   const canaries = new Map<string, string>();
+  // A committed plain-text credential is reported, and a canary takes its place for the run: the
+  // hunt then shows where it would land, and out/ never holds the real value.
+  const schemaSecrets = new Set(SECRET_KEY_NAMES.map((n) => `${CONFIG_NAMESPACE}:${n}`));
+  const qualified = (k: string) => (k.includes(":") ? k : `${project.name as string}:${k}`);
+  const leaked = plaintextSecrets(
+    Object.fromEntries(Object.entries(values).map(([k, v]) => [qualified(k), v])),
+    schemaSecrets,
+  );
+  for (const s of leaked) {
+    const rawKey = Object.keys(values).find((k) => qualified(k) === s.key)!;
+    const canary = makeCanary(s.key.slice(s.key.indexOf(":") + 1));
+    canaries.set(canary, s.key);
+    values[rawKey] = replaceAt(values[rawKey], s.at, canary);
+  }
   for (const [rawKey, value] of Object.entries(values)) {
-    const key = rawKey.includes(":") ? rawKey : `${project.name}:${rawKey}`;
+    const key = qualified(rawKey);
     if (value !== null && typeof value === "object" && "secure" in value) {
       // Encrypted values cannot be read offline: a canary stands in for them.
       const canary = makeCanary(key.slice(key.indexOf(":") + 1));
@@ -89,5 +108,14 @@ export function loadStackConfig(
       canaries.set(canary, key);
     }
   }
-  return { project: project.name, stack, config, secretKeys, canaries };
+  for (const s of leaked) if (schemaSecrets.has(s.key) && !secretKeys.includes(s.key)) secretKeys.push(s.key);
+  return {
+    project: project.name,
+    stack,
+    config,
+    secretKeys,
+    canaries,
+    plaintextSecrets: leaked,
+    stackFile: `Pulumi.${stack}.yaml`,
+  };
 }

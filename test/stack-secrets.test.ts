@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { loadStackConfig, listStacks } from "../tools/preflight/stack-config";
+import { describePlaintextSecret, plaintextSecrets, replaceAt } from "../tools/preflight/stack-secrets";
+
+const SCHEMA_SECRETS = new Set(["platform:githubToken", "platform:hfToken"]);
+const TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8";
+
+describe("plain-text credentials in a stack file", () => {
+  it("finds a schema secret without secure:, and credential-shaped values under any key", () => {
+    const found = plaintextSecrets(
+      {
+        "platform:githubToken": TOKEN,
+        "platform:hfToken": { secure: "v1:AAAA" },
+        "platform:cluster": { servers: [{ name: "s", address: "10.0.0.1", password: "Zq8vN3xR7tLp2Wc9Kd" }] },
+        "platform:notes": "clone https://ci:Hq7vR2xW9kLm@git.example.org/r.git",
+        "aws:region": "eu-west-1",
+      },
+      SCHEMA_SECRETS,
+    );
+    expect(found.map((f) => [f.key, f.path])).toEqual([
+      ["platform:githubToken", ""],
+      ["platform:cluster", "servers[0].password"],
+      ["platform:notes", ""],
+    ]);
+  });
+
+  it("passes encrypted values, references, placeholders and ordinary settings", () => {
+    expect(
+      plaintextSecrets(
+        {
+          "platform:githubToken": { secure: "v1:AAAA" },
+          "platform:registry": { hostname: "registry.example.org", passwordFile: "/run/secrets/pw" },
+          "platform:delivery": { github: { tokenSecretName: "gh-token", owner: "acme" } },
+          "platform:url": "https://user:${PASSWORD}@host.example.org",
+        },
+        SCHEMA_SECRETS,
+      ),
+    ).toEqual([]);
+  });
+
+  it("says which key, what it holds and the fix, never the value", () => {
+    const [f] = plaintextSecrets({ "platform:githubToken": TOKEN }, SCHEMA_SECRETS);
+    const line = describePlaintextSecret("Pulumi.dev.yaml", f!);
+    expect(line).toMatch(
+      /Pulumi\.dev\.yaml: platform:githubToken .*pulumi config set --secret platform:githubToken/,
+    );
+    expect(line).not.toContain(TOKEN);
+  });
+
+  it("no committed stack holds one", () => {
+    for (const stack of listStacks(process.cwd()))
+      expect(loadStackConfig(process.cwd(), stack).plaintextSecrets, stack).toEqual([]);
+  });
+
+  it("puts a canary in the value's place for the run, so nothing of it reaches a plan or out/", () => {
+    const sc = loadStackConfig(process.cwd(), "dev", {
+      "platform:githubToken": TOKEN,
+      "platform:notes": { dsn: "postgres://app:Hq7vR2xW9kLm@db.example.org/app" },
+    });
+    expect(sc.plaintextSecrets.map((s) => s.key)).toEqual(["platform:githubToken", "platform:notes"]);
+    expect(JSON.stringify(sc.config)).not.toContain(TOKEN);
+    expect(JSON.stringify(sc.config)).not.toContain("Hq7vR2xW9kLm");
+    const dsn = (JSON.parse(sc.config["platform:notes"]!) as { dsn: string }).dsn;
+    expect(sc.canaries.get(dsn)).toBe("platform:notes");
+    expect(sc.secretKeys).toContain("platform:githubToken");
+  });
+
+  it("replaces one leaf without touching the rest", () => {
+    const v = { a: [{ b: "x" }, { b: "y" }], c: 1 };
+    expect(replaceAt(v, ["a", 1, "b"], "z")).toEqual({ a: [{ b: "x" }, { b: "z" }], c: 1 });
+    expect(v.a[1]!.b).toBe("y");
+  });
+});
