@@ -15,6 +15,7 @@ import { registrySchema } from "../components/registry/schema";
 import { SecretStore } from "../components/secrets/store";
 import { images } from "../components/versions";
 import { isSecretWrapped, render, renderStack, type Rendered } from "./harness";
+import { existingClusterFor } from "./stack-overrides";
 
 const SECRET = "kubernetes:core/v1:Secret";
 const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
@@ -25,43 +26,12 @@ const VS = "kubernetes:networking.istio.io/v1beta1:VirtualService";
 const SA = "kubernetes:core/v1:ServiceAccount";
 const CONFIGMAP = "kubernetes:core/v1:ConfigMap";
 
-/** dev and prod describe K3s hosts; the same stacks on an existing cluster exercise everything else. */
-const EXISTING = {
-  dev: {
-    kind: "existing",
-    gpuPools: [
-      {
-        name: "gpu-l4",
-        nodeSelector: { "platform.ai/gpu-pool": "gpu-l4" },
-        nodes: 1,
-        gpu: { gpusPerNode: 1, sharing: { timeSlicing: { replicas: 2 } } },
-      },
-    ],
-  },
-  prod: {
-    kind: "existing",
-    gpuPools: [
-      {
-        name: "gpu-h100",
-        nodeSelector: { "platform.ai/gpu-pool": "gpu-h100" },
-        nodes: 2,
-        gpu: { gpusPerNode: 4 },
-      },
-      {
-        name: "gpu-l4",
-        nodeSelector: { "platform.ai/gpu-pool": "gpu-l4" },
-        nodes: 1,
-        gpu: { gpusPerNode: 2, sharing: { timeSlicing: { replicas: 4 } } },
-      },
-    ],
-  },
-} as const;
-
 const stacks: Record<string, Promise<Awaited<ReturnType<typeof renderStack>>>> = {};
 function stack(name: "local" | "dev" | "prod") {
   stacks[name] ??= renderStack(
     name,
-    name === "local" ? {} : { overrides: { "platform:cluster": EXISTING[name] } },
+    // dev and prod describe K3s hosts; the same stacks on an existing cluster exercise everything else.
+    name === "local" ? {} : { overrides: existingClusterFor(name) },
   );
   return stacks[name];
 }

@@ -1,24 +1,24 @@
+import { k3sGpuPools } from "../components/cluster/k3s";
+import { parsePlatformConfig, type PlatformConfig } from "../components/config";
 import { images, type ImageVersion } from "../components/versions";
 import type { Violation } from "../policies/lib/runner";
+import { loadStackConfig } from "../tools/preflight/stack-config";
+
+/** A committed stack's config as the program sees it (every secret planted), checks included. */
+export function committedConfig(stack: string): PlatformConfig {
+  const sc = loadStackConfig(process.cwd(), stack);
+  return parsePlatformConfig(sc.config, new Set(sc.secretKeys.map((k) => k.replace(/^platform:/, ""))));
+}
+
 /**
  * K3s clusters land with issue 3; until then dev and prod run their committed config on an
- * "existing" cluster with the same GPU pools, so every other part is exercised end to end.
+ * "existing" cluster with the same GPU pools (read from the stack file, so GPUs, sharing and memory
+ * stay the committed ones), so every other part is exercised end to end.
  */
 export function existingClusterFor(stack: "dev" | "prod"): Record<string, unknown> {
-  const pool = (name: string, nodes: number, gpusPerNode: number, replicas?: number) => ({
-    name,
-    nodeSelector: { "platform.ai/gpu-pool": name },
-    nodes,
-    gpu: { gpusPerNode, ...(replicas ? { sharing: { timeSlicing: { replicas } } } : {}) },
-  });
-  return {
-    "platform:cluster": {
-      kind: "existing",
-      distribution: "k3s",
-      gpuPools:
-        stack === "prod" ? [pool("gpu-h100", 2, 4), pool("gpu-l4", 1, 2, 4)] : [pool("gpu-l4", 1, 1, 2)],
-    },
-  };
+  const { cluster } = committedConfig(stack);
+  if (cluster.kind !== "k3s") throw new Error(`stack ${stack} is not a K3s stack`);
+  return { "platform:cluster": { kind: "existing", distribution: "k3s", gpuPools: k3sGpuPools(cluster) } };
 }
 
 /**
