@@ -9,8 +9,10 @@ import { z } from "zod";
 import { clusterSchema, type GpuSpec } from "./cluster/schema";
 import { deliverySchema } from "./delivery/schema";
 import { vercelTargets } from "./delivery/targets";
+import { memoryFitProblems } from "./gpu/memory";
 import { gpuSchema } from "./gpu/schema";
 import { inferenceSchema } from "./inference/schema";
+import { memoryServiceOf } from "./inference/spec";
 import { meshSchema } from "./mesh/schema";
 import { monitoringSchema } from "./monitoring/schema";
 import { registrySchema } from "./registry/schema";
@@ -330,6 +332,29 @@ function storageProblems(c: PlatformConfig): ConfigProblem[] {
   return out;
 }
 
+/**
+ * GPU memory per physical GPU (time-slicing isolates none): vLLM replicas whose reservations or
+ * weights do not fit are a config error, since on the cluster they fail only once they land together.
+ */
+function gpuMemoryProblems(
+  services: PlatformConfig["inference"]["services"],
+  pools: readonly { name: string; gpu?: GpuSpec }[],
+  poolKey: string,
+): ConfigProblem[] {
+  return pools.flatMap((p, i) =>
+    p.gpu
+      ? memoryFitProblems(
+          { name: p.name, key: formatKey(["cluster", poolKey, i]), gpu: p.gpu },
+          services.flatMap((s, si) =>
+            s.runtime === "vllm" && s.gpu?.pool === p.name
+              ? [memoryServiceOf(s, formatKey(["inference", "services", si]))]
+              : [],
+          ),
+        ).map(({ key, message }) => ({ key, message }))
+      : [],
+  );
+}
+
 /** Checks that span items or sections; they run on whatever sections parsed. */
 export function crossChecks(c: PlatformConfig): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -462,6 +487,7 @@ export function crossChecks(c: PlatformConfig): ConfigProblem[] {
     if (s.canary.stepWeight > s.canary.maxWeight)
       out.push({ key: at("canary", "stepWeight"), message: "stepWeight must not exceed maxWeight" });
   });
+  out.push(...gpuMemoryProblems(c.inference.services, pools, poolKey));
   out.push(...storageProblems(c));
   if (c.inference.gateway.workers.min > c.inference.gateway.workers.max)
     out.push({ key: formatKey(["inference", "gateway", "workers", "min"]), message: "min is above max" });

@@ -179,7 +179,8 @@ describe("K3sCluster: single server (dev)", async () => {
     expect(dev.plain(pool)).toMatchObject({
       nodes: 1,
       nodeSelector: { [GPU_POOL_LABEL]: "gpu-l4" },
-      capacity: 2,
+      // Whole GPUs: dev's 8B model leaves no memory for a second replica on its L4.
+      capacity: 1,
     });
   });
 });
@@ -217,9 +218,10 @@ describe("K3sCluster: HA (prod)", async () => {
       nodes: 2,
       capacity: 8,
     });
+    // 2 L4s × 2 slices: as many replicas as fit an L4's memory together.
     expect(prod.plain(prod.get("platform:cluster:GpuPool", "prod-cluster-pool-gpu-l4"))).toMatchObject({
       nodes: 1,
-      capacity: 8,
+      capacity: 4,
     });
     expect(prod.plan.summary.secretLeaks).toBe(0);
     expect(unexpectedMandatory("prod", prod.plan.violations)).toEqual([]);

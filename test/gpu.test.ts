@@ -17,23 +17,19 @@ import {
   unknownValueKeys,
 } from "./fixtures/gpu-operator-values";
 import { render, renderStack } from "./harness";
-import { k3sGpuPools } from "../components/cluster/k3s";
-import { memoryFitProblems, memoryUtilization } from "../components/gpu/memory";
-import { memoryWarnings } from "../components/inference/stack";
-import { parse as parseYaml } from "yaml";
-import { readFileSync } from "node:fs";
-import { platformSchema } from "../components/config";
-
-/** The dev stack file's platform config, parsed by the schema (no secrets needed). */
-function parsePlatformConfigForTest() {
-  const doc = parseYaml(readFileSync("Pulumi.dev.yaml", "utf8")) as { config: Record<string, unknown> };
-  const raw = Object.fromEntries(
-    Object.entries(doc.config)
-      .filter(([k]) => k.startsWith("platform:"))
-      .map(([k, v]) => [k.slice("platform:".length), v]),
-  );
-  return platformSchema.parse(raw);
-}
+import {
+  deviceMemoryGiB,
+  gpuMemoryGiB,
+  memoryFitProblems,
+  memoryUtilization,
+  type MemoryPool,
+  type MemoryService,
+} from "../components/gpu/memory";
+import { ConfigError, parsePlatformConfig } from "../components/config";
+import { inferenceServiceSchema } from "../components/inference/schema";
+import { memoryServiceOf, peakGpus } from "../components/inference/spec";
+import { committedConfig } from "./stack-overrides";
+import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
 
 const l4: GpuPool = {
   name: "gpu-l4",
@@ -211,43 +207,169 @@ describe("GPU stack per stack", () => {
 });
 
 describe("GPU memory fit (time-slicing isolates no memory)", () => {
-  const l4Sliced = {
+  const l4Sliced: MemoryPool = {
     name: "gpu-l4",
+    key: "platform:cluster.pools[1]",
     gpu: { product: "NVIDIA-L4", sharing: { timeSlicing: { replicas: 2 } } },
   };
-  const vllm = (replicas: number, args: string[] = []) => ({
+  const whole = (pool: MemoryPool): MemoryPool => ({ ...pool, gpu: { ...pool.gpu, sharing: {} } });
+  const vllm = (replicas: number, args: string[] = []): MemoryService => ({
     name: "llama-8b",
+    key: "platform:inference.services[0]",
     args,
     sizeB: 8,
     count: 1,
     replicas,
   });
 
-  it("two vLLM replicas at the default 0.9 do not fit one time-sliced L4, and the message says why", () => {
+  it("knows the memory the driver reports, a pool's own figure first, and a MIG slice's own", () => {
+    expect(gpuMemoryGiB({ product: "NVIDIA-L4" })).toBeCloseTo(22.49, 2);
+    expect(gpuMemoryGiB({ product: "NVIDIA-L40S" })).toBeCloseTo(44.99, 2);
+    expect(gpuMemoryGiB({ product: "NVIDIA-A100-SXM4-40GB" })).toBe(40);
+    expect(gpuMemoryGiB({ product: "NVIDIA-L4", memoryGiB: 20 })).toBe(20);
+    expect(gpuMemoryGiB({ product: "RTX-9999" })).toBeUndefined();
+    const h100 = { product: "NVIDIA-H100-80GB" };
+    expect(
+      deviceMemoryGiB({ ...h100, sharing: { mig: { strategy: "single", profile: "all-1g.10gb" } } }),
+    ).toBe(10);
+    expect(
+      deviceMemoryGiB({ ...h100, sharing: { mig: { strategy: "single", profile: "all-disabled" } } }),
+    ).toBe(gpuMemoryGiB(h100));
+    expect(
+      deviceMemoryGiB({ ...h100, sharing: { mig: { strategy: "mixed", profile: "all-balanced" } } }),
+    ).toBeUndefined();
+  });
+
+  it("two vLLM replicas at the default 0.9 do not fit one time-sliced L4; the message has the numbers and the keys", () => {
     const problems = memoryFitProblems(l4Sliced, [vllm(2)]);
     expect(problems).toHaveLength(1);
+    expect(problems[0]!.key).toBe("platform:cluster.pools[1].gpu.sharing.timeSlicing.replicas");
+    expect(problems[0]!.services).toEqual(["llama-8b"]);
+    expect(problems[0]!.message).toMatch(/22\.5 GiB GPU 2 ways.*0\.9 \+ 0\.9 = 180%.*40\.5 GiB of 22\.5 GiB/);
+    // Half an L4 (11.2 GiB) cannot hold an 8B model in bf16 (~14.9 GiB): no share is offered.
     expect(problems[0]!.message).toMatch(
-      /24 GiB GPU 2 ways.*0\.9 \+ 0\.9 = 180%.*43\.2 GiB of 24 GiB.*at most 0\.5/,
+      /share of 0\.5 \(11\.2 GiB\) would not hold the weights of llama-8b \(~14\.9 GiB\).*platform:inference\.services\[0\]\.quantization/,
+    );
+    expect(problems[0]!.message).toMatch(
+      /remove platform:cluster\.pools\[1\]\.gpu\.sharing\.timeSlicing \(whole GPUs/,
     );
   });
 
-  it("fits when each replica reserves its share (memory, not slices, is counted)", () => {
+  it("offers the share that fits when the weights allow it, and the slices whose reservations fit together", () => {
+    const small = { ...vllm(4, ["--gpu-memory-utilization", "0.3"]), sizeB: 3 };
+    const [p] = memoryFitProblems(
+      { ...l4Sliced, gpu: { ...l4Sliced.gpu, sharing: { timeSlicing: { replicas: 4 } } } },
+      [small],
+    );
+    expect(p!.message).toMatch(/0\.3 \+ 0\.3 \+ 0\.3 \+ 0\.3 = 120%/);
+    expect(p!.message).toMatch(
+      /--gpu-memory-utilization to at most 0\.25 in platform:inference\.services\[0\]\.args/,
+    );
+    expect(p!.message).toMatch(/set platform:cluster\.pools\[1\]\.gpu\.sharing\.timeSlicing\.replicas to 3/);
+  });
+
+  it("fits when each replica reserves its share and the weights fit it (memory, not slices, is counted)", () => {
     const small = { ...vllm(2, ["--gpu-memory-utilization", "0.45"]), sizeB: 3 };
     expect(memoryFitProblems(l4Sliced, [small])).toEqual([]);
-    // An 8B fp16 model (~14.9 GiB) does not fit its 0.45 × 24 GiB share: the weights are counted too.
-    expect(memoryFitProblems(l4Sliced, [{ ...small, sizeB: 8 }])[0]!.message).toMatch(/14\.9 GiB.*10\.8 GiB/);
+    // An 8B bf16 model (~14.9 GiB) does not fit its 0.45 × 22.5 GiB share: the weights are counted too.
+    const [p] = memoryFitProblems(l4Sliced, [{ ...small, sizeB: 8 }]);
+    expect(p!.key).toBe("platform:inference.services[0].model");
+    expect(p!.message).toMatch(
+      /~14\.9 GiB.*reserves 10\.1 GiB.*platform:inference\.services\[0\]\.quantization/,
+    );
+    // Quantized to 4 bits (~3.7 GiB) it does.
+    expect(memoryFitProblems(l4Sliced, [{ ...small, sizeB: 8, quantization: "awq_marlin" }])).toEqual([]);
     expect(memoryUtilization(["--gpu-memory-utilization=0.3"])).toBe(0.3);
+    // Shares summing to exactly the GPU fit, despite float sums.
+    expect(
+      memoryFitProblems({ ...l4Sliced, gpu: { sharing: { timeSlicing: { replicas: 10 } } } }, [
+        { ...vllm(10, ["--gpu-memory-utilization", "0.1"]), sizeB: 0.5 },
+      ]),
+    ).toEqual([]);
+  });
+
+  it("counts the shares even where the GPU's size is unknown, and weights only where it is known", () => {
+    const unknown = { ...l4Sliced, gpu: { sharing: l4Sliced.gpu.sharing } };
+    const [p] = memoryFitProblems(unknown, [vllm(2)]);
+    expect(p!.message).toMatch(
+      /time-slices each GPU 2 ways.*= 180% of it; set --gpu-memory-utilization to at most 0\.5/,
+    );
+    expect(memoryFitProblems(whole(unknown), [{ ...vllm(1), sizeB: 70 }])).toEqual([]);
   });
 
   it("flags weights larger than the reservation", () => {
     const big = { ...vllm(1), name: "llama-70b", sizeB: 70 };
-    const [p] = memoryFitProblems({ ...l4Sliced, gpu: { ...l4Sliced.gpu, sharing: {} } }, [big]);
-    expect(p!.message).toMatch(/70B parameters take ~130\.4 GiB.*21\.6 GiB/);
+    const [p] = memoryFitProblems(whole(l4Sliced), [big]);
+    expect(p!.message).toMatch(/70B parameters take ~130\.4 GiB.*reserves 20\.2 GiB/);
   });
 
-  it("the dev stack's two 0.85 replicas on a 2-way sliced L4 are warned about", () => {
-    const dev = parsePlatformConfigForTest();
-    const warnings = memoryWarnings(dev.inference, k3sGpuPools(dev.cluster as never));
-    expect(warnings.join("\n")).toMatch(/gpu-l4.*0\.85 \+ 0\.85 = 170%/);
+  it("a service's peak pods count its canary, as the GPU capacity does", () => {
+    const svc = inferenceServiceSchema.parse({
+      name: "m",
+      runtime: "vllm",
+      model: "org/Model-7B-AWQ",
+      gpu: { pool: "gpu-l4", count: 1 },
+      replicas: { min: 2, max: 3 },
+      canary: { enabled: true },
+      quantization: "awq",
+    });
+    const m = memoryServiceOf(svc, "platform:inference.services[0]");
+    expect(m).toMatchObject({ sizeB: 7, quantization: "awq", key: "platform:inference.services[0]" });
+    expect(m.replicas * m.count).toBe(peakGpus(svc)); // 3 replicas + 2 canary pods
+  });
+});
+
+describe("GPU memory of the committed stacks", () => {
+  it.each(listStacks(process.cwd()))("%s overcommits no GPU's memory", (stack) => {
+    const c = committedConfig(stack);
+    const pools = c.cluster.kind === "k3s" ? c.cluster.pools : c.cluster.gpuPools;
+    for (const [i, p] of pools.entries()) {
+      if (!p.gpu) continue;
+      const services = c.inference.services
+        .map((s, si) => ({ s, si }))
+        .filter(({ s }) => s.runtime === "vllm" && s.gpu?.pool === p.name)
+        .map(({ s, si }) => memoryServiceOf(s, `platform:inference.services[${si}]`));
+      expect(memoryFitProblems({ name: p.name, key: `pool ${i}`, gpu: p.gpu }, services)).toEqual([]);
+    }
+  });
+
+  it("dev runs its 8B bf16 model on a whole L4; prod shares each L4 between two 0.45 AWQ replicas", () => {
+    const dev = committedConfig("dev");
+    const prod = committedConfig("prod");
+    const l4Of = (c: typeof dev) =>
+      c.cluster.kind === "k3s" ? c.cluster.pools.find((p) => p.name === "gpu-l4")?.gpu : undefined;
+    expect(l4Of(dev)?.sharing.timeSlicing).toBeUndefined();
+    expect(l4Of(prod)?.sharing.timeSlicing?.replicas).toBe(2);
+    const qwen = prod.inference.services.find((s) => s.name === "qwen-2-5-7b")!;
+    expect(memoryUtilization(qwen.args)).toBe(0.45);
+    expect(memoryServiceOf(qwen, "q").replicas).toBe(4); // = 2 L4s × 2 slices
+  });
+
+  it("an overcommitted override fails the config, naming the keys and the numbers", () => {
+    const sc = loadStackConfig(process.cwd(), "prod", {
+      "platform:inference": {
+        ...(committedConfig("prod").inference as object),
+        services: committedConfig("prod").inference.services.map((s) =>
+          s.name === "qwen-2-5-7b" ? { ...s, args: ["--max-model-len", "8192"] } : s,
+        ),
+      },
+    });
+    const secrets = new Set(sc.secretKeys.map((k) => k.replace(/^platform:/, "")));
+    let error: unknown;
+    try {
+      parsePlatformConfig(sc.config, secrets);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.key).toBe("platform:cluster.pools[2].gpu.sharing.timeSlicing.replicas");
+    expect(problems[0]!.message).toMatch(
+      /pool "gpu-l4" time-slices each 22\.5 GiB GPU 2 ways.*0\.9 \+ 0\.9 = 180%.*40\.5 GiB of 22\.5 GiB/,
+    );
+    expect(problems[0]!.message).toMatch(
+      /at most 0\.5 in platform:inference\.services\[1\]\.args.*remove platform:cluster\.pools\[2\]\.gpu\.sharing\.timeSlicing/,
+    );
   });
 });

@@ -341,10 +341,12 @@ async function renderInference(
 }
 
 describe("InferenceStack objects", () => {
+  // A quarter of a GPU each: the l4 pool time-slices 4 ways, so up to 4 pods may share one GPU's memory.
   const vllm = {
     name: "llm",
     runtime: "vllm",
     model: "org/Model-8B",
+    args: ["--gpu-memory-utilization", "0.25"],
     gpu: { pool: "gpu-l4", count: 1 },
     replicas: { min: 1, max: 3 },
   };

@@ -5,7 +5,7 @@ import { dnsLabel, doc, hostAddress, labels, taint } from "../schema-kit";
 export const gpuSharingSchema = z.strictObject({
   timeSlicing: doc(
     z.strictObject({ replicas: z.number().int().min(2).max(64) }).optional(),
-    "Time-slicing: each physical GPU is advertised as this many nvidia.com/gpu.",
+    "Time-slicing: each physical GPU is advertised as this many nvidia.com/gpu. It shares compute, not memory: the vLLM replicas that may land on one GPU must reserve (--gpu-memory-utilization) at most all of it together, or the config is rejected.",
     { replicas: 4 },
   ),
   mig: doc(
@@ -24,7 +24,16 @@ export const gpuSharingSchema = z.strictObject({
 
 export const gpuSpecSchema = z.strictObject({
   gpusPerNode: doc(z.number().int().min(1).max(16), "Physical GPUs on each node of the pool.", 1),
-  product: doc(z.string().optional(), "GPU model, informational (shown in dashboards).", "NVIDIA-L4"),
+  product: doc(
+    z.string().optional(),
+    "GPU model (as the nvidia.com/gpu.product label names it); a known one (L4, T4, A10, L40S, A100, H100, H200) also gives the memory per GPU the GPU-memory check counts.",
+    "NVIDIA-L4",
+  ),
+  memoryGiB: doc(
+    z.number().positive().max(1024).optional(),
+    "Memory per GPU in GiB as the driver reports it (nvidia-smi memory.total); default: the known product's. Without either, model weights are not checked against GPU memory.",
+    22.5,
+  ),
   sharing: gpuSharingSchema.default({}),
 });
 

@@ -5,6 +5,7 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type { GpuPool } from "../cluster/handle";
+import type { MemoryService } from "../gpu/memory";
 import { FLAGGER_NAMESPACE } from "../mesh/mesh";
 import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, selectorLabels } from "../meta";
 import { MESH_SCRAPE_TLS, MONITORING_NAMESPACE } from "../monitoring/monitoring";
@@ -536,9 +537,29 @@ export function canarySpec(s: InferenceServiceConfig, namespace: string, slo: Ca
  * replicas while a canary runs (Flagger scales the canary from zero to the autoscaler's minimum).
  */
 export function peakGpus(s: InferenceServiceConfig): number {
-  if (!s.gpu) return 0;
-  const canaryPods = s.canary.enabled ? Math.max(1, s.replicas.min) : 0;
-  return s.gpu.count * (s.replicas.max + canaryPods);
+  return s.gpu ? s.gpu.count * peakPods(s) : 0;
+}
+
+/** Pods a service may run at its peak: max replicas plus a running canary's (see peakGpus). */
+export function peakPods(s: Pick<InferenceServiceConfig, "replicas" | "canary">): number {
+  return s.replicas.max + (s.canary.enabled ? Math.max(1, s.replicas.min) : 0);
+}
+
+/**
+ * What the GPU-memory check counts of a vLLM service at its peak: its reservation and weights per
+ * pod, and every pod it may run. `key` is the service's config key, for the check's messages.
+ */
+export function memoryServiceOf(s: InferenceServiceConfig, key: string): MemoryService {
+  const sizeB = modelSizeB(s.model);
+  return {
+    name: s.name,
+    key,
+    args: s.args,
+    ...(s.quantization ? { quantization: s.quantization } : {}),
+    ...(sizeB === undefined ? {} : { sizeB }),
+    count: s.gpu?.count ?? 0,
+    replicas: peakPods(s),
+  };
 }
 
 /** Namespaces whose Prometheus may scrape workloads: the monitoring stack's, or Flagger's own. */

@@ -6,8 +6,7 @@ import type { SecretStore } from "../secrets/store";
 import { InferenceGateway } from "./gateway";
 import type { InferenceConfig } from "./schema";
 import { InferenceService } from "./service";
-import { memoryFitProblems } from "../gpu/memory";
-import { HF_TOKEN_KEY, modelSizeB, peakGpus, type CanarySlo } from "./spec";
+import { HF_TOKEN_KEY, peakGpus, type CanarySlo } from "./spec";
 
 export interface InferenceStackArgs {
   readonly cluster: ClusterHandle;
@@ -35,7 +34,10 @@ export interface InferenceStackArgs {
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
-/** Pools whose peak GPU demand (max replicas + a running canary) exceeds their capacity. */
+/**
+ * Pools whose peak GPU demand (max replicas + a running canary) exceeds their slices. That only
+ * leaves pods Pending, so it is a warning; GPU memory that does not fit is a config error (config.ts).
+ */
 export function overcommittedPools(
   config: InferenceConfig,
   pools: ClusterHandle["gpuPools"],
@@ -49,34 +51,6 @@ export function overcommittedPools(
     if (peak > capacity) out.push({ pool: pool.name, peak, capacity });
   }
   return out;
-}
-
-/**
- * GPU memory, not slices: per pool, whether the vLLM replicas' reservations and weights fit each
- * physical GPU (time-slicing isolates no memory). One message per problem, with the numbers.
- */
-export function memoryWarnings(
-  config: Pick<InferenceConfig, "services">,
-  pools: ClusterHandle["gpuPools"],
-): string[] {
-  return pools.flatMap((pool) =>
-    memoryFitProblems(
-      pool,
-      config.services
-        .filter((s) => s.runtime === "vllm" && s.gpu?.pool === pool.name)
-        .map((s) => {
-          const sizeB = modelSizeB(s.model);
-          return {
-            name: s.name,
-            args: s.args,
-            ...(s.quantization ? { quantization: s.quantization } : {}),
-            ...(sizeB === undefined ? {} : { sizeB }),
-            count: s.gpu!.count,
-            replicas: s.replicas.max + (s.canary.enabled ? 1 : 0),
-          };
-        }),
-    ).map((p) => `GPU memory on pool "${pool.name}"${p.service ? ` (${p.service})` : ""}: ${p.message}`),
-  );
 }
 
 /** The model hub token when a service needs it; a ConfigError naming the key when it is not set. */
@@ -129,7 +103,6 @@ export class InferenceStack extends pulumi.ComponentResource {
         `GPU pool "${o.pool}" may need ${o.peak} GPUs at peak (max replicas plus canaries) but has ${o.capacity}`,
         this,
       );
-    for (const m of memoryWarnings(config, cluster.gpuPools)) void pulumi.log.warn(m, this);
 
     const token = hubToken(config, args.secrets);
     const hubTokenRef = token
