@@ -86,7 +86,7 @@ export const gpuCapacityFits = defineStackPolicy<CapacityConfig>({
   enforcementLevel: "advisory",
   severity: "medium",
   remediationSteps:
-    "Lower the autoscaler's `maxReplicas`/`maxReplicaCount` or the per-pod GPU limit, enable GPU sharing (time-slicing/MIG replicas) on the pool, or grow the pool (`nodes`, `gpusPerNode`). Every GPU workload should select its pool with the `platform.ai/gpu-pool` node selector.",
+    "Lower the autoscaler's `maxReplicas`/`maxReplicaCount` or the per-pod GPU limit, enable GPU sharing (time-slicing/MIG replicas) on the pool, or grow the pool (`nodes`, `gpusPerNode`). Slices share compute, not memory: replicas that land on one GPU must also fit its memory together (the platform's config check counts that, per physical GPU). Every GPU workload should select its pool with the `platform.ai/gpu-pool` node selector.",
   config: {
     poolLabel: {
       type: "string",
