@@ -5,12 +5,12 @@
  * `skipCrds`; Helm hooks dropped (reported, each); namespaced objects without a namespace get the
  * release namespace; children named `<chart resource>:<namespace>/<name>` under the Chart, so two
  * identical objects are duplicate URNs; Secret data marked secret. Values-schema failures and any
- * other helm failure are findings. Charts render in dependency waves: a chart sees, as installed
- * API versions, the CRDs of what it depends on (the engine constructs a chart after its
- * dependencies, so this is what a first `pulumi up` shows it).
+ * other helm failure are findings. Each chart renders as soon as the charts it depends on have: it
+ * sees, as installed API versions, the CRDs of what it depends on (the engine constructs a chart
+ * after its dependencies, so this is what a first `pulumi up` shows it).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import { ChartSourceError, firstLine, type ChartRef, type ChartSource } from "./charts";
@@ -264,12 +264,73 @@ function helmError(stderr: string): string {
     .replace(/^Error:\s*/, "");
 }
 
-async function pool<T>(items: readonly T[], n: number, work: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const runners = Array.from({ length: Math.max(1, Math.min(n, items.length)) }, async () => {
-    while (next < items.length) await work(items[next++]!);
+/**
+ * Runs `work` on every item as soon as every item it depends on has settled, at most `concurrency`
+ * at once: a chart waits for its own dependencies only, never for a whole wave of unrelated ones.
+ * Among ready items the one heading the longest chain of dependents starts first (it gates the
+ * most), then declaration order. Dependencies outside `items` are ignored. A cycle cannot happen in
+ * a real program (the engine refuses it); if one does, what is stuck is released anyway.
+ */
+export async function runDag<T>(
+  items: readonly T[],
+  depsOf: (item: T) => readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  const index = new Map(items.map((t, i) => [t, i]));
+  const deps = items.map((t) =>
+    [...new Set(depsOf(t))].map((d) => index.get(d)).filter((d) => d !== undefined),
+  );
+  const dependents = items.map((): number[] => []);
+  deps.forEach((ds, i) => ds.forEach((d) => d !== i && dependents[d]!.push(i)));
+  const waiting = deps.map((ds, i) => ds.filter((d) => d !== i).length);
+  const height: number[] = [];
+  const heightOf = (i: number, trail: Set<number>): number => {
+    if (height[i] !== undefined) return height[i];
+    if (trail.has(i)) return 0;
+    trail.add(i);
+    const h = Math.max(0, ...dependents[i]!.map((d) => 1 + heightOf(d, trail)));
+    trail.delete(i);
+    return (height[i] = h);
+  };
+  items.forEach((_, i) => heightOf(i, new Set()));
+  const queued = new Array<boolean>(items.length).fill(false);
+  const ready: number[] = [];
+  const enqueue = (i: number) => {
+    if (queued[i]) return;
+    queued[i] = true;
+    ready.push(i);
+    ready.sort((a, b) => height[b]! - height[a]! || a - b);
+  };
+  waiting.forEach((w, i) => w === 0 && enqueue(i));
+  const limit = Math.max(1, concurrency);
+  let running = 0;
+  let settled = 0;
+  return new Promise<void>((resolve, reject) => {
+    let failed = false;
+    const fill = () => {
+      if (failed) return;
+      if (settled === items.length) return resolve();
+      if (!ready.length && running === 0) items.forEach((_, i) => enqueue(i));
+      while (running < limit && ready.length) {
+        const i = ready.shift()!;
+        running++;
+        work(items[i]!).then(
+          () => {
+            running--;
+            settled++;
+            for (const d of dependents[i]!) if (--waiting[d]! === 0) enqueue(d);
+            fill();
+          },
+          (e: unknown) => {
+            failed = true;
+            reject(e instanceof Error ? e : new Error(String(e)));
+          },
+        );
+      }
+    };
+    fill();
   });
-  await Promise.all(runners);
 }
 
 /** Renders every Chart of the plan. */
@@ -291,16 +352,14 @@ export async function renderCharts(
 
   const home = mkdtempSync(join(tmpdir(), "preflight-helm-"));
   try {
-    // Waves: a chart renders once every chart it depends on has.
-    const pending = new Set(charts);
     const chartDeps = new Map(
       charts.map((c) => [c, charts.filter((d) => d !== c && closure(c.urn).has(d.urn))]),
     );
-    while (pending.size) {
-      const wave = [...pending].filter((c) => chartDeps.get(c)!.every((d) => !pending.has(d)));
-      // A dependency cycle cannot happen in a real program (the engine refuses it); render the rest anyway.
-      const batch = wave.length ? wave : [...pending];
-      await pool(batch, options.concurrency ?? 3, async (c) => {
+    await runDag(
+      charts,
+      (c) => chartDeps.get(c)!,
+      options.concurrency ?? availableParallelism(),
+      async (c) => {
         const inputs = chartInputs(c, options.plainOf(c));
         const refText = `${inputs.ref.chart}-${inputs.ref.version}`;
         let path: string;
@@ -369,9 +428,8 @@ export async function renderCharts(
           return;
         }
         rawByChart.set(c.urn, raw);
-      });
-      for (const c of batch) pending.delete(c);
-    }
+      },
+    );
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
