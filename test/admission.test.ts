@@ -706,6 +706,33 @@ describe("admissionFindings", () => {
     );
   });
 
+  it("uses the pack's controls but not its allowances: a mesh's istio-init is still refused", () => {
+    const meshed = pod((s) => {
+      list(s, "containers").push({
+        name: "istio-proxy",
+        image: "proxyv2",
+        securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
+      });
+      list(s, "initContainers").push({
+        name: "istio-init",
+        image: "proxyv2",
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          runAsNonRoot: false,
+          runAsUser: 0,
+          capabilities: { add: ["NET_ADMIN", "NET_RAW"], drop: ["ALL"] },
+        },
+      });
+    });
+    const findings = admissionFindings([namespace("apps", "restricted"), statefulSet("apps", meshed)]);
+    expect(findings.map((f) => f.field)).toEqual([
+      "spec.template.spec.initContainers[istio-init].securityContext.runAsNonRoot",
+      "spec.template.spec.initContainers[istio-init].securityContext.runAsUser",
+      "spec.template.spec.initContainers[istio-init].securityContext.capabilities.add",
+    ]);
+    expect(admissionFindings([namespace("apps", "baseline"), statefulSet("apps", meshed)])).toHaveLength(1);
+  });
+
   it("honours a pinned enforce-version: a v1.33 namespace does not check probe hosts", () => {
     const withHost = pod((s) => (at(app(s), "readinessProbe", "httpGet")["host"] = "example.com"));
     expect(

@@ -1,4 +1,4 @@
-/** Workload rules over every pod spec: resources, probes, Pod Security "restricted", read-only root. */
+/** Workload rules over every pod spec: resources, probes, the Pod Security Standards, read-only root. */
 import {
   containersOf,
   isInjectionPlaceholder,
@@ -8,8 +8,10 @@ import {
   type ContainerRef,
   type PodSpecRef,
 } from "../lib/k8s";
+import type { JSONSchema } from "../lib/config";
 import { defineResourcePolicy, type ResourceContext } from "../lib/policy";
-import { arr, isUnknown, obj, str, type Obj } from "../lib/values";
+import { checkPodSecurity, podSecurityPath, type PodSecurityFinding } from "../lib/pss";
+import { formatPath, isUnknown, obj, type Obj } from "../lib/values";
 
 const hasPods = (type: string, props: Obj) => podSpecsOf(type, props).length > 0;
 
@@ -82,80 +84,115 @@ export const k8sProbesRequired = defineResourcePolicy<{ requireLiveness: boolean
   },
 });
 
-const RESTRICTED_VOLUME_TYPES = new Set([
-  "configMap",
-  "csi",
-  "downwardAPI",
-  "emptyDir",
-  "ephemeral",
-  "persistentVolumeClaim",
-  "projected",
-  "secret",
-]);
-
-const SECCOMP_OK = new Set(["RuntimeDefault", "Localhost"]);
-
-function podLevelProblems(pod: PodSpecRef): string[] {
-  const out: string[] = [];
-  for (const f of ["hostNetwork", "hostPID", "hostIPC"]) {
-    if (pod.spec[f] === true) out.push(`${f}: true`);
-  }
-  arr(pod.spec["volumes"]).forEach((v) => {
-    const vol = obj(v);
-    if (!vol) return;
-    const kinds = Object.keys(vol).filter((k) => k !== "name");
-    for (const k of kinds) {
-      if (!RESTRICTED_VOLUME_TYPES.has(k)) out.push(`volume "${str(vol["name"]) ?? "?"}" uses ${k}`);
-    }
-  });
-  const psc = obj(pod.spec["securityContext"]);
-  if (psc?.["runAsUser"] === 0) out.push("pod securityContext.runAsUser: 0");
-  if (str(obj(psc?.["seccompProfile"])?.["type"]) === "Unconfined") out.push("pod seccompProfile Unconfined");
-  return out;
+/**
+ * An init container a service mesh injects into meshed pods to send their traffic through its
+ * proxy (iptables rules need root and NET_ADMIN/NET_RAW), and the Pod Security controls it may
+ * fail for that. The allowance is the pack's, not the API server's: the preflight's admission
+ * simulation still refuses such a pod in a namespace that enforces restricted.
+ */
+export interface MeshInitContainer {
+  /** Init container name, exactly as the injector writes it. */
+  readonly name: string;
+  /** The mesh's proxy container: the allowance holds only in pods that run it. */
+  readonly proxy: string;
+  /** Control ids (policies/lib/pss.ts) the container may fail. */
+  readonly controls: readonly string[];
+  /** The only capabilities it may add, when `controls` lists a capabilities control. */
+  readonly capabilities?: readonly string[];
+  readonly reason: string;
 }
 
-function containerProblems(c: ContainerRef, pod: PodSpecRef): string[] | undefined {
-  const scIn = c.container["securityContext"];
-  if (isUnknown(scIn)) return undefined;
-  const sc = obj(scIn) ?? {};
-  const psc = obj(pod.spec["securityContext"]) ?? {};
-  const out: string[] = [];
-  if (sc["privileged"] === true) out.push("privileged");
-  if (sc["allowPrivilegeEscalation"] !== false) out.push("allowPrivilegeEscalation is not false");
-  const runAsNonRoot = sc["runAsNonRoot"] ?? psc["runAsNonRoot"];
-  if (runAsNonRoot !== true && !isUnknown(runAsNonRoot)) out.push("runAsNonRoot is not true");
-  if (sc["runAsUser"] === 0) out.push("runAsUser: 0");
-  const caps = obj(sc["capabilities"]);
-  const drop = arr(caps?.["drop"]).map((x) => String(x).toUpperCase());
-  if (!drop.includes("ALL")) out.push("capabilities.drop lacks ALL");
-  const add = arr(caps?.["add"]).map((x) => String(x).toUpperCase().replace(/^CAP_/, ""));
-  const badAdd = add.filter((a) => a !== "NET_BIND_SERVICE");
-  if (badAdd.length > 0) out.push(`capabilities.add ${badAdd.join(",")}`);
-  const seccomp = str(obj(sc["seccompProfile"])?.["type"]) ?? str(obj(psc["seccompProfile"])?.["type"]);
-  if (!seccomp || !SECCOMP_OK.has(seccomp)) out.push("no RuntimeDefault/Localhost seccompProfile");
-  arr(c.container["ports"]).forEach((p) => {
-    const hostPort = obj(p)?.["hostPort"];
-    if (typeof hostPort === "number" && hostPort !== 0) out.push(`hostPort ${hostPort}`);
-  });
-  return out;
+/**
+ * What redirecting traffic takes (root, extra capabilities) and nothing more: privileged, privilege
+ * escalation, host namespaces, unconfined profiles... cannot be allowed this way, only exempted
+ * with a reason like any other workload.
+ */
+const MESH_INIT_CONTROLS = ["capabilities_baseline", "capabilities_restricted", "runAsNonRoot", "runAsUser"];
+
+export const DEFAULT_MESH_INIT_CONTAINERS: readonly MeshInitContainer[] = [
+  {
+    name: "istio-init",
+    proxy: "istio-proxy",
+    controls: ["capabilities_restricted", "runAsNonRoot", "runAsUser"],
+    capabilities: ["NET_ADMIN", "NET_RAW"],
+    reason:
+      "Istio's sidecar injector adds istio-init to redirect the pod's traffic to istio-proxy with iptables, as uid 0 with NET_ADMIN and NET_RAW (the platform's Istio CNI makes it unnecessary; this covers pods injected without the CNI)",
+  },
+  {
+    name: "linkerd-init",
+    proxy: "linkerd-proxy",
+    controls: ["capabilities_restricted", "runAsNonRoot", "runAsUser"],
+    capabilities: ["NET_ADMIN", "NET_RAW"],
+    reason:
+      "Linkerd's proxy injector adds linkerd-init to redirect the pod's traffic to linkerd-proxy with iptables, as uid 0 with NET_ADMIN and NET_RAW and without dropping ALL",
+  },
+];
+
+const MESH_INIT_SCHEMA: JSONSchema = {
+  type: "array",
+  description:
+    "Init containers a service mesh injects to redirect a pod's traffic through its proxy, and the Pod Security controls each may fail: an init container of that name, in a pod that also runs the named proxy container, is not reported for those controls (for capabilities, only when it adds nothing beyond `capabilities`). Every other control, and every other container, is judged as usual.",
+  items: {
+    type: "object",
+    properties: {
+      name: { type: "string", minLength: 1 },
+      proxy: { type: "string", minLength: 1 },
+      controls: { type: "array", items: { type: "string", enum: MESH_INIT_CONTROLS } },
+      capabilities: { type: "array", items: { type: "string", minLength: 1 } },
+      reason: { type: "string", minLength: 3 },
+    },
+    required: ["name", "proxy", "controls", "reason"],
+    additionalProperties: false,
+  },
+  default: DEFAULT_MESH_INIT_CONTAINERS.map((m) => ({ ...m })),
+};
+
+/**
+ * The mesh allowance that covers `finding`, if any. Only a plain init container (not a native
+ * sidecar) of a listed name qualifies, only in a pod that runs the mesh's proxy container, only
+ * for the listed controls, and an added capability outside the entry's list is never covered.
+ */
+export function meshInitAllowance(
+  allowances: readonly MeshInitContainer[] | undefined,
+  finding: PodSecurityFinding,
+  containers: readonly ContainerRef[],
+): MeshInitContainer | undefined {
+  const c = finding.container;
+  if (!c || c.kind !== "initContainer" || isNativeSidecar(c)) return undefined;
+  return (allowances ?? []).find(
+    (a) =>
+      a.name === c.name &&
+      a.controls.includes(finding.control) &&
+      containers.some((o) => o.name === a.proxy) &&
+      (finding.capabilities ?? []).every((cap) => (a.capabilities ?? []).includes(cap)),
+  );
 }
 
-export const k8sPodSecurityRestricted = defineResourcePolicy({
+/** `<path in the object>: <what is wrong and what to set> (<level> control "<name>")`. */
+export function podSecurityMessage(pod: PodSpecRef, finding: PodSecurityFinding): string {
+  return `${formatPath(podSecurityPath(pod.path, finding))}: ${finding.message} (Pod Security ${finding.level} control "${finding.controlName}")`;
+}
+
+export const k8sPodSecurityRestricted = defineResourcePolicy<{
+  meshInitContainers: readonly MeshInitContainer[];
+}>({
   name: "k8s-pod-security-restricted",
   description:
-    'Pods meet Pod Security "restricted": not privileged, no privilege escalation, non-root, drop ALL capabilities, seccomp RuntimeDefault, no host namespaces, ports or hostPath.',
+    'Pods meet every control of the Pod Security Standards "restricted" profile, baseline\'s included, as the API server checks them at the newest Kubernetes version the pack knows: one violation per failed control and field.',
   enforcementLevel: "mandatory",
   severity: "high",
   remediationSteps:
-    "Set pod `securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}` and on every container `securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}` (add only NET_BIND_SERVICE). Remove hostNetwork/hostPID/hostIPC, hostPort and hostPath volumes. System namespaces that need host access (kube-system, gpu-operator) are exempted by namespace in the stack config, with a reason.",
+    "Set pod `securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}` and on every container `securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}` (add only NET_BIND_SERVICE); never set privileged, procMount other than Default, custom SELinux types/users/roles, an unconfined AppArmor or seccomp profile, unsafe sysctls, windowsOptions.hostProcess, runAsUser 0, or a probe/hook host. Remove hostNetwork/hostPID/hostIPC, hostPort and volumes other than configMap, secret, emptyDir, projected, downwardAPI, persistentVolumeClaim, csi, ephemeral and image. System namespaces that need host access (kube-system, gpu-operator) are exempted by namespace in the stack config, with a reason; a mesh's injected init containers are allowed what `meshInitContainers` lists.",
+  config: { meshInitContainers: MESH_INIT_SCHEMA },
   appliesTo: hasPods,
   validate: (ctx, report) => {
     for (const pod of podSpecsOf(ctx.type, ctx.props)) {
-      const podProblems = podLevelProblems(pod);
-      if (podProblems.length > 0) report(`pod spec: ${podProblems.join("; ")}`);
-      for (const c of judged(ctx, pod)) {
-        const problems = containerProblems(c, pod);
-        if (problems && problems.length > 0) report(`${c.kind} "${c.name}": ${problems.join("; ")}`);
+      const containers = containersOf(pod);
+      const judgedNames = new Set(judged(ctx, pod).map((c) => c.name));
+      for (const f of checkPodSecurity(pod.spec, "restricted", pod.metadata)) {
+        if (f.container && !judgedNames.has(f.container.name)) continue;
+        if (meshInitAllowance(ctx.config.meshInitContainers, f, containers)) continue;
+        report(podSecurityMessage(pod, f));
       }
     }
   },
