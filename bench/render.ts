@@ -1,12 +1,14 @@
 /**
  * Render mode against the plain preflight, every stack, in one process: the plain run, then the
  * same stacks with every chart rendered and checked from a warm chart cache (the chart sources
- * verified once, as in one CLI run). Best of `rounds` each, so a cold disk cache does not count.
+ * verified once, as in one CLI run). Best of `rounds` each, so a cold disk cache does not count;
+ * each round is a new render session, so it renders everything it checks.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ChartSource } from "../tools/preflight/charts";
+import { RenderSession } from "../tools/preflight/render";
 import { runStack } from "../tools/preflight/run";
 import { listStacks } from "../tools/preflight/stack-config";
 
@@ -24,10 +26,12 @@ async function runAll(
   charts?: ChartSource,
 ): Promise<{ ms: number; charts: number; objects: number }> {
   const started = performance.now();
+  // A fresh session per round, as per CLI run: every round renders every chart again.
+  const session = charts ? new RenderSession() : undefined;
   let count = 0;
   let objects = 0;
   for (const stack of stacks) {
-    const r = await runStack(stack, { ...(charts ? { charts } : {}) });
+    const r = await runStack(stack, { ...(charts ? { charts } : {}), ...(session ? { session } : {}) });
     if (r.kind !== "plan") throw new Error(`${stack}: invalid stack config`);
     if (r.chartErrors.length) throw new Error(`${stack}: ${r.chartErrors[0]!.message}`);
     count += r.plan.summary.charts.rendered;

@@ -8,9 +8,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import chartProgram from "./fixtures/chart-program";
 import { HELM } from "../components/versions";
 import { ChartSource } from "../tools/preflight/charts";
-import { verifyHelm } from "../tools/preflight/helm";
+import { runHelm, verifyHelm } from "../tools/preflight/helm";
 import type { Finding } from "../tools/preflight/objects";
-import { childUrn, parseManifests, typeToken } from "../tools/preflight/render";
+import {
+  childUrn,
+  parseManifests,
+  RenderSession,
+  typeToken,
+  type HelmRunner,
+} from "../tools/preflight/render";
 import { failed, runStack, type Plan } from "../tools/preflight/run";
 
 const ROOT = process.cwd();
@@ -111,6 +117,65 @@ describe("rendered objects join the plan", () => {
       ["c/templates/a.yaml", "a"],
       ["c/templates/a.yaml", "b"],
     ]);
+  });
+});
+
+describe("one run's render session", () => {
+  /** helm, counting `helm template` runs. */
+  function countingHelm(): { runner: HelmRunner; templates: () => number } {
+    let n = 0;
+    return {
+      runner: (args, env) => {
+        if (args[0] === "template") n++;
+        return runHelm(args, env);
+      },
+      templates: () => n,
+    };
+  }
+  const renderedInputs = (r: { registrations: { rendered?: unknown; inputs: unknown }[] }) =>
+    JSON.stringify(r.registrations.filter((x) => x.rendered).map((x) => x.inputs));
+
+  async function stack(name: string, session: RenderSession) {
+    const result = await runStack(name, {
+      program: chartProgram,
+      charts: source,
+      session,
+      policies: [],
+      policyConfig: {},
+    });
+    if (result.kind !== "plan") throw new Error("unexpected config error");
+    return result;
+  }
+
+  it("renders a chart two stacks install alike once, and shares the documents unchanged", async () => {
+    process.env["FIXTURE_CHART"] = "monitor-port";
+    process.env["FIXTURE_BROKEN"] = "0";
+    delete process.env["FIXTURE_VALUES"];
+    const helm = countingHelm();
+    const session = new RenderSession(helm.runner);
+    const local = await stack("local", session);
+    const before = renderedInputs(local);
+    const dev = await stack("dev", session);
+    expect(helm.templates()).toBe(1);
+    expect(dev.plan.summary.charts).toEqual({ total: 1, rendered: 1, notRendered: 0, objects: 4 });
+    expect(renderedInputs(dev)).toBe(before);
+    // The second stack's checks left the first stack's objects as they were.
+    expect(renderedInputs(local)).toBe(before);
+    // A new run (the next CLI invocation, the next bench round) renders afresh.
+    await stack("local", new RenderSession(helm.runner));
+    expect(helm.templates()).toBe(2);
+  });
+
+  it("renders again when the values differ", async () => {
+    process.env["FIXTURE_CHART"] = "monitor-port";
+    const helm = countingHelm();
+    const session = new RenderSession(helm.runner);
+    process.env["FIXTURE_BROKEN"] = "0";
+    await stack("local", session);
+    process.env["FIXTURE_BROKEN"] = "1";
+    const broken = await stack("dev", session);
+    expect(helm.templates()).toBe(2);
+    expect(errors(broken.plan, "reference")).toHaveLength(1);
   });
 });
 

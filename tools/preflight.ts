@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ChartSource } from "./preflight/charts";
 import { HelmUnavailable } from "./preflight/helm";
+import { RenderSession } from "./preflight/render";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -62,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
   // One source for every stack, so each chart is located and verified once per run.
   const helmHome = args.values.charts ? mkdtempSync(join(tmpdir(), "preflight-charts-")) : undefined;
   const charts = args.values.charts && helmHome ? new ChartSource(args.values.charts, helmHome) : undefined;
+  // And one render session: a chart every stack installs alike renders once per run.
+  const session = charts ? new RenderSession() : undefined;
   const plans: Plan[] = [];
   let exit = 0;
   for (const stack of stacks) {
@@ -72,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
         stackTraces: args.values["stack-traces"],
         ...(program ? { program } : {}),
         ...(charts ? { charts } : {}),
+        ...(session ? { session } : {}),
       });
     } catch (e) {
       if (e instanceof UsageError || e instanceof HelmUnavailable) {

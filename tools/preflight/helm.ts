@@ -66,12 +66,13 @@ export interface HelmResult {
 
 /**
  * Runs helm with a private, empty HELM_* home so no user repositories, plugins or registry
- * logins influence a render (the preflight must mean the same on every machine).
+ * logins influence a render (the preflight must mean the same on every machine). `input` goes to
+ * its stdin (`--values -`), so values need no temporary file.
  */
-export function runHelm(args: readonly string[], env: { home: string }): Promise<HelmResult> {
+export function runHelm(args: readonly string[], env: { home: string; input?: string }): Promise<HelmResult> {
   const bin = helmBinary();
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       bin,
       [...args],
       {
@@ -90,6 +91,9 @@ export function runHelm(args: readonly string[], env: { home: string }): Promise
         resolve({ code, stdout, stderr: stderr || (error && code !== 0 && !stderr ? error.message : "") });
       },
     );
+    // A helm that exits before reading its stdin closes the pipe; its exit code says what failed.
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(env.input ?? "");
   });
 }
 

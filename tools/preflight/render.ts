@@ -9,12 +9,12 @@
  * sees, as installed API versions, the CRDs of what it depends on (the engine constructs a chart
  * after its dependencies, so this is what a first `pulumi up` shows it).
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import { ChartSourceError, firstLine, type ChartRef, type ChartSource } from "./charts";
-import { runHelm } from "./helm";
+import { runHelm, type HelmResult } from "./helm";
 import { describe, identity, type Finding } from "./objects";
 import { wrapSecret, type Registration } from "./recorder";
 
@@ -135,8 +135,10 @@ export interface RenderOptions {
   readonly kubeVersion: string;
   /** Plain inputs of a registration (secret markers dropped: canaries are in the values). */
   readonly plainOf: (r: Registration) => Record<string, unknown>;
-  /** helm processes at once. */
+  /** helm processes at once (default: one per core). */
   readonly concurrency?: number;
+  /** The run this render belongs to: identical helm invocations of its stacks render once. */
+  readonly session?: RenderSession;
 }
 
 interface ChartInputs {
@@ -191,7 +193,7 @@ export function dependencyClosure(regs: readonly Registration[]): (urn: string) 
   return closure;
 }
 
-interface RawObject {
+export interface RawObject {
   readonly object: Record<string, unknown>;
   readonly source: string;
 }
@@ -223,6 +225,48 @@ export function parseManifests(text: string): RawObject[] {
     } else out.push({ object: o, source });
   }
   return out;
+}
+
+export type HelmRunner = (
+  args: readonly string[],
+  env: { home: string; input?: string },
+) => Promise<HelmResult>;
+
+/** What one `helm template` gave: its documents, or why there are none. */
+export type Rendering =
+  | { readonly kind: "rendered"; readonly raw: readonly RawObject[] }
+  | { readonly kind: "failed"; readonly result: HelmResult }
+  | { readonly kind: "unparsable"; readonly message: string };
+
+/**
+ * The renders of one preflight run (a CLI invocation, one bench round). Stacks of one run install
+ * many of the same charts with the same values, and helm's output is a function of the chart, the
+ * arguments and the values alone, so an identical invocation renders and parses once and its
+ * stacks share the documents (read-only downstream: every registration copies what it changes).
+ * Held in memory for the run and never written anywhere, so a new run always renders afresh.
+ */
+export class RenderSession {
+  private readonly renders = new Map<string, Promise<Rendering>>();
+
+  constructor(private readonly helm: HelmRunner = runHelm) {}
+
+  /** `helm template ARGS` with `values` on stdin (`--values -`); `home` is the private helm home. */
+  template(args: readonly string[], values: string, home: string): Promise<Rendering> {
+    const key = JSON.stringify([args, values]);
+    let hit = this.renders.get(key);
+    if (!hit) this.renders.set(key, (hit = this.run(args, values, home)));
+    return hit;
+  }
+
+  private async run(args: readonly string[], values: string, home: string): Promise<Rendering> {
+    const result = await this.helm(args, { home, input: values });
+    if (result.code !== 0) return { kind: "failed", result };
+    try {
+      return { kind: "rendered", raw: parseManifests(result.stdout) };
+    } catch (e) {
+      return { kind: "unparsable", message: (e as Error).message };
+    }
+  }
 }
 
 /** CRDs' scope by `group/Kind`, and the `group/version[/Kind]` strings helm takes as API versions. */
@@ -343,7 +387,8 @@ export async function renderCharts(
   const droppedHooks: DroppedHook[] = [];
   const sourceErrors: ChartSourceError[] = [];
   const done: ChartRender[] = [];
-  const rawByChart = new Map<string, RawObject[]>();
+  const rawByChart = new Map<string, readonly RawObject[]>();
+  const session = options.session ?? new RenderSession();
   const closure = dependencyClosure(regs);
   const firstParty = regs
     .filter((r) => r.custom && r.type.startsWith("kubernetes:"))
@@ -373,9 +418,6 @@ export async function renderCharts(
           .get(c)!
           .flatMap((d) => (rawByChart.get(d.urn) ?? []).map((x) => x.object));
         const deps = crdFacts(depsObjects);
-        const valuesDir = mkdtempSync(join(home, "values-"));
-        const valuesFile = join(valuesDir, "values.json");
-        writeFileSync(valuesFile, JSON.stringify(inputs.values));
         const args = [
           "template",
           inputs.release,
@@ -385,16 +427,16 @@ export async function renderCharts(
           "--kube-version",
           options.kubeVersion,
           "--values",
-          valuesFile,
+          "-",
           ...(inputs.skipCrds ? [] : ["--include-crds"]),
           ...[...new Set([...firstPartyCrds.apiVersions, ...deps.apiVersions])].flatMap((v) => [
             "--api-versions",
             v,
           ]),
         ];
-        const r = await runHelm(args, { home });
-        rmSync(valuesDir, { recursive: true, force: true });
-        if (r.code !== 0) {
+        const rendering = await session.template(args, JSON.stringify(inputs.values), home);
+        if (rendering.kind === "failed") {
+          const r = rendering.result;
           const text = helmError(r.stderr) || firstLine(r.stderr);
           if (/values don't meet the specifications of the schema/.test(r.stderr))
             findings.push({
@@ -415,19 +457,14 @@ export async function renderCharts(
             );
           return;
         }
-        let raw: RawObject[];
-        try {
-          raw = parseManifests(r.stdout);
-        } catch (e) {
-          findings.push({
+        if (rendering.kind === "unparsable")
+          return void findings.push({
             check: "render",
             severity: "error",
             urn: c.urn,
-            message: `chart ${refText}: ${(e as Error).message}`,
+            message: `chart ${refText}: ${rendering.message}`,
           });
-          return;
-        }
-        rawByChart.set(c.urn, raw);
+        rawByChart.set(c.urn, rendering.raw);
       },
     );
   } finally {

@@ -30,7 +30,7 @@ import {
 import type { ChartSource, ChartSourceError } from "./charts";
 import { fidelityFindings } from "./fidelity";
 import type { Finding } from "./objects";
-import { CHART_TYPE, renderCharts, type ChartRender, type DroppedHook } from "./render";
+import { CHART_TYPE, renderCharts, type ChartRender, type DroppedHook, type RenderSession } from "./render";
 import { isKubernetesObjectType, validateObject } from "./schemas";
 import { loadStackConfig, UsageError } from "./stack-config";
 
@@ -104,6 +104,8 @@ export interface RunStackOptions {
   readonly stackTraces?: boolean;
   /** Render mode: where chart packages come from (`--charts DIR|pull`). */
   readonly charts?: ChartSource;
+  /** Render mode: the run this stack belongs to, so stacks share identical renders (default: its own). */
+  readonly session?: RenderSession;
   /** The cluster's Kubernetes version charts render for (default: the pinned K3s's). */
   readonly kubeVersion?: string;
 }
@@ -169,6 +171,7 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
         source: options.charts,
         kubeVersion: options.kubeVersion ?? clusterKubeVersion(),
         plainOf,
+        ...(options.session ? { session: options.session } : {}),
       })
     : undefined;
   // Rendered objects join the plan beside the program's own, as a real preview registers them.
