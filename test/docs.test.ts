@@ -1,22 +1,310 @@
-import { readFileSync } from "node:fs";
+/**
+ * The README and docs/ stay short, linked and true: a size budget, every relative link and anchor
+ * resolves, the generated config reference is fresh, and the how-tos' snippets are run against the
+ * schema, the preflight and the policy pack.
+ */
+import { spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdtempSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import type { PolicyPackConfig } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
-import { renderReadme } from "../tools/config-docs";
-import { SECRET_KEYS, platformSchema } from "../components/config";
+import { parse } from "yaml";
+import { preflightStack } from "./harness";
+import {
+  ConfigError,
+  parsePlatformConfig,
+  platformSchema,
+  SECRET_KEY_NAMES,
+  SECRET_KEYS,
+} from "../components/config";
+import { validatePackConfig } from "../policies/lib/config";
+import { policies } from "../policies/rules";
+import { main, REFERENCE_FILE, renderReference, slug, USAGE } from "../tools/config-docs";
+import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
+
+const ROOT = process.cwd();
+const README_BUDGET = 20 * 1024;
+const read = (file: string) => readFileSync(join(ROOT, file), "utf8");
+const readme = read("README.md");
+const DOCS = [
+  "README.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
+
+/** Markdown without fenced code blocks and inline code, where links are not links. */
+function prose(md: string): string {
+  return md.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, "").replace(/`[^`\n]*`/g, "");
+}
+
+/** Anchors GitHub gives a file's headings (`-1`, `-2` for repeats). */
+function anchors(md: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  for (const m of md
+    .replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, "")
+    .matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)) {
+    const text = m[1]!.replace(/\[([^\]]*)\]\([^)]*\)/g, "$1").replace(/[`*]/g, "");
+    const base = slug(text);
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    out.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return out;
+}
+
+/** Every relative link of a Markdown file that does not resolve, as `file: target (why)`. */
+function brokenLinks(file: string, root = ROOT): string[] {
+  const md = readFileSync(join(root, file), "utf8");
+  const out: string[] = [];
+  for (const m of prose(md).matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
+    const target = m[1]!;
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto:
+    const [path = "", anchor] = target.split("#", 2);
+    const abs = path ? resolve(dirname(join(root, file)), decodeURIComponent(path)) : join(root, file);
+    if (relative(root, abs).startsWith("..")) out.push(`${file}: ${target} (outside the repository)`);
+    else if (!existsSync(abs)) out.push(`${file}: ${target} (no ${relative(root, abs)})`);
+    else if (anchor !== undefined && abs.endsWith(".md") && !anchors(readFileSync(abs, "utf8")).has(anchor))
+      out.push(`${file}: ${target} (no heading #${anchor} in ${relative(root, abs)})`);
+    else if (anchor !== undefined && statSync(abs).isDirectory())
+      out.push(`${file}: ${target} (an anchor into a directory)`);
+  }
+  return out;
+}
+
+/** The fenced code blocks of one `### heading` section of the README, by language. */
+function snippets(section: string, lang: string): string[] {
+  const start = readme.indexOf(`### ${section}\n`);
+  if (start < 0) throw new Error(`README has no section "${section}"`);
+  const end = readme.slice(start + 4).search(/^#{2,3} /m);
+  const body = end < 0 ? readme.slice(start) : readme.slice(start, start + 4 + end);
+  return [...body.matchAll(new RegExp("^```" + lang + "\\n([\\s\\S]*?)^```$", "gm"))].map((m) => m[1]!);
+}
 
 describe("README", () => {
-  const readme = readFileSync("README.md", "utf8");
-
-  it("has the config reference generated from the current schema", async () => {
-    expect(await renderReadme(readme)).toBe(readme);
+  it(`stays within ${README_BUDGET / 1024} KB`, () => {
+    expect(Buffer.byteLength(readme)).toBeLessThanOrEqual(README_BUDGET);
   });
 
-  it("documents every top-level and secret key", () => {
-    for (const key of [...Object.keys(platformSchema.shape), ...Object.keys(SECRET_KEYS)])
-      expect(readme).toContain(`platform:${key}`);
+  it("lists every section in its table of contents", () => {
+    const contents = readme.slice(
+      readme.indexOf("## Contents"),
+      readme.indexOf("\n## ", readme.indexOf("## Contents") + 1),
+    );
+    for (const m of readme.matchAll(/^#{2,3} (.+)$/gm))
+      if (m[1] !== "Contents") expect(contents, m[1]).toContain(`](#${slug(m[1]!.replace(/`/g, ""))})`);
   });
 
-  it("gives exactly the two quick-start commands", () => {
+  it("gives exactly the two quick-start commands, and they are what CI runs", () => {
     expect(readme).toContain("npm ci && npm run preflight");
     expect(readme).toContain("npm ci && npm test");
+    const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
+    expect(scripts["test"]).toBeDefined();
+    expect(scripts["preflight"]).toBeDefined();
+    expect(read(".ci/run")).toMatch(/^npm ci\nnpm test$/m);
+    expect(read(".github/workflows/ci.yml")).toContain("run: npm test");
+    expect(read(".github/workflows/ci.yml")).toContain("npm run preflight");
+  });
+
+  it("names, for every secret, exactly the committed stacks that need it", () => {
+    const lines = snippets("Set or rotate a secret", "sh").join("\n").split("\n");
+    const stacks = listStacks(ROOT);
+    const documented = new Map<string, string[]>();
+    for (const line of lines) {
+      const m = /--secret platform:(\w+)\b.*#\s*(.*)$/.exec(line);
+      if (m)
+        documented.set(
+          m[1]!,
+          stacks.filter((s) => new RegExp(`\\b${s}\\b`).test(m[2]!)),
+        );
+    }
+    expect([...documented.keys()].sort()).toEqual([...SECRET_KEY_NAMES].sort());
+    for (const key of SECRET_KEY_NAMES) {
+      const needed = stacks.filter((stack) => {
+        const sc = loadStackConfig(ROOT, stack);
+        return SECRET_KEYS[key].requiredWhen(parsePlatformConfig(sc.config, new Set(SECRET_KEY_NAMES)));
+      });
+      expect(documented.get(key), key).toEqual(needed);
+    }
+  });
+
+  it("add a model: the snippet passes the config check and the preflight of local", async () => {
+    const [snippet] = snippets("Add a model", "yaml");
+    const added = parse(snippet!) as { name: string }[];
+    const stackFile = parse(read("Pulumi.local.yaml")) as { config: Record<string, { services: unknown[] }> };
+    const inference = stackFile.config["platform:inference"]!;
+    const result = await preflightStack("local", {
+      overrides: { "platform:inference": { ...inference, services: [...inference.services, ...added] } },
+    });
+    if (result.kind !== "plan") throw new Error(JSON.stringify(result.problems));
+    const { summary, resources } = result.plan;
+    expect({
+      mandatory: summary.mandatory,
+      schemaErrors: summary.schemaErrors,
+      secretLeaks: summary.secretLeaks,
+    }).toEqual({
+      mandatory: 0,
+      schemaErrors: 0,
+      secretLeaks: 0,
+    });
+    for (const { name } of added)
+      expect(
+        resources.some((r) => r.type === "kubernetes:apps/v1:Deployment" && r.name.includes(name)),
+        name,
+      ).toBe(true);
+  });
+
+  it("add an environment: a new environment name is refused by the schema, as the README says", () => {
+    expect(readme).toContain("`platform:environment` accepts `local`, `dev` and `prod` only");
+    const sc = loadStackConfig(ROOT, "dev", { "platform:environment": "staging" });
+    let error: unknown;
+    try {
+      parsePlatformConfig(sc.config, new Set(SECRET_KEY_NAMES));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.key)).toContain("platform:environment");
+    for (const file of [
+      "components/delivery/pipeline.ts",
+      "policies/test/pack.test.ts",
+      "components/monitoring/monitoring.ts",
+    ])
+      expect(existsSync(join(ROOT, file)), file).toBe(true);
+  });
+
+  it("exempt a policy: the snippet is a valid exemption, and one without a reason is refused", () => {
+    const [snippet] = snippets("Exempt a policy with a reason", "json");
+    const add = JSON.parse(snippet!) as Record<string, { exemptions: Record<string, string>[] }>;
+    const base = JSON.parse(read("policies/config/dev.json")) as Record<string, unknown>;
+    const merged = (exemptions: (e: Record<string, string>) => Record<string, string>) => {
+      const config: Record<string, unknown> = { ...base };
+      for (const [policy, entry] of Object.entries(add)) {
+        const current = config[policy];
+        const obj = typeof current === "object" && current ? (current as { exemptions?: unknown[] }) : {};
+        config[policy] = {
+          ...obj,
+          exemptions: [...(obj.exemptions ?? []), ...entry.exemptions.map(exemptions)],
+        };
+      }
+      return config as PolicyPackConfig;
+    };
+    expect(
+      validatePackConfig(
+        policies,
+        merged((e) => e),
+      ),
+    ).toEqual([]);
+    expect(
+      validatePackConfig(
+        policies,
+        merged(({ reason: _, ...rest }) => rest),
+      ),
+    ).not.toEqual([]);
+  });
+});
+
+describe("docs", () => {
+  it.each(DOCS)("%s: every relative link and anchor resolves", (file) => {
+    expect(brokenLinks(file)).toEqual([]);
+  });
+
+  it("the link check is live: a missing file and a missing anchor are caught", () => {
+    const root = mkdtempSync(join(tmpdir(), "docs-links-"));
+    mkdirSync(join(root, "docs"));
+    writeFileSync(join(root, "README.md"), "# Title\n\n## Quick start\n\n## Quick start\n");
+    writeFileSync(
+      join(root, "docs", "page.md"),
+      "# Page\n\n[a](nope.md) [b](#nowhere) [c](#page) [d](../README.md#quick-start-1) [e](../README.md#usage)\n" +
+        "[f](../../elsewhere.md) `[g](in-code.md)`\n",
+    );
+    expect(brokenLinks("docs/page.md", root)).toEqual([
+      "docs/page.md: nope.md (no docs/nope.md)",
+      "docs/page.md: #nowhere (no heading #nowhere in docs/page.md)",
+      "docs/page.md: ../README.md#usage (no heading #usage in README.md)",
+      "docs/page.md: ../../elsewhere.md (outside the repository)",
+    ]);
+  });
+
+  it(`${REFERENCE_FILE} is the reference generated from the current schema`, async () => {
+    expect(await renderReference()).toBe(read(REFERENCE_FILE));
+  });
+
+  it(`${REFERENCE_FILE} documents every top-level and secret key`, () => {
+    const reference = read(REFERENCE_FILE);
+    for (const key of [...Object.keys(platformSchema.shape), ...Object.keys(SECRET_KEYS)])
+      expect(reference).toContain(`\`platform:${key}\``);
+  });
+});
+
+describe("npm run config-docs", () => {
+  /** A scratch repository root with a stale reference. */
+  function scratch(): { root: string; file: string } {
+    const root = mkdtempSync(join(tmpdir(), "config-docs-"));
+    mkdirSync(join(root, "docs"));
+    const file = join(root, REFERENCE_FILE);
+    writeFileSync(file, "stale\n");
+    return { root, file };
+  }
+  const run = async (argv: string[], root: string) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(argv, { root, out: (l) => out.push(l), err: (l) => err.push(l) });
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  };
+
+  it("--help prints the usage, exits 0 and writes nothing", async () => {
+    const { root, file } = scratch();
+    for (const flag of ["--help", "-h"]) {
+      const r = await run([flag], root);
+      expect(r).toEqual({ code: 0, out: USAGE, err: "" });
+    }
+    expect(await run(["--check", "--help"], root)).toMatchObject({ code: 0 });
+    expect(readFileSync(file, "utf8")).toBe("stale\n");
+  });
+
+  it("an unknown flag is a usage error naming it (exit 2), and nothing is written", async () => {
+    const { root, file } = scratch();
+    const r = await run(["--chek"], root);
+    expect(r.code).toBe(2);
+    expect(r.err.split("\n")[0]).toBe("config-docs: unknown option --chek");
+    expect((await run(["extra"], root)).code).toBe(2);
+    expect(readFileSync(file, "utf8")).toBe("stale\n");
+  });
+
+  it("--check fails on a stale file without writing; a plain run writes it, then --check passes", async () => {
+    const { root, file } = scratch();
+    const stale = await run(["--check"], root);
+    expect(stale.code).toBe(1);
+    expect(stale.err).toContain(`${REFERENCE_FILE} is stale`);
+    expect(readFileSync(file, "utf8")).toBe("stale\n");
+    expect((await run([], root)).code).toBe(0);
+    expect(readFileSync(file, "utf8")).toBe(read(REFERENCE_FILE));
+    expect((await run(["--check"], root)).code).toBe(0);
+  });
+
+  it("the CLI exits with those codes", () => {
+    const cli = (args: string[]) =>
+      spawnSync(join(ROOT, "node_modules", ".bin", "tsx"), [join(ROOT, "tools", "config-docs.ts"), ...args], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+    const help = cli(["--help"]);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain("usage: npm run config-docs");
+    const bad = cli(["--nope"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("unknown option --nope");
   });
 });

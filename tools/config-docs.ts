@@ -1,17 +1,48 @@
 /**
- * Generates the README's config reference from the zod schema (descriptions, defaults, examples),
- * so the docs cannot drift from what the program accepts. `--check` fails when README is stale.
+ * `npm run config-docs [-- --check]`: writes docs/configuration.md, the stack-config reference, from
+ * the zod schema (descriptions, defaults, examples), so the docs cannot drift from what the program
+ * accepts. One section per top-level key, a table of its fields, each description on its own line.
+ * `--check` writes nothing and exits 1 when the file is stale; `--help` prints the usage.
  */
 import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import * as prettier from "prettier";
 import type { z } from "zod";
 import { CONFIG_NAMESPACE, platformSchema, SECRET_KEYS } from "../components/config";
 
-interface Row {
-  key: string;
-  type: string;
-  def: string;
-  doc: string;
+/** The generated file, relative to the repository root. */
+export const REFERENCE_FILE = "docs/configuration.md";
+
+export const USAGE = `usage: npm run config-docs [-- --check]
+
+Writes ${REFERENCE_FILE} (the stack-config reference) from the zod schema in components/.
+
+  --check     write nothing; exit 1 when ${REFERENCE_FILE} is stale
+  -h, --help  print this help and exit`;
+
+const REPO_ROOT = join(__dirname, "..");
+
+/** One documented key, relative to its section (`servers[].address`). */
+export interface Field {
+  readonly key: string;
+  readonly type: string;
+  /** JSON of the default, when there is one. */
+  readonly def?: string;
+  /** Neither optional nor defaulted: a value must be given (when its parent is). */
+  readonly required: boolean;
+  readonly doc: string;
+  /** JSON of the schema's example, when there is one. */
+  readonly example?: string;
+}
+
+/** A top-level key: its own doc, and its fields (one list per `kind` when it is a union). */
+export interface Section {
+  readonly key: string;
+  readonly doc: string;
+  readonly example?: string;
+  /** The section's own type and default when it is a plain value (`platform:environment`). */
+  readonly value?: Field;
+  readonly variants: readonly { readonly kind?: string; readonly fields: readonly Field[] }[];
 }
 
 interface Def {
@@ -19,28 +50,34 @@ interface Def {
   shape?: Record<string, z.ZodType>;
   element?: z.ZodType;
   innerType?: z.ZodType;
+  in?: z.ZodType;
   options?: z.ZodType[];
   entries?: Record<string, string>;
   values?: unknown[];
   defaultValue?: unknown;
 }
 const defOf = (s: z.ZodType) => (s as unknown as { _zod: { def: Def } })._zod.def;
+const metaOf = (s: z.ZodType) => (s.meta() ?? {}) as { description?: string; example?: unknown };
 
 function typeName(s: z.ZodType): string {
   const d = defOf(s);
   switch (d.type) {
     case "optional":
     case "default":
-    case "pipe":
+    case "nullable":
       return d.innerType ? typeName(d.innerType) : d.type;
+    case "pipe":
+      return d.in ? typeName(d.in) : d.type;
     case "enum":
       return Object.values(d.entries ?? {})
         .map((v) => `\`${v}\``)
         .join(" \\| ");
     case "literal":
       return (d.values ?? []).map((v) => `\`${JSON.stringify(v)}\``).join(" \\| ");
-    case "array":
-      return `${d.element ? typeName(d.element) : "any"}[]`;
+    case "array": {
+      const element = d.element ? typeName(d.element) : "any";
+      return element.includes("|") ? `(${element})[]` : `${element}[]`;
+    }
     case "record":
       return "map";
     default:
@@ -48,89 +85,245 @@ function typeName(s: z.ZodType): string {
   }
 }
 
-function rows(s: z.ZodType, key: string, out: Row[], inheritedDoc = ""): void {
-  const meta = (s.meta() ?? {}) as { description?: string; example?: unknown };
-  const d = defOf(s);
+/** The schema without its optional/default wrappers, the default, and whether a value is required. */
+function unwrap(s: z.ZodType): { inner: z.ZodType; def?: string; required: boolean } {
   let inner = s;
-  let def = "";
+  let def: string | undefined;
+  let required = true;
   for (
     let cur = defOf(inner);
     cur.innerType && ["optional", "default"].includes(cur.type);
     cur = defOf(inner)
   ) {
-    if (cur.type === "default" && def === "") def = JSON.stringify(cur.defaultValue);
+    required = false;
+    if (cur.type === "default" && def === undefined) def = JSON.stringify(cur.defaultValue);
     inner = cur.innerType;
   }
-  const innerMeta = (inner.meta() ?? {}) as { description?: string; example?: unknown };
-  const doc = meta.description ?? innerMeta.description ?? inheritedDoc;
-  const example = meta.example ?? innerMeta.example;
-  const id = defOf(inner);
-  const docText = `${doc}${example !== undefined ? ` e.g. \`${JSON.stringify(example)}\`` : ""}`;
-  if (id.type === "object" && id.shape) {
-    if (doc) out.push({ key, type: "object", def: def && def.length < 40 ? `\`${def}\`` : "", doc: docText });
-    for (const [k, v] of Object.entries(id.shape)) rows(v, `${key}.${k}`, out);
-    return;
-  }
-  if (id.type === "union" && id.options) {
-    out.push({ key, type: "one of", def: "", doc: docText });
-    for (const o of id.options) {
-      const kind = defOf(defOf(o).shape?.["kind"] ?? o).values?.[0];
-      rows(o, `${key}{kind=${String(kind)}}`, out);
-    }
-    return;
-  }
-  if (id.type === "array" && id.element && defOf(id.element).type === "object") {
-    out.push({ key: `${key}[]`, type: "list", def: def ? `\`${def}\`` : "", doc: docText });
-    for (const [k, v] of Object.entries(defOf(id.element).shape ?? {})) rows(v, `${key}[].${k}`, out);
-    return;
-  }
-  void d;
-  out.push({ key, type: typeName(inner), def: def ? `\`${def}\`` : "", doc: docText });
+  return { inner, ...(def === undefined ? {} : { def }), required };
 }
 
+/** Description and example: the outermost schema's, else the unwrapped one's. */
+function docOf(outer: z.ZodType, inner: z.ZodType): { doc: string; example?: string } {
+  const doc = metaOf(outer).description ?? metaOf(inner).description ?? "";
+  const example = metaOf(outer).example ?? metaOf(inner).example;
+  return { doc, ...(example === undefined ? {} : { example: JSON.stringify(example) }) };
+}
+
+/** Every field under `s`, keys relative to the section, objects flattened into dotted keys. */
+function fields(s: z.ZodType, key: string, out: Field[]): void {
+  const { inner, def, required } = unwrap(s);
+  const { doc, example } = docOf(s, inner);
+  const d = defOf(inner);
+  const field = (type: string, k = key): Field => ({
+    key: k,
+    type,
+    ...(def === undefined ? {} : { def }),
+    required,
+    doc,
+    ...(example === undefined ? {} : { example }),
+  });
+  if (d.type === "object" && d.shape) {
+    if (doc && key) out.push(field("object"));
+    for (const [k, v] of Object.entries(d.shape)) fields(v, key ? `${key}.${k}` : k, out);
+    return;
+  }
+  if (d.type === "array" && d.element && defOf(unwrap(d.element).inner).type === "object") {
+    out.push(field("list", `${key}[]`));
+    for (const [k, v] of Object.entries(defOf(unwrap(d.element).inner).shape ?? {}))
+      fields(v, `${key}[].${k}`, out);
+    return;
+  }
+  out.push(field(typeName(inner)));
+}
+
+/** The `kind` literal of a union branch. */
+const kindOf = (branch: z.ZodType) => {
+  const kind = defOf(branch).shape?.["kind"];
+  return kind ? String(defOf(kind).values?.[0]) : undefined;
+};
+
+export function sections(): Section[] {
+  return Object.entries(platformSchema.shape).map(([name, schema]) => {
+    const s = schema as z.ZodType;
+    const key = `${CONFIG_NAMESPACE}:${name}`;
+    const { inner, def, required } = unwrap(s);
+    const { doc, example } = docOf(s, inner);
+    const d = defOf(inner);
+    const base = { key, doc, ...(example === undefined ? {} : { example }) };
+    if (d.type === "union" && d.options)
+      return {
+        ...base,
+        variants: d.options.map((o) => {
+          const out: Field[] = [];
+          fields(o, "", out);
+          const kind = kindOf(o);
+          return { ...(kind === undefined ? {} : { kind }), fields: out };
+        }),
+      };
+    if (d.type === "object") {
+      const out: Field[] = [];
+      fields(inner, "", out);
+      return { ...base, variants: [{ fields: out }] };
+    }
+    return {
+      ...base,
+      value: { key: "", type: typeName(inner), ...(def === undefined ? {} : { def }), required, doc },
+      variants: [],
+    };
+  });
+}
+
+/** Defaults longer than this go below the table, with the description. */
+const SHORT_DEFAULT = 40;
+
+const esc = (t: string) => t.replace(/\|/g, "\\|").replace(/\n/g, " ");
+const code = (t: string) => (t.includes("`") ? `\`\` ${t} \`\`` : `\`${t}\``);
+
+function defaultCell(f: Field): string {
+  if (f.def !== undefined) return f.def.length <= SHORT_DEFAULT ? code(f.def) : "see below";
+  return f.required ? "**required**" : "";
+}
+
+function fieldTable(fs: readonly Field[]): string[] {
+  return [
+    "| key | type | default |",
+    "| --- | --- | --- |",
+    ...fs.map((f) => `| \`${f.key}\` | ${f.type} | ${esc(defaultCell(f))} |`),
+  ];
+}
+
+function fieldNotes(fs: readonly Field[]): string[] {
+  return fs
+    .filter((f) => f.doc || f.example !== undefined || (f.def && f.def.length > SHORT_DEFAULT))
+    .map((f) => {
+      const parts = [f.doc];
+      if (f.def && f.def.length > SHORT_DEFAULT) parts.push(`Default: ${code(f.def)}.`);
+      if (f.example !== undefined) parts.push(`Example: ${code(f.example)}.`);
+      return `- \`${f.key}\`: ${parts.filter(Boolean).join(" ")}`;
+    });
+}
+
+function sectionText(s: Section): string[] {
+  const lines = [`## \`${s.key}\``, ""];
+  if (s.doc) lines.push(s.doc, "");
+  if (s.value) {
+    lines.push(
+      `Type: ${s.value.type}. ${s.value.def !== undefined ? `Default: ${code(s.value.def)}.` : s.value.required ? "**Required.**" : "Optional."}`,
+      "",
+    );
+  }
+  if (s.example !== undefined) lines.push(`Example: ${code(s.example)}.`, "");
+  const union = s.variants.length > 1;
+  if (union)
+    lines.push(
+      `One of ${s.variants.map((v) => `\`kind: ${v.kind}\``).join(", ")}, each with its own fields:`,
+      "",
+    );
+  for (const v of s.variants) {
+    if (union) lines.push(`### \`${s.key}\` with \`kind: ${v.kind}\``, "");
+    if (v.fields.length === 0) continue;
+    lines.push(...fieldTable(v.fields), "");
+    const notes = fieldNotes(v.fields);
+    if (notes.length) lines.push(...notes, "");
+  }
+  return lines;
+}
+
+/** The whole reference page (before Prettier). */
 export function configReference(): string {
-  const out: Row[] = [];
-  for (const [k, v] of Object.entries(platformSchema.shape))
-    rows(v as z.ZodType, `${CONFIG_NAMESPACE}:${k}`, out);
-  const esc = (t: string) => t.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  const all = sections();
   const lines = [
-    "| key | type | default | description |",
-    "|---|---|---|---|",
-    ...out.map((r) => `| \`${r.key}\` | ${r.type} | ${r.def} | ${esc(r.doc)} |`),
+    "# Configuration reference",
     "",
-    "Secret keys (`pulumi config set --secret <key> <value>`; never committed):",
+    "<!-- Generated by `npm run config-docs` from the zod schema in components/; do not edit by hand. -->",
     "",
-    "| key | needed when |",
-    "|---|---|",
+    `Every key of a stack file (\`Pulumi.<stack>.yaml\`) the program reads lives under the \`${CONFIG_NAMESPACE}:\` namespace.`,
+    `Unknown keys under \`${CONFIG_NAMESPACE}:\` are rejected (with a "did you mean"), and every problem is reported at`,
+    "once with its key path and an example of a right value, before any resource is registered. Keys in other",
+    "namespaces are not checked by the program.",
+    "",
+    "Keys are relative to their section: `servers[].address` is the `address` of each item of the section's",
+    "`servers` list. **required** means a value must be given whenever its parent is given.",
+    "",
+    "Sections:",
+    "",
+    ...all.map((s) => `- [\`${s.key}\`](#${slug(`\`${s.key}\``)})`),
+    "- [Secret keys](#secret-keys)",
+    "",
+    ...all.flatMap(sectionText),
+    "## Secret keys",
+    "",
+    `Set with \`pulumi config set --secret ${CONFIG_NAMESPACE}:<key> <value>\`; never committed. A \`pulumi preview\` or`,
+    "`up` of a stack that needs one and lacks it fails before anything is registered, with the command to run.",
+    "The preflight plants a canary value for every one of them instead.",
+    "",
+    "| key | what it is |",
+    "| --- | --- |",
     ...Object.entries(SECRET_KEYS).map(
       ([k, v]) => `| \`${CONFIG_NAMESPACE}:${k}\` | ${esc(v.description)} |`,
     ),
+    "",
   ];
   return lines.join("\n");
 }
 
-const BEGIN = "<!-- config-reference:begin (npm run config-docs) -->";
-const END = "<!-- config-reference:end -->";
-
-/** README with a fresh reference, formatted as Prettier would (so `prettier --check` agrees). */
-export async function renderReadme(readme: string): Promise<string> {
-  const a = readme.indexOf(BEGIN);
-  const b = readme.indexOf(END);
-  if (a < 0 || b < a) throw new Error("README.md has no config-reference markers");
-  const next = `${readme.slice(0, a + BEGIN.length)}\n\n${configReference()}\n\n${readme.slice(b)}`;
-  const options = (await prettier.resolveConfig("README.md")) ?? {};
-  return prettier.format(next, { ...options, parser: "markdown" });
+/** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens. */
+export function slug(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/\s/g, "-");
 }
 
-async function main(): Promise<number> {
-  const readme = readFileSync("README.md", "utf8");
-  const next = await renderReadme(readme);
-  if (!process.argv.includes("--check")) writeFileSync("README.md", next);
-  else if (next !== readme) {
-    console.error("README.md config reference is stale: run `npm run config-docs`");
+/** The reference page formatted as Prettier formats it (so `prettier --check` agrees). */
+export async function renderReference(): Promise<string> {
+  const options = (await prettier.resolveConfig(join(REPO_ROOT, REFERENCE_FILE))) ?? {};
+  return prettier.format(configReference(), { ...options, parser: "markdown" });
+}
+
+export interface Io {
+  /** Repository root the reference is written under (default: this repository). */
+  readonly root?: string;
+  readonly out?: (line: string) => void;
+  readonly err?: (line: string) => void;
+}
+
+/** The CLI: exit 0 written (or fresh with --check), 1 stale with --check, 2 on usage errors. */
+export async function main(argv: readonly string[], io: Io = {}): Promise<number> {
+  const out = io.out ?? ((l: string) => console.log(l));
+  const err = io.err ?? ((l: string) => console.error(l));
+  let check = false;
+  for (const a of argv) {
+    if (a === "-h" || a === "--help") {
+      out(USAGE);
+      return 0;
+    }
+    if (a === "--check") check = true;
+    else {
+      err(`config-docs: ${a.startsWith("-") ? `unknown option ${a}` : `unexpected argument ${a}`}`);
+      err(USAGE);
+      return 2;
+    }
+  }
+  const file = join(io.root ?? REPO_ROOT, REFERENCE_FILE);
+  const next = await renderReference();
+  let current: string | undefined;
+  try {
+    current = readFileSync(file, "utf8");
+  } catch {
+    current = undefined;
+  }
+  if (check) {
+    if (current === next) return 0;
+    err(
+      `config-docs: ${REFERENCE_FILE} is ${current === undefined ? "missing" : "stale"}: run \`npm run config-docs\``,
+    );
     return 1;
   }
+  if (current !== next) writeFileSync(file, next);
+  out(`config-docs: ${REFERENCE_FILE} ${current === next ? "is up to date" : "written"}`);
   return 0;
 }
 
-if (require.main === module) void main().then((code) => process.exit(code));
+if (require.main === module) void main(process.argv.slice(2)).then((code) => process.exit(code));
