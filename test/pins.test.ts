@@ -1,6 +1,8 @@
 // npm run pins: the registry protocol it speaks (token challenge, digest header) and the rewrite of
 // versions.ts, against a fake fetch; no network.
 import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { images } from "../components/versions";
 import { registryOf, resolveDigest, setDigest } from "../tools/pins";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
@@ -68,5 +70,21 @@ describe("npm run pins", () => {
       `c: { repository: "ghcr.io/a/c", tag: "2.0", digest: "${DIGEST}" },`,
     );
     expect(() => setDigest(src, { repository: "ghcr.io/a/x", tag: "1" }, DIGEST)).toThrow(/no entry/);
+  });
+
+  it("turns an image pinned by tag only (`byTag`) into an entry with its digest", () => {
+    const src = `registry: byTag("docker.io/distribution/distribution", "3.1.1"),`;
+    expect(setDigest(src, { repository: "docker.io/distribution/distribution", tag: "3.1.1" }, DIGEST)).toBe(
+      `registry: { repository: "docker.io/distribution/distribution", tag: "3.1.1", digest: "${DIGEST}" },`,
+    );
+  });
+
+  it("can write a digest for every image the committed versions.ts pins, whatever way it is written", () => {
+    const source = readFileSync("components/versions.ts", "utf8");
+    for (const image of Object.values(images)) {
+      const next = setDigest(source, image, DIGEST);
+      expect(next, `${image.repository}:${image.tag}`).not.toBe(source);
+      expect(next).toContain(`tag: "${image.tag}", digest: "${DIGEST}"`);
+    }
   });
 });

@@ -68,11 +68,20 @@ export async function resolveDigest(image: ImageVersion, fetchImpl: Fetch = fetc
  */
 export function setDigest(source: string, image: ImageVersion, digest: string): string {
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  const repo = esc(image.repository);
+  const tag = esc(image.tag);
   const entry = new RegExp(
-    `(repository:\\s*"${esc(image.repository)}",\\s*tag:\\s*"${esc(image.tag)}")(,\\s*digest:\\s*"sha256:[0-9a-f]{64}")?`,
+    `(repository:\\s*"${repo}",\\s*tag:\\s*"${tag}")(,\\s*digest:\\s*"sha256:[0-9a-f]{64}")?`,
   );
-  if (!entry.test(source)) throw new Error(`versions.ts has no entry for ${image.repository}:${image.tag}`);
-  return source.replace(entry, `$1, digest: "${digest}"`);
+  if (entry.test(source)) return source.replace(entry, `$1, digest: "${digest}"`);
+  // An image pinned by tag only is written `byTag("<repository>", "<tag>")`: it becomes an entry.
+  const tagOnly = new RegExp(`byTag\\(\\s*"${repo}",\\s*"${tag}"\\s*\\)`);
+  if (tagOnly.test(source))
+    return source.replace(
+      tagOnly,
+      `{ repository: "${image.repository}", tag: "${image.tag}", digest: "${digest}" }`,
+    );
+  throw new Error(`versions.ts has no entry for ${image.repository}:${image.tag}`);
 }
 
 async function main(argv: string[]): Promise<number> {
