@@ -202,18 +202,22 @@ export interface RawObject {
  * The documents of a helm template output, with the template each came from. Read with js-yaml's
  * core schema, which takes what Go's YAML takes here (multi-line quoted scalars indented no deeper
  * than their key, as some CRDs print them; no timestamp or binary types for plain scalars) and is
- * several times faster than a CST-keeping parser on megabytes of CRDs.
+ * several times faster than a CST-keeping parser on megabytes of CRDs. `documents` holds what was
+ * parsed before by document text: a chart rendered with other values still prints the same CRDs.
  */
-export function parseManifests(text: string): RawObject[] {
+export function parseManifests(text: string, documents?: Map<string, unknown>): RawObject[] {
   const out: RawObject[] = [];
   // helm separates documents with `---` and writes `# Source: <chart>/<template>` on the next line.
   for (const chunk of text.split(/^---[ \t]*$/m)) {
     if (!chunk.trim()) continue;
-    let value: unknown;
-    try {
-      value = loadYaml(chunk, { schema: CORE_SCHEMA });
-    } catch (e) {
-      throw new Error(`rendered YAML does not parse: ${(e as Error).message.split("\n")[0]}`);
+    let value = documents?.get(chunk);
+    if (value === undefined) {
+      try {
+        value = loadYaml(chunk, { schema: CORE_SCHEMA });
+      } catch (e) {
+        throw new Error(`rendered YAML does not parse: ${(e as Error).message.split("\n")[0]}`);
+      }
+      documents?.set(chunk, value);
     }
     const source = /^# Source: (\S+)/m.exec(chunk)?.[1] ?? "";
     if (value === null || typeof value !== "object" || Array.isArray(value)) continue;
@@ -247,6 +251,8 @@ export type Rendering =
  */
 export class RenderSession {
   private readonly renders = new Map<string, Promise<Rendering>>();
+  /** Parsed documents by their text, shared by every render of the session. */
+  private readonly documents = new Map<string, unknown>();
 
   constructor(private readonly helm: HelmRunner = runHelm) {}
 
@@ -262,7 +268,7 @@ export class RenderSession {
     const result = await this.helm(args, { home, input: values });
     if (result.code !== 0) return { kind: "failed", result };
     try {
-      return { kind: "rendered", raw: parseManifests(result.stdout) };
+      return { kind: "rendered", raw: parseManifests(result.stdout, this.documents) };
     } catch (e) {
       return { kind: "unparsable", message: (e as Error).message };
     }

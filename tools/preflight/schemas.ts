@@ -82,13 +82,35 @@ export function modelFor(apiVersion: string, kind: string): ModelMatch | null {
   return match;
 }
 
-/** Drops `undefined` (Pulumi leaves unset optional inputs out; JSON schema does too). */
+/**
+ * Drops `undefined` (Pulumi leaves unset optional inputs out; JSON schema does too). What holds no
+ * `undefined` is returned as it is, not copied: rendered objects never do (they come from YAML),
+ * and a CRD's schema is megabytes. The model copies what it is given (setDefinedProps), so the
+ * validation never writes to the caller's object.
+ */
 function clean(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(clean);
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i] as unknown;
+      const c = clean(v);
+      if (c !== v) (out ??= value.slice(0, i)).push(c);
+      else out?.push(v);
+    }
+    return out ?? value;
+  }
   if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = clean(v);
-    return out;
+    let out: Record<string, unknown> | undefined;
+    const entries = Object.entries(value as Record<string, unknown>);
+    for (let i = 0; i < entries.length; i++) {
+      const [k, v] = entries[i]!;
+      const c = v === undefined ? undefined : clean(v);
+      if (c !== v || v === undefined) {
+        out ??= Object.fromEntries(entries.slice(0, i));
+        if (c !== undefined) out[k] = c;
+      } else if (out) out[k] = v;
+    }
+    return out ?? value;
   }
   return value;
 }
