@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parsePlatformConfig, SECRET_KEY_NAMES, SECRET_KEYS } from "../components/config";
 import { loadStackConfig, listStacks } from "../tools/preflight/stack-config";
 import { describePlaintextSecret, plaintextSecrets, replaceAt } from "../tools/preflight/stack-secrets";
 
@@ -69,5 +71,22 @@ describe("plain-text credentials in a stack file", () => {
     const v = { a: [{ b: "x" }, { b: "y" }], c: 1 };
     expect(replaceAt(v, ["a", 1, "b"], "z")).toEqual({ a: [{ b: "x" }, { b: "z" }], c: 1 });
     expect(v.a[1]!.b).toBe("y");
+  });
+
+  it("each stack file's header names exactly the secrets that stack needs", () => {
+    for (const stack of listStacks(process.cwd())) {
+      const sc = loadStackConfig(process.cwd(), stack);
+      const c = parsePlatformConfig(sc.config, new Set(SECRET_KEY_NAMES));
+      const needed = SECRET_KEY_NAMES.filter((n) => SECRET_KEYS[n].requiredWhen(c)).map(
+        (n) => `platform:${n}`,
+      );
+      const header = readFileSync(`Pulumi.${stack}.yaml`, "utf8")
+        .split(/^config:/m)[0]!
+        .replace(/^# ?/gm, "");
+      const listed = /Secrets to set once:([^(]*)/.exec(header.replace(/\n/g, " "))?.[1] ?? "";
+      const named = listed.split(/[\s,]+/).filter((w) => w.startsWith("platform:"));
+      if (needed.length === 0) expect(header, stack).toMatch(/Needs no secrets/);
+      expect(named.sort(), stack).toEqual(needed.sort());
+    }
   });
 });
