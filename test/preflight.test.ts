@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { preflightStack } from "./harness";
 import leakyProgram from "./fixtures/leaky-program";
 import { base64Cores } from "../tools/preflight/hunt";
+import { markdown } from "../tools/preflight/report";
 import { failed, type Plan } from "../tools/preflight/run";
 
 const ROOT = process.cwd();
@@ -116,6 +117,50 @@ describe("schema validation", () => {
       return {};
     });
     expect(p.schemaErrors).toHaveLength(1);
+  });
+});
+
+describe("the Markdown report", () => {
+  it("lists what a real deployment would refuse, beside the policy findings, and counts it", () => {
+    const urn = "urn:pulumi:dev::p::kubernetes:apps/v1:Deployment::api";
+    const plan = {
+      stack: "dev",
+      resources: [],
+      violations: [],
+      schemaErrors: [],
+      secretLeaks: [],
+      findings: [
+        {
+          check: "admission",
+          severity: "error",
+          urn,
+          field: "spec.template.spec.containers[api].securityContext",
+          message: "restricted rejects container api: allowPrivilegeEscalation != false",
+        },
+        { check: "render", severity: "warning", urn, message: "hook Job x (pre-install) is dropped" },
+      ],
+      summary: {
+        resources: 1,
+        components: 0,
+        mandatory: 0,
+        advisory: 0,
+        remediate: 0,
+        schemaErrors: 0,
+        secretLeaks: 0,
+        unvalidatedKinds: [],
+        charts: { total: 2, rendered: 1, notRendered: 1, objects: 3 },
+        fidelityErrors: 1,
+        fidelityWarnings: 1,
+        ms: 1,
+      },
+    } as unknown as Plan;
+    const md = markdown([plan]);
+    expect(md).toContain("| dev | 1 | 0 | 1 of 2 | 0 | 0 | 0 | 0 | 1 | 1 |");
+    expect(md).toContain(
+      "| admission | `spec.template.spec.containers[api].securityContext` | restricted rejects container api",
+    );
+    expect(md).toContain("| render warning |  | hook Job x (pre-install) is dropped | `api` |");
+    expect(md).not.toContain("No findings.");
   });
 });
 

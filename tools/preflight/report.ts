@@ -79,13 +79,13 @@ export function markdown(plans: readonly Plan[]): string {
   const out: string[] = [
     "# Preflight",
     "",
-    "| stack | resources | components | mandatory | advisory | schema errors | secret leaks |",
-    "|---|---|---|---|---|---|---|",
+    "| stack | resources | components | charts rendered | mandatory | advisory | schema errors | secret leaks | would fail | warnings |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const p of plans) {
     const s = p.summary;
     out.push(
-      `| ${p.stack} | ${s.resources} | ${s.components} | ${s.mandatory} | ${s.advisory} | ${s.schemaErrors} | ${s.secretLeaks} |`,
+      `| ${p.stack} | ${s.resources} | ${s.components} | ${s.charts.rendered} of ${s.charts.total} | ${s.mandatory} | ${s.advisory} | ${s.schemaErrors} | ${s.secretLeaks} | ${s.fidelityErrors} | ${s.fidelityWarnings} |`,
     );
   }
   for (const p of plans) {
@@ -116,6 +116,11 @@ export function markdown(plans: readonly Plan[]): string {
       ),
       ...p.secretLeaks.map(
         (l) => `| leak | \`${l.key}\` | ${l.path} | \`${l.urn.split("::").pop() ?? ""}\` |`,
+      ),
+      // What the engine or the API server would refuse (errors) or what never runs (warnings).
+      ...p.findings.map(
+        (f) =>
+          `| ${f.check}${f.severity === "warning" ? " warning" : ""} | ${f.field ? `\`${f.field}\`` : ""} | ${f.message.replace(/\|/g, "\\|")} | \`${f.urn.split("::").pop() ?? ""}\` |`,
       ),
     ];
     if (findings.length)
