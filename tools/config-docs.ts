@@ -1,5 +1,5 @@
 /**
- * `npm run config-docs [-- --check]`: writes docs/configuration.md, the stack-config reference, from
+ * `npm run config-docs [-- --check]`: writes docs/config.md, the stack-config reference, from
  * the zod schema (descriptions, defaults, examples), so the docs cannot drift from what the program
  * accepts. One section per top-level key, a table of its fields, each description on its own line.
  * `--check` writes nothing and exits 1 when the file is stale; `--help` prints the usage.
@@ -11,7 +11,7 @@ import type { z } from "zod";
 import { CONFIG_NAMESPACE, platformSchema, SECRET_KEYS } from "../components/config";
 
 /** The generated file, relative to the repository root. */
-export const REFERENCE_FILE = "docs/configuration.md";
+export const REFERENCE_FILE = "docs/config.md";
 
 export const USAGE = `usage: npm run config-docs [-- --check]
 
