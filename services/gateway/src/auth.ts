@@ -7,10 +7,14 @@ import { z } from "zod";
  *
  *   { "keys": [ { "name": "team-a", "sha256": "<64 hex chars: sha256 of the raw key>",
  *                 "scopes": ["jobs", "chat"], "models": ["llama-3.1-8b"],
- *                 "rate_limit": { "rps": 5, "burst": 10 }, "disabled": false } ] }
+ *                 "rate_limit": { "rps": 5, "burst": 10 }, "disabled": false,
+ *                 "expires_at": "2026-12-31T00:00:00Z", "max_concurrent_streams": 8,
+ *                 "max_tokens": 4096, "max_n": 1, "max_queued_bytes": 10485760 } ] }
  *
  * Only `name` and `sha256` are required. `scopes` defaults to both scopes, `models` to "any model",
- * `rate_limit` to RATE_LIMIT_RPS / RATE_LIMIT_BURST. The raw keys never appear in the file.
+ * `rate_limit` to RATE_LIMIT_RPS / RATE_LIMIT_BURST, the other limits to their environment defaults
+ * (KEY_MAX_CONCURRENT_STREAMS, MAX_TOKENS, MAX_N, TENANT_MAX_QUEUED_BYTES); no `expires_at` = no expiry.
+ * The raw keys never appear in the file.
  * Hash a key with: printf %s "$KEY" | sha256sum
  */
 export const SCOPES = ["jobs", "chat"] as const;
@@ -26,16 +30,42 @@ const keyEntrySchema = z.strictObject({
   models: z.array(z.string().min(1)).min(1).optional(),
   rate_limit: z.strictObject({ rps: z.number().positive(), burst: z.number().int().positive() }).optional(),
   disabled: z.boolean().optional(),
+  // An offset is required: a local time would expire at a different instant on each replica's zone.
+  expires_at: z.iso.datetime({ offset: true }).optional(),
+  max_concurrent_streams: z.number().int().positive().optional(),
+  max_tokens: z.number().int().positive().optional(),
+  max_n: z.number().int().min(1).max(128).optional(),
+  max_queued_bytes: z.number().int().positive().optional(),
 });
 const keysFileSchema = z.union([z.strictObject({ keys: z.array(keyEntrySchema) }), z.array(keyEntrySchema)]);
 
+/** Per-key limits from the keys file; undefined = the environment default. */
+export interface KeyLimits {
+  maxConcurrentStreams?: number;
+  maxTokens?: number;
+  maxN?: number;
+  maxQueuedBytes?: number;
+}
+
 export interface ApiKey {
   name: string;
+  /** Identity of the entry: a rotated key under the same name is another key. */
+  sha256?: string;
   scopes: ReadonlySet<Scope>;
   /** undefined = every model */
   models?: ReadonlySet<string>;
   rateLimit?: { rps: number; burst: number };
   disabled: boolean;
+  /** Epoch ms; undefined = never. */
+  expiresAt?: number;
+  limits?: KeyLimits;
+}
+
+/** Why a key may not be used now, or null. */
+export function keyUnusable(key: ApiKey, now: number): "disabled" | "expired" | null {
+  if (key.disabled) return "disabled";
+  if (key.expiresAt !== undefined && now >= key.expiresAt) return "expired";
+  return null;
 }
 
 export interface ApiKeyInput {
@@ -45,6 +75,11 @@ export interface ApiKeyInput {
   models?: string[];
   rate_limit?: { rps: number; burst: number };
   disabled?: boolean;
+  expires_at?: string;
+  max_concurrent_streams?: number;
+  max_tokens?: number;
+  max_n?: number;
+  max_queued_bytes?: number;
 }
 
 export function hashKey(raw: string): string {
@@ -104,16 +139,46 @@ export class KeyStore {
       if (names.has(e.name)) throw new Error(`API keys: duplicate key name "${e.name}"`);
       if (next.has(h)) throw new Error(`API keys: key "${e.name}" has the same hash as another key`);
       names.add(e.name);
+      const expiresAt = e.expires_at === undefined ? undefined : Date.parse(e.expires_at);
+      if (expiresAt !== undefined && Number.isNaN(expiresAt)) {
+        throw new Error(`API keys: key "${e.name}" has an invalid expires_at`);
+      }
       next.set(h, {
         name: e.name,
+        sha256: h,
         scopes: new Set(e.scopes ?? SCOPES),
         models: e.models ? new Set(e.models) : undefined,
         rateLimit: e.rate_limit,
         disabled: e.disabled ?? false,
+        expiresAt,
+        limits: {
+          maxConcurrentStreams: e.max_concurrent_streams,
+          maxTokens: e.max_tokens,
+          maxN: e.max_n,
+          maxQueuedBytes: e.max_queued_bytes,
+        },
       });
     }
     this.byHash = next;
     this.byRaw = new Map();
+    for (const l of this.listeners) l();
+  }
+
+  private readonly listeners = new Set<() => void>();
+
+  /** Called after every change of the key set (reloads included). */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Whether `key` (an entry handed out earlier) may still be used: still in the current set, with
+   * the same scope, neither disabled nor expired. Open streams are checked against this.
+   */
+  stillValid(key: ApiKey, scope: Scope, now = Date.now()): boolean {
+    const current = key.sha256 === undefined ? undefined : this.byHash.get(key.sha256);
+    return current !== undefined && current.scopes.has(scope) && keyUnusable(current, now) === null;
   }
 
   /** Looks a raw key up by its sha256. */

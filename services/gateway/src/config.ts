@@ -48,7 +48,53 @@ export const ENV_EXAMPLES: Record<string, string> = {
   WORKER_BACKOFF_MAX_MS: "60000",
   WORKER_ACK_WAIT_SECONDS: "30",
   SHUTDOWN_TIMEOUT_MS: "25000",
+  MODELS: "llama-3.1-8b-instruct,qwen2.5-7b-instruct",
+  REQUEST_TIMEOUT_MS: "30000",
+  HEADERS_TIMEOUT_MS: "10000",
+  KEEP_ALIVE_TIMEOUT_MS: "72000",
+  IDLE_TIMEOUT_MS: "300000",
+  MAX_REQUESTS_PER_SOCKET: "10000",
+  MAX_HEADER_BYTES: "16384",
+  MAX_CONNECTIONS: "4096",
+  MAX_CONCURRENT_STREAMS: "1024",
+  KEY_MAX_CONCURRENT_STREAMS: "256",
+  MAX_JSON_DEPTH: "64",
+  MAX_TOKENS: "32768",
+  MAX_N: "8",
+  JOBS_MAX_QUEUED: "100000",
+  JOBS_KV_MAX_BYTES: "1073741824",
+  JOBS_KV_MAX_RECORDS: "1000000",
+  IDEMPOTENCY_KV_MAX_BYTES: "268435456",
+  DLQ_MAX_BYTES: "268435456",
+  DLQ_MAX_MSGS: "100000",
+  DLQ_MAX_AGE_SECONDS: "1209600",
+  TENANT_MAX_QUEUED_BYTES: "67108864",
 };
+
+/** Defaults of the HTTP server limits (also used by apps built without a configuration, e.g. the bench). */
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  // Above the 60 s idle timeout of common load balancers, so they never reuse a socket we just closed.
+  keepAliveTimeoutMs: 72_000,
+  idleTimeoutMs: 300_000,
+  maxRequestsPerSocket: 10_000,
+  maxHeaderBytes: 16_384,
+  maxConnections: 4096,
+  maxConcurrentStreams: 1024,
+};
+
+export const DEFAULT_KEY_LIMITS: KeyLimitDefaults = {
+  maxConcurrentStreams: 256,
+  maxTokens: 32_768,
+  maxN: 8,
+  maxQueuedBytes: 64 * 1024 ** 2,
+};
+
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
+/** Model names as the jobs API accepts them (also what may become a metric label). */
+export const MODEL_NAME = /^[A-Za-z0-9._:/@-]{1,256}$/;
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const streamName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 _ -");
@@ -101,6 +147,33 @@ const envSchema = z.object({
   WORKER_BACKOFF_MAX_MS: int(0, 3_600_000).default(60_000),
   WORKER_ACK_WAIT_SECONDS: int(1, 3600).default(30),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(25_000),
+  MODELS: z
+    .string()
+    .refine(
+      (v) => v.split(",").every((m) => MODEL_NAME.test(m.trim())),
+      "must be a comma-separated list of model names (A-Z a-z 0-9 . _ : / @ -)",
+    )
+    .optional(),
+  REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(DEFAULT_HTTP_LIMITS.requestTimeoutMs),
+  HEADERS_TIMEOUT_MS: int(100, 3_600_000).default(DEFAULT_HTTP_LIMITS.headersTimeoutMs),
+  KEEP_ALIVE_TIMEOUT_MS: int(100, 3_600_000).default(DEFAULT_HTTP_LIMITS.keepAliveTimeoutMs),
+  IDLE_TIMEOUT_MS: int(1000, 3_600_000).optional(),
+  MAX_REQUESTS_PER_SOCKET: int(0, 10_000_000).default(DEFAULT_HTTP_LIMITS.maxRequestsPerSocket),
+  MAX_HEADER_BYTES: int(1024, 1024 * 1024).default(DEFAULT_HTTP_LIMITS.maxHeaderBytes),
+  MAX_CONNECTIONS: int(1, 1_000_000).default(DEFAULT_HTTP_LIMITS.maxConnections),
+  MAX_CONCURRENT_STREAMS: int(1, 1_000_000).default(DEFAULT_HTTP_LIMITS.maxConcurrentStreams),
+  KEY_MAX_CONCURRENT_STREAMS: int(1, 1_000_000).default(DEFAULT_KEY_LIMITS.maxConcurrentStreams),
+  MAX_JSON_DEPTH: int(2, 1000).default(DEFAULT_MAX_JSON_DEPTH),
+  MAX_TOKENS: int(1, 10_000_000).default(DEFAULT_KEY_LIMITS.maxTokens),
+  MAX_N: int(1, 128).default(DEFAULT_KEY_LIMITS.maxN),
+  JOBS_MAX_QUEUED: int(1, 100_000_000).default(100_000),
+  JOBS_KV_MAX_BYTES: int(1024 * 1024, 2 ** 50).default(1024 ** 3),
+  JOBS_KV_MAX_RECORDS: int(1, 1_000_000_000).default(1_000_000),
+  IDEMPOTENCY_KV_MAX_BYTES: int(1024 * 1024, 2 ** 50).default(256 * 1024 ** 2),
+  DLQ_MAX_BYTES: int(1024 * 1024, 2 ** 50).default(256 * 1024 ** 2),
+  DLQ_MAX_MSGS: int(1, 1_000_000_000).default(100_000),
+  DLQ_MAX_AGE_SECONDS: int(1, 365 * 86_400).default(14 * 86_400),
+  TENANT_MAX_QUEUED_BYTES: int(1024, 2 ** 50).default(DEFAULT_KEY_LIMITS.maxQueuedBytes),
 });
 
 export interface GatewayConfig {
@@ -126,6 +199,14 @@ export interface GatewayConfig {
     kvBucket: string;
     idempotencyBucket: string;
     replicas: number;
+    /** Messages the work-queue stream holds at most (queued jobs); its max bytes follow from it. */
+    maxQueued: number;
+    kvMaxBytes: number;
+    kvMaxRecords: number;
+    idempotencyMaxBytes: number;
+    dlqMaxBytes: number;
+    dlqMaxMsgs: number;
+    dlqMaxAgeSeconds: number;
   };
   worker: {
     concurrency: number;
@@ -135,6 +216,38 @@ export interface GatewayConfig {
     ackWaitSeconds: number;
   };
   shutdownTimeoutMs: number;
+  /** The models this deployment serves: the only values the `model` metric label takes (others: "other"). */
+  models: string[];
+  http: HttpLimits;
+  /** Defaults for the per-key limits of the keys file. */
+  keyDefaults: KeyLimitDefaults;
+  maxJsonDepth: number;
+}
+
+/** Limits of the API's HTTP server (see README, "Limits"). */
+export interface HttpLimits {
+  /** Deadline for receiving a whole request (headers and body), from its first byte. */
+  requestTimeoutMs: number;
+  /** Deadline for receiving the request headers. */
+  headersTimeoutMs: number;
+  /** An idle kept-alive socket is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** A socket with no traffic in either direction is closed after this long. */
+  idleTimeoutMs: number;
+  /** A kept-alive socket is closed after this many requests (0 = unlimited). */
+  maxRequestsPerSocket: number;
+  maxHeaderBytes: number;
+  /** Open client connections per replica; requests on connections beyond it get 503. */
+  maxConnections: number;
+  /** Relayed requests in flight per replica; beyond it 503. */
+  maxConcurrentStreams: number;
+}
+
+export interface KeyLimitDefaults {
+  maxConcurrentStreams: number;
+  maxTokens: number;
+  maxN: number;
+  maxQueuedBytes: number;
 }
 
 function fail(problems: { variable: string; message: string }[]): never {
@@ -189,6 +302,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): Gatew
   if (e.JOBS_KV_BUCKET === e.IDEMPOTENCY_KV_BUCKET) {
     problems.push({ variable: "IDEMPOTENCY_KV_BUCKET", message: "must differ from JOBS_KV_BUCKET" });
   }
+  if (e.HEADERS_TIMEOUT_MS > e.REQUEST_TIMEOUT_MS) {
+    problems.push({ variable: "HEADERS_TIMEOUT_MS", message: "must be <= REQUEST_TIMEOUT_MS" });
+  }
   if (problems.length > 0) fail(problems);
 
   return {
@@ -223,6 +339,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): Gatew
       kvBucket: e.JOBS_KV_BUCKET,
       idempotencyBucket: e.IDEMPOTENCY_KV_BUCKET,
       replicas: e.JETSTREAM_REPLICAS,
+      maxQueued: e.JOBS_MAX_QUEUED,
+      kvMaxBytes: e.JOBS_KV_MAX_BYTES,
+      kvMaxRecords: e.JOBS_KV_MAX_RECORDS,
+      idempotencyMaxBytes: e.IDEMPOTENCY_KV_MAX_BYTES,
+      dlqMaxBytes: e.DLQ_MAX_BYTES,
+      dlqMaxMsgs: e.DLQ_MAX_MSGS,
+      dlqMaxAgeSeconds: e.DLQ_MAX_AGE_SECONDS,
     },
     worker: {
       concurrency: e.WORKER_CONCURRENCY,
@@ -232,5 +355,32 @@ export function loadConfig(env: NodeJS.ProcessEnv, roleOverride?: string): Gatew
       ackWaitSeconds: e.WORKER_ACK_WAIT_SECONDS,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    models: e.MODELS
+      ? [
+          ...new Set(
+            e.MODELS.split(",")
+              .map((m) => m.trim())
+              .filter(Boolean),
+          ),
+        ]
+      : [],
+    http: {
+      requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+      // A silent backend (long prefill) is allowed BACKEND_TIMEOUT_MS; the client socket as long.
+      idleTimeoutMs: e.IDLE_TIMEOUT_MS ?? e.BACKEND_TIMEOUT_MS,
+      maxRequestsPerSocket: e.MAX_REQUESTS_PER_SOCKET,
+      maxHeaderBytes: e.MAX_HEADER_BYTES,
+      maxConnections: e.MAX_CONNECTIONS,
+      maxConcurrentStreams: e.MAX_CONCURRENT_STREAMS,
+    },
+    keyDefaults: {
+      maxConcurrentStreams: e.KEY_MAX_CONCURRENT_STREAMS,
+      maxTokens: e.MAX_TOKENS,
+      maxN: e.MAX_N,
+      maxQueuedBytes: e.TENANT_MAX_QUEUED_BYTES,
+    },
+    maxJsonDepth: e.MAX_JSON_DEPTH,
   };
 }

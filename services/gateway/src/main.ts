@@ -77,7 +77,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     throw err;
   }
   const log = createLogger(cfg.logLevel, { role: cfg.role });
-  const metrics = createMetrics();
+  const metrics = createMetrics({ models: cfg.models });
   const readiness = new Readiness({ needsJetStream: true });
   const ops = buildOpsApp({ metrics, readiness, logLevel: cfg.logLevel });
   await ops.listen({ host: cfg.host, port: cfg.metricsPort });
@@ -128,6 +128,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   });
 
   if (cfg.role === "api") {
+    await store.trackQueuedBytes();
     const keys = KeyStore.fromFile(cfg.apiKeysFile!);
     keys.watch(
       cfg.apiKeysFile!,
@@ -145,6 +146,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       rateLimit: cfg.rateLimit,
       publicBaseUrl: cfg.publicBaseUrl,
       logLevel: cfg.logLevel,
+      http: cfg.http,
+      keyDefaults: cfg.keyDefaults,
+      maxJsonDepth: cfg.maxJsonDepth,
     });
     await app.listen({ host: cfg.host, port: cfg.port });
     log.info("api listening", { port: cfg.port, metrics_port: cfg.metricsPort, keys: keys.size });
@@ -155,6 +159,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       await app.close();
       clearTimeout(t);
       keys.close();
+      store.close();
       backend.close();
     };
   } else {

@@ -7,18 +7,19 @@ export type JobOutcome =
 export type QueueDepthSource = () => Promise<{ pending: number; inFlight: number; deadLettered: number }>;
 
 /**
- * Caps the number of distinct values a label can take, so a client sending random model names
- * cannot blow up the time-series count. Values beyond the cap are reported as "other".
+ * The `model` label takes only the names of the models this deployment serves (MODELS); any other
+ * string a client sends becomes "other". A tenant thus cannot publish a value in /metrics (a secret
+ * pasted into `model` would be), nor push the real models out of a first-come cap.
  */
-export class LabelGuard {
-  private readonly seen = new Set<string>();
-  constructor(private readonly max = 64) {}
-  value(v: string): string {
-    if (this.seen.has(v)) return v;
-    if (this.seen.size >= this.max || v.length > 128) return "other";
-    this.seen.add(v);
-    return v;
-  }
+export function modelLabel(model: string, served: ReadonlySet<string>): string {
+  return served.has(model) ? model : "other";
+}
+
+const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
+
+/** The `method` label: the usual methods, else "other" (clients choose the method). */
+export function methodLabel(method: string): string {
+  return METHODS.has(method) ? method : "other";
 }
 
 export interface Metrics {
@@ -34,12 +35,14 @@ export interface Metrics {
   relayCancelled: Counter;
   workerInFlight: Gauge;
   queueDepth: Gauge<"state">;
-  models: LabelGuard;
+  /** Label value for a client-supplied model name. */
+  model(name: string): string;
   setQueueDepthSource(src: QueueDepthSource | undefined): void;
 }
 
 /** One registry per process (or per in-process app in tests). All metric names start with `gateway_`. */
-export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
+export function createMetrics(opts: { defaultMetrics?: boolean; models?: readonly string[] } = {}): Metrics {
+  const served: ReadonlySet<string> = new Set(opts.models ?? []);
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "gateway_" });
   const registers = [registry];
@@ -127,7 +130,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       registers,
     }),
     queueDepth,
-    models: new LabelGuard(),
+    model: (name) => modelLabel(name, served),
     setQueueDepthSource(src) {
       depthSource = src;
     },

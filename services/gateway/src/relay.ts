@@ -1,11 +1,14 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Backend } from "./backend";
+import { type ApiErrorBody, apiError } from "./errors";
 import type { Metrics } from "./metrics";
 
 const DATA = Buffer.from("data:");
 const DONE = Buffer.from("[DONE]");
 const USAGE = Buffer.from('"completion_tokens":');
 const ROUTE = "/v1/chat/completions";
+/** Backend error bodies are small; a larger one is cut here and answered with our own body. */
+const MAX_ERROR_BODY = 64 * 1024;
 
 function countEvents(chunk: Buffer): number {
   let n = 0;
@@ -28,13 +31,84 @@ function completionTokens(chunk: Buffer | undefined): number {
   return v;
 }
 
-function sendError(res: ServerResponse, status: number, type: string, message: string) {
-  const body = JSON.stringify({ error: { type, message } });
+/**
+ * Backend response headers a client needs besides the body: `Retry-After` (the SDKs wait that long
+ * before retrying a 429/503) and OpenAI's `x-ratelimit-*` budget headers.
+ */
+export function passThroughHeaders(h: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(h)) {
+    if (name === "retry-after" || name === "retry-after-ms" || name.startsWith("x-ratelimit-")) {
+      const v = h[name];
+      if (typeof v === "string") out[name] = v;
+    }
+  }
+  return out;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * A backend error body in OpenAI's shape. An already complete one goes through byte for byte; vLLM's
+ * older flat `{object: "error", message, type, code}` and partial `{error: {message}}` bodies are
+ * completed; anything else (an HTML page from a proxy, a truncated body) is replaced by our own
+ * message, since the client's SDK could not read it anyway.
+ */
+export function normalizeBackendError(status: number, body: Buffer): Buffer {
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString("utf8"));
+  } catch {
+    v = undefined;
+  }
+  const src = isObject(v) ? (isObject(v.error) ? v.error : v.object === "error" ? v : undefined) : undefined;
+  if (src && typeof src.message === "string") {
+    if (
+      src === (v as Record<string, unknown>).error &&
+      typeof src.type === "string" &&
+      typeof src.code === "string" &&
+      (typeof src.param === "string" || src.param === null)
+    ) {
+      return body;
+    }
+    const code = typeof src.code === "string" ? src.code : "backend_error";
+    const e = apiError(
+      typeof src.type === "string" ? src.type : "upstream_error",
+      code,
+      src.message,
+      typeof src.param === "string" ? src.param : null,
+    );
+    return Buffer.from(JSON.stringify(e));
+  }
+  return Buffer.from(
+    JSON.stringify(
+      apiError(
+        "upstream_error",
+        "backend_error",
+        `The model backend answered HTTP ${status} without details`,
+      ),
+    ),
+  );
+}
+
+function sendJson(res: ServerResponse, status: number, body: Buffer | ApiErrorBody, extra = {}) {
+  const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
   res.writeHead(status, {
+    ...extra,
     "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
+    "content-length": buf.length,
   });
-  res.end(body);
+  res.end(buf);
+}
+
+export interface RelayHandle {
+  /**
+   * Ends the relay from the gateway's side (e.g. its key was revoked): the upstream request is
+   * cancelled and the client gets `body`: as the response when none has started, as a final SSE
+   * `data:` event on a stream (the SDKs raise it as an API error), else by a cut connection.
+   */
+  terminate(status: number, body: ApiErrorBody): void;
 }
 
 /**
@@ -51,11 +125,14 @@ export function relayChat(
   model: string,
   stream: boolean,
   startNs: bigint,
-): void {
-  const modelLabel = metrics.models.value(model);
+): RelayHandle {
+  const modelLabel = metrics.model(model);
   const up = backend.postChat(body, stream ? "text/event-stream" : "application/json");
   let upRes: IncomingMessage | undefined;
   let done = false;
+  /** Set once the gateway ended the relay itself; later upstream events are ignored. */
+  let terminated = false;
+  let isSse = false;
   let firstByteNs = 0n;
   let events = 0;
   let sawDone = false;
@@ -73,6 +150,7 @@ export function relayChat(
   );
 
   up.on("error", (err: NodeJS.ErrnoException) => {
+    if (terminated) return;
     if (res.headersSent) {
       // Mid-stream failure: cut the client connection so the truncation is visible.
       res.destroy();
@@ -82,13 +160,16 @@ export function relayChat(
     if (res.destroyed) return;
     const timeout = err.code === "ETIMEDOUT";
     const status = timeout ? 504 : 502;
-    sendError(
+    sendJson(
       res,
       status,
-      "upstream_error",
       timeout
-        ? "The model backend did not answer in time"
-        : `The model backend is unreachable (${err.code ?? err.message})`,
+        ? apiError("upstream_error", "backend_timeout", "The model backend did not answer in time")
+        : apiError(
+            "upstream_error",
+            "backend_unreachable",
+            `The model backend is unreachable (${err.code ?? "connection failed"})`,
+          ),
     );
     finish(status);
   });
@@ -96,7 +177,7 @@ export function relayChat(
   res.on("close", () => {
     if (!res.writableFinished) {
       // Client left: cancel the upstream generation.
-      metrics.relayCancelled.inc();
+      if (!terminated) metrics.relayCancelled.inc();
       up.destroy();
       upRes?.destroy();
       finish(499);
@@ -105,10 +186,42 @@ export function relayChat(
 
   up.on("response", (r) => {
     upRes = r;
+    if (terminated) {
+      r.destroy();
+      return;
+    }
     const status = r.statusCode ?? 502;
     const ct = r.headers["content-type"];
-    const isSse = stream && status === 200 && typeof ct === "string" && ct.startsWith("text/event-stream");
-    const headers: Record<string, string | number> = {};
+    isSse = stream && status === 200 && typeof ct === "string" && ct.startsWith("text/event-stream");
+    const headers: Record<string, string | number> = passThroughHeaders(r.headers);
+    if (res.destroyed) return;
+
+    if (status >= 400) {
+      // Small, and read whole: it is completed into OpenAI's shape before it goes out.
+      const chunks: Buffer[] = [];
+      let size = 0;
+      r.on("data", (c: Buffer) => {
+        if (size < MAX_ERROR_BODY) chunks.push(c);
+        size += c.length;
+      });
+      r.on("end", () => {
+        if (terminated || res.destroyed) return;
+        const raw = Buffer.concat(chunks);
+        sendJson(
+          res,
+          status,
+          normalizeBackendError(status, size > MAX_ERROR_BODY ? Buffer.alloc(0) : raw),
+          headers,
+        );
+        finish(status);
+      });
+      r.on("error", () => {
+        if (!terminated) res.destroy();
+        finish(status);
+      });
+      return;
+    }
+
     if (ct) headers["content-type"] = ct;
     if (isSse) {
       headers["cache-control"] = "no-cache";
@@ -116,10 +229,10 @@ export function relayChat(
     } else if (r.headers["content-length"]) {
       headers["content-length"] = r.headers["content-length"];
     }
-    if (res.destroyed) return;
     res.writeHead(status, headers);
 
     r.on("data", (chunk: Buffer) => {
+      if (terminated) return;
       if (firstByteNs === 0n) {
         firstByteNs = process.hrtime.bigint();
         if (isSse)
@@ -133,6 +246,7 @@ export function relayChat(
     });
     res.on("drain", () => r.resume());
     r.on("end", () => {
+      if (terminated) return;
       // The final `data: [DONE]` sentinel is not a token.
       if (sawDone && events > 0) events--;
       res.end();
@@ -146,8 +260,21 @@ export function relayChat(
       }
     });
     r.on("error", () => {
-      res.destroy();
+      if (!terminated) res.destroy();
       finish(status);
     });
   });
+
+  return {
+    terminate(status, errBody) {
+      if (terminated || done || res.writableEnded || res.destroyed) return;
+      terminated = true;
+      up.destroy();
+      upRes?.destroy();
+      if (!res.headersSent) sendJson(res, status, errBody);
+      else if (isSse) res.end(`data: ${JSON.stringify(errBody)}\n\n`);
+      else res.destroy();
+      finish(status);
+    },
+  };
 }

@@ -6,18 +6,40 @@ import Fastify, {
   type FastifyRequest,
   type onRequestHookHandler,
 } from "fastify";
-import { type ApiKey, type KeyStore, RateLimiter, type Scope, presentedKey } from "./auth";
+import type { Socket } from "node:net";
+import { STATUS_CODES } from "node:http";
+import { type ApiKey, type KeyStore, RateLimiter, type Scope, keyUnusable, presentedKey } from "./auth";
 import type { Backend } from "./backend";
+import { checkChatRequest } from "./chat-request";
+import {
+  DEFAULT_HTTP_LIMITS,
+  DEFAULT_KEY_LIMITS,
+  DEFAULT_MAX_JSON_DEPTH,
+  type HttpLimits,
+  type KeyLimitDefaults,
+} from "./config";
+import { type ApiErrorBody, apiError, clientErrorResponse, rawHttpError, validationError } from "./errors";
 import type { Readiness } from "./health";
 import {
   IdempotencyConflictError,
   type JobRecord,
   type JobStore,
+  QuotaExceededError,
+  StoreFullError,
   fieldErrors,
   isJobId,
   jobRequestSchema,
 } from "./jobs";
-import type { Metrics } from "./metrics";
+import { type TopValue, scanJson } from "./json-scan";
+import {
+  type Refusal,
+  StreamRegistry,
+  connectionRefusal,
+  effectiveLimits,
+  serverTimeouts,
+  streamRefusal,
+} from "./limits";
+import { type Metrics, methodLabel } from "./metrics";
 import { relayChat } from "./relay";
 
 declare module "fastify" {
@@ -41,15 +63,57 @@ export interface AppOptions {
   /** Prefix for status_url; a relative URL is returned when unset. */
   publicBaseUrl?: string;
   logLevel?: string;
+  /** HTTP server limits (timeouts, connection and stream caps); defaults: {@link DEFAULT_HTTP_LIMITS}. */
+  http?: Partial<HttpLimits>;
+  /** Defaults of the per-key limits; defaults: {@link DEFAULT_KEY_LIMITS}. */
+  keyDefaults?: Partial<KeyLimitDefaults>;
+  maxJsonDepth?: number;
+  /** How often open streams are checked against key expiry (revocations are checked on each reload). */
+  keySweepMs?: number;
 }
 
-type ErrorBody = { error: { type: string; code: string; message: string; fields?: unknown } };
-
-function err(type: string, code: string, message: string, fields?: unknown): ErrorBody {
-  return fields === undefined
-    ? { error: { type, code, message } }
-    : { error: { type, code, message, fields } };
+/** A JSON request body after the one strict scan (see json-scan). */
+interface ScannedBody {
+  raw: Buffer;
+  root: TopValue["type"];
+  fields: Map<string, TopValue>;
 }
+
+const err = apiError;
+
+/** Fastify errors that carry a status, mapped to our codes (the rest is `bad_request`). */
+function fastifyClientError(e: FastifyError, maxBodyBytes: number): { status: number; body: ApiErrorBody } {
+  const status = e.statusCode ?? 500;
+  if (status === 413) {
+    return {
+      status,
+      body: err(
+        "invalid_request_error",
+        "payload_too_large",
+        `Request body exceeds the limit of ${maxBodyBytes} bytes`,
+      ),
+    };
+  }
+  if (status === 415) {
+    return {
+      status,
+      body: err("invalid_request_error", "unsupported_media_type", "Send the body as application/json"),
+    };
+  }
+  const code = (e as { scanCode?: string }).scanCode;
+  if (code === "invalid_json" || code === "duplicate_key" || code === "too_deep") {
+    return {
+      status: 400,
+      body: err("invalid_request_error", code, e.message, (e as { param?: string | null }).param ?? null),
+    };
+  }
+  if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY") {
+    return { status: 400, body: err("invalid_request_error", "invalid_json", "The body is empty") };
+  }
+  return { status, body: err("invalid_request_error", "bad_request", `Invalid request: ${e.message}`) };
+}
+
+const OVER_LIMIT = Symbol("overConnectionLimit");
 
 const JOBS_ROUTE_PREFIX = "/v1/jobs";
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -78,42 +142,83 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const maxBodyBytes = opts.maxBodyBytes ?? 256 * 1024;
   const limiter = new RateLimiter(opts.rateLimit ?? { rps: 10, burst: 20 });
   const base = opts.publicBaseUrl ?? "";
+  const http: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...opts.http };
+  const keyDefaults: KeyLimitDefaults = { ...DEFAULT_KEY_LIMITS, ...opts.keyDefaults };
+  const maxJsonDepth = opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  const t = serverTimeouts(http);
 
   const app = Fastify({
     logger: { level: opts.logLevel ?? "info" },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: maxBodyBytes,
     return503OnClosing: true,
+    requestTimeout: t.requestTimeout,
+    connectionTimeout: t.connectionTimeout,
+    keepAliveTimeout: t.keepAliveTimeout,
+    maxRequestsPerSocket: t.maxRequestsPerSocket,
+    http: {
+      headersTimeout: t.headersTimeout,
+      requestTimeout: t.requestTimeout,
+      connectionsCheckingInterval: t.connectionsCheckingInterval,
+      maxHeaderSize: t.maxHeaderSize,
+    },
+    // Requests Node's parser refused (too slow, headers too large, malformed): answered in our error
+    // shape. Nothing of the request goes to the log.
+    clientErrorHandler(e: NodeJS.ErrnoException, socket: Socket) {
+      if (e.code === "ECONNRESET" || socket.destroyed) return;
+      const { status, body } = clientErrorResponse(e.code);
+      if (socket.writable) socket.write(rawHttpError(status, STATUS_CODES[status] ?? "Error", body));
+      socket.destroy();
+    },
   });
   app.decorateRequest("apiKey", null);
   app.decorateRequest("startNs", 0n);
   app.decorateRequest("relayed", false);
 
+  // ------------------------------------------------------------------ connection cap
+  // Counted at accept; a connection beyond the cap is answered 503 on its first request and closed,
+  // so the client sees why (Node's own maxConnections would reset it without a word).
+  let openConnections = 0;
+  app.server.on("connection", (socket: Socket & { [OVER_LIMIT]?: boolean }) => {
+    openConnections++;
+    if (openConnections > http.maxConnections) socket[OVER_LIMIT] = true;
+    socket.once("close", () => openConnections--);
+  });
+
+  const refuse = (reply: FastifyReply, r: Refusal) => {
+    if (r.retryAfter !== undefined) void reply.header("retry-after", String(r.retryAfter));
+    return reply.code(r.status).send(r.body);
+  };
+
+  app.addHook("onRequest", (req, reply, done) => {
+    if ((req.socket as { [OVER_LIMIT]?: boolean })[OVER_LIMIT]) {
+      void refuse(reply.header("connection", "close"), connectionRefusal(http.maxConnections));
+      return;
+    }
+    done();
+  });
+
   app.setErrorHandler((e: FastifyError, req, reply) => {
     const status = e.statusCode ?? 500;
-    if (status === 413) {
-      return reply
-        .code(413)
-        .send(
-          err(
-            "invalid_request_error",
-            "payload_too_large",
-            `Request body exceeds the limit of ${maxBodyBytes} bytes`,
-          ),
-        );
-    }
-    if (status === 415) {
-      return reply
-        .code(415)
-        .send(err("invalid_request_error", "unsupported_media_type", "Send the body as application/json"));
-    }
     if (status >= 400 && status < 500) {
-      return reply
-        .code(status)
-        .send(err("invalid_request_error", "bad_request", `Invalid request: ${e.message}`));
+      const r = fastifyClientError(e, maxBodyBytes);
+      return reply.code(r.status).send(r.body);
     }
-    req.log.error({ err: e }, "request failed");
+    // Only the error's class and code: a message could quote the request.
+    req.log.error({ error: e.name, code: e.code }, "request failed");
     return reply.code(500).send(err("api_error", "internal_error", "Internal error"));
+  });
+
+  // One strict scan per JSON body (duplicate keys, depth, UTF-8): every route reads the same view.
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body, next) => {
+    const raw = body as Buffer;
+    const r = scanJson(raw, maxJsonDepth);
+    if (!r.ok) {
+      next(Object.assign(new Error(r.message), { statusCode: 400, scanCode: r.code, param: r.param }));
+      return;
+    }
+    const scanned: ScannedBody = { raw, root: r.root, fields: r.fields };
+    next(null, scanned);
   });
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send(err("not_found_error", "route_not_found", `No route for ${req.method} ${req.url}`)),
@@ -129,7 +234,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     }
     const route = req.routeOptions.url ?? "unmatched";
     metrics.httpDuration.observe(
-      { method: req.method, route, status_code: reply.statusCode },
+      { method: methodLabel(req.method), route, status_code: reply.statusCode },
       reply.elapsedTime / 1000,
     );
     done();
@@ -163,11 +268,20 @@ export function buildApp(opts: AppOptions): FastifyInstance {
           .send(err("authentication_error", "invalid_api_key", "Invalid API key"));
         return;
       }
-      if (key.disabled) {
+      const unusable = keyUnusable(key, Date.now());
+      if (unusable === "disabled") {
         metrics.authFailures.inc({ reason: "disabled" });
         void reply
           .code(403)
           .send(err("permission_error", "key_disabled", `API key '${key.name}' is disabled`));
+        return;
+      }
+      if (unusable === "expired") {
+        metrics.authFailures.inc({ reason: "expired" });
+        void reply
+          .code(401)
+          .header("www-authenticate", 'Bearer realm="gateway", error="invalid_token"')
+          .send(err("authentication_error", "expired_api_key", `API key '${key.name}' has expired`));
         return;
       }
       if (!key.scopes.has(scope)) {
@@ -234,24 +348,30 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   // ------------------------------------------------------------------ jobs
   app.post(JOBS_ROUTE_PREFIX, { onRequest: authenticate("jobs") }, async (req, reply) => {
-    const parsed = jobRequestSchema.safeParse(req.body);
+    const body = req.body as ScannedBody | undefined;
+    // The scan has checked the grammar, so this parse cannot fail; the schema wants the value tree.
+    const value: unknown = body ? JSON.parse(body.raw.toString("utf8")) : undefined;
+    const parsed = jobRequestSchema.safeParse(value);
     if (!parsed.success) {
-      return reply
-        .code(400)
-        .send(
-          err(
-            "invalid_request_error",
-            "validation_failed",
-            "The job request is invalid",
-            fieldErrors(parsed.error),
-          ),
-        );
+      return reply.code(400).send(validationError("The job request is invalid", fieldErrors(parsed.error)));
+    }
+    const limits = effectiveLimits(req.apiKey!, keyDefaults);
+    const maxTokens = parsed.data.options.max_tokens;
+    if (maxTokens !== undefined && maxTokens > limits.maxTokens) {
+      return reply.code(400).send(
+        validationError("The job request is invalid", [
+          {
+            field: "options.max_tokens",
+            message: `must be at most ${limits.maxTokens} for API key '${req.apiKey!.name}'`,
+          },
+        ]),
+      );
     }
     if (!modelAllowed(req, reply, parsed.data.model)) return reply;
     const idemHeader = req.headers["idempotency-key"];
     if (idemHeader !== undefined && (typeof idemHeader !== "string" || !IDEMPOTENCY_KEY.test(idemHeader))) {
       return reply.code(400).send(
-        err("invalid_request_error", "validation_failed", "Invalid Idempotency-Key header", [
+        validationError("Invalid Idempotency-Key header", [
           {
             field: "header.idempotency-key",
             message: "must be 1-255 printable ASCII characters without spaces",
@@ -262,18 +382,37 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     if (!jobs) return unavailable(reply, "The job queue is not configured on this gateway");
     let result;
     try {
-      result = await jobs.submit(req.apiKey!.name, parsed.data, idemHeader);
+      result = await jobs.submit(req.apiKey!.name, parsed.data, idemHeader, limits.maxQueuedBytes);
     } catch (e) {
       if (e instanceof IdempotencyConflictError) {
         return reply.code(422).send(err("invalid_request_error", "idempotency_key_reused", e.message));
       }
-      req.log.warn({ err: e }, "job submission failed");
+      if (e instanceof QuotaExceededError) {
+        return reply
+          .code(507)
+          .header("retry-after", "10")
+          .send(err("insufficient_storage", "queued_bytes_quota_exceeded", e.message));
+      }
+      if (e instanceof StoreFullError) {
+        req.log.warn({ reason: e.message }, "job refused: store full");
+        return reply
+          .code(507)
+          .header("retry-after", "30")
+          .send(
+            err(
+              "insufficient_storage",
+              "job_store_full",
+              `The job store is full (${e.message}): the job was NOT accepted. Retry later.`,
+            ),
+          );
+      }
+      req.log.warn({ error: (e as Error).message }, "job submission failed");
       return unavailable(
         reply,
         "The job queue is unavailable: the job was NOT accepted. Retry later with the same Idempotency-Key, so a retry can never run the job twice.",
       );
     }
-    if (!result.replayed) metrics.jobsSubmitted.inc({ model: metrics.models.value(parsed.data.model) });
+    if (!result.replayed) metrics.jobsSubmitted.inc({ model: metrics.model(parsed.data.model) });
     const statusUrl = `${base}${JOBS_ROUTE_PREFIX}/${result.id}`;
     if (result.replayed) void reply.header("idempotent-replayed", "true");
     return reply
@@ -292,7 +431,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       try {
         entry = isJobId(id) ? await jobs.get(id) : null;
       } catch (e) {
-        req.log.warn({ err: e }, "job lookup failed");
+        req.log.warn({ error: (e as Error).message }, "job lookup failed");
         return unavailable(reply, "The job store is unavailable; retry later");
       }
       // Jobs of other keys look exactly like unknown (or expired) jobs.
@@ -317,7 +456,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
           ? await jobs.cancel(id, req.apiKey!.name)
           : ({ ok: false, reason: "not_found" } as const);
       } catch (e) {
-        req.log.warn({ err: e }, "job cancel failed");
+        req.log.warn({ error: (e as Error).message }, "job cancel failed");
         return unavailable(reply, "The job store is unavailable; retry later");
       }
       if (r.ok) {
@@ -342,53 +481,58 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   );
 
   // ------------------------------------------------------------------ chat relay
-  void app.register((scope, _o, done) => {
-    // Keep the raw bytes: the relay forwards them as they came (no re-serialisation).
-    scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body, next) =>
-      next(null, body),
+  const streams = new StreamRegistry();
+  app.post("/v1/chat/completions", { onRequest: authenticate("chat") }, (req, reply) => {
+    const body = req.body as ScannedBody | undefined;
+    const key = req.apiKey!;
+    const limits = effectiveLimits(key, keyDefaults);
+    // No body, or not sent as JSON: checked as an empty one (every required field missing).
+    const checked = checkChatRequest(
+      body?.root ?? "null",
+      body?.fields ?? new Map<string, TopValue>(),
+      limits,
+      key.name,
     );
-    scope.post("/v1/chat/completions", { onRequest: authenticate("chat") }, (req, reply) => {
-      const raw = req.body as Buffer;
-      let body: { model?: unknown; messages?: unknown; stream?: unknown };
-      try {
-        body = JSON.parse(raw.toString("utf8")) as typeof body;
-      } catch {
-        void reply.code(400).send(err("invalid_request_error", "invalid_json", "The body is not valid JSON"));
-        return;
-      }
-      const fields: { field: string; message: string }[] = [];
-      if (body === null || typeof body !== "object" || Array.isArray(body)) {
-        fields.push({ field: "(body)", message: "must be a JSON object" });
-      } else {
-        if (typeof body.model !== "string" || body.model.length === 0) {
-          fields.push({ field: "model", message: "must be a non-empty string" });
-        }
-        if (!Array.isArray(body.messages) || body.messages.length === 0) {
-          fields.push({ field: "messages", message: "must be a non-empty array" });
-        }
-        if (body.stream !== undefined && typeof body.stream !== "boolean") {
-          fields.push({ field: "stream", message: "must be a boolean" });
-        }
-      }
-      if (fields.length > 0) {
-        void reply
-          .code(400)
-          .send(
-            err(
-              "invalid_request_error",
-              "validation_failed",
-              "The chat completion request is invalid",
-              fields,
-            ),
-          );
-        return;
-      }
-      const model = body.model as string;
-      if (!modelAllowed(req, reply, model)) return;
-      req.relayed = true;
-      reply.hijack();
-      relayChat(backend, metrics, reply.raw, raw, model, body.stream === true, req.startNs);
-    });
+    if (!checked.ok) {
+      void reply.code(400).send(validationError("The chat completion request is invalid", checked.problems));
+      return;
+    }
+    const { model, stream } = checked.view;
+    if (!modelAllowed(req, reply, model)) return;
+    const refusal = streamRefusal(
+      { key: streams.activeFor(key.name), total: streams.total },
+      { key: limits.maxConcurrentStreams, total: http.maxConcurrentStreams },
+      key.name,
+    );
+    if (refusal) {
+      void refuse(reply, refusal);
+      return;
+    }
+    req.relayed = true;
+    reply.hijack();
+    const handle = relayChat(backend, metrics, reply.raw, body!.raw, model, stream, req.startNs);
+    const release = streams.add({ key, terminate: (status, b) => handle.terminate(status, b) });
+    reply.raw.once("close", release);
+  });
+
+  // A revoked, disabled or expired key ends its open streams: at each reload of the keys file, and
+  // every keySweepMs for expiry (which needs no reload).
+  const sweep = () =>
+    streams.sweep(
+      (k) => keys.stillValid(k, "chat"),
+      (k) =>
+        err(
+          "authentication_error",
+          "api_key_revoked",
+          `API key '${k.name}' was revoked, disabled or has expired during the request`,
+        ),
+    );
+  const unsubscribe = keys.onChange(sweep);
+  const sweepTimer = setInterval(sweep, opts.keySweepMs ?? 1000);
+  sweepTimer.unref();
+  app.addHook("onClose", (_app, done) => {
+    clearInterval(sweepTimer);
+    unsubscribe();
     done();
   });
 

@@ -8,6 +8,7 @@ import {
   type JobStore,
   TERMINAL,
   decodeJson,
+  finishedRecord,
   isRevisionConflict,
 } from "./jobs";
 import type { Logger } from "./log";
@@ -137,11 +138,13 @@ export function startWorker(opts: WorkerOptions): Worker {
       const e = await store.get(id);
       if (!e) {
         metrics.jobOutcomes.inc({ outcome: "expired" });
+        await store.release(id);
         m.ack();
         return;
       }
       if (TERMINAL.has(e.record.status)) {
         metrics.jobOutcomes.inc({ outcome: e.record.status === "cancelled" ? "cancelled" : "duplicate" });
+        await store.release(id);
         m.ack();
         return;
       }
@@ -173,7 +176,7 @@ export function startWorker(opts: WorkerOptions): Worker {
 
     // 3: the backend call.
     const started = performance.now();
-    const modelLabel = metrics.models.value(record.model);
+    const modelLabel = metrics.model(record.model);
     let outcome: { ok: true; result: JobResult } | { ok: false; reason: string; retryable: boolean };
     try {
       outcome = await callBackend(backend, record, signal);
@@ -201,14 +204,15 @@ export function startWorker(opts: WorkerOptions): Worker {
       const tokens = outcome.result.usage?.completion_tokens;
       if (tokens && seconds > 0)
         metrics.tokensPerSecond.observe({ model: modelLabel, source: "job" }, tokens / seconds);
-      const done: JobRecord = {
+      const done: JobRecord = finishedRecord({
         ...record,
         status: "succeeded",
         result: outcome.result,
         finished_at: new Date().toISOString(),
         last_error: undefined,
-      };
+      });
       if (!(await casOrYield(done, revision, m))) return;
+      await store.release(id);
       if (opts.beforeAck) await opts.beforeAck(id);
       m.ack();
       metrics.jobOutcomes.inc({ outcome: "succeeded" });
@@ -254,14 +258,15 @@ export function startWorker(opts: WorkerOptions): Worker {
     // DLQ first (deduplicated by message id): a crash after it and before the KV write redelivers,
     // and the retry ends up here again without a second DLQ entry.
     await store.deadLetter(record, reason);
-    const failed: JobRecord = {
+    const failed: JobRecord = finishedRecord({
       ...record,
       status: "failed",
       error: { reason, attempts: record.attempts },
       finished_at: new Date().toISOString(),
       last_error: undefined,
-    };
+    });
     if (!(await casOrYield(failed, revision, m))) return;
+    await store.release(record.id);
     m.ack();
     metrics.jobOutcomes.inc({ outcome: "dead_lettered" });
     metrics.jobOutcomes.inc({ outcome: "failed" });
@@ -289,18 +294,37 @@ export function startWorker(opts: WorkerOptions): Worker {
   };
 }
 
+const SAFE_TOKEN = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * What a failed backend call may say in logs, job records and dead letters: the HTTP status and the
+ * error's `type`/`code` when they are plain identifiers. Never the body's message: backends echo
+ * the prompt in it ("... your prompt 'xyz' is too long"), and those places outlive the job.
+ */
+export function backendFailureReason(status: number, body: unknown): string {
+  const err = (body as { error?: unknown } | undefined)?.error;
+  const src = (typeof err === "object" && err !== null ? err : body) as
+    { type?: unknown; code?: unknown } | undefined;
+  const parts: string[] = [];
+  for (const v of [src?.type, src?.code]) {
+    const t = typeof v === "number" ? String(v) : v;
+    if (typeof t === "string" && SAFE_TOKEN.test(t) && !parts.includes(t)) parts.push(t);
+  }
+  return `backend returned HTTP ${status}${parts.length ? ` (${parts.join(", ")})` : ""}`;
+}
+
 /** Calls the backend for one job. Network errors, timeouts, 408, 429 and 5xx are retryable. */
 async function callBackend(
   backend: Backend,
   r: JobRecord,
   signal: AbortSignal,
 ): Promise<{ ok: true; result: JobResult } | { ok: false; reason: string; retryable: boolean }> {
-  const messages = typeof r.input === "string" ? [{ role: "user", content: r.input }] : r.input;
+  const input = r.input ?? "";
+  const messages = typeof input === "string" ? [{ role: "user", content: input }] : input;
   const res = await backend.chatJson({ ...r.options, model: r.model, messages, stream: false }, signal);
   if (res.status < 200 || res.status >= 300) {
     const retryable = res.status === 408 || res.status === 429 || res.status >= 500;
-    const detail = res.text.length > 500 ? `${res.text.slice(0, 500)}...` : res.text;
-    return { ok: false, retryable, reason: `backend returned HTTP ${res.status}: ${detail}` };
+    return { ok: false, retryable, reason: backendFailureReason(res.status, res.body) };
   }
   const b = res.body as
     | {

@@ -18,7 +18,7 @@ let base: string;
 const closers: (() => Promise<void>)[] = [];
 
 async function relayOnly(backendUrl: string, timeoutMs = 30_000) {
-  const m = createMetrics({ defaultMetrics: false });
+  const m = createMetrics({ defaultMetrics: false, models: ["echo"] });
   const backend = new Backend(backendUrl, { timeoutMs });
   const a = buildApp({
     keys: new KeyStore(KEY_ENTRIES),

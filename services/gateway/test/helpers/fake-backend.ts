@@ -22,6 +22,11 @@ export interface BackendCall {
  *  - "flaky": HTTP 503 for the first `flakyFailures` calls, then echo
  *  - "hang-once": the first call never answers (until the client goes away), later calls echo
  *  - "slow": answers after `slowMs`
+ *  - "echo-400" / "echo-500": HTTP 400 / 500 whose error message quotes the last message, as real
+ *    backends do ("... your prompt '...' is too long")
+ *  - "rate-limited": HTTP 429 with Retry-After and x-ratelimit-* headers
+ *  - "html-502": HTTP 502 with an HTML page (a proxy in front of the model); "legacy-400": HTTP 400
+ *    in vLLM's older flat error shape
  * Emits "call" with each BackendCall when a request arrives.
  */
 export class FakeBackend extends EventEmitter {
@@ -131,8 +136,53 @@ export class FakeBackend extends EventEmitter {
     call.finished = true;
   }
 
+  private lastContent(call: BackendCall): string {
+    const messages = call.body.messages as { content: string }[] | undefined;
+    return messages?.at(-1)?.content ?? "";
+  }
+
   private respond(call: BackendCall, res: ServerResponse) {
     switch (call.model) {
+      case "echo-400":
+        return this.json(res, 400, {
+          error: {
+            message: `Invalid prompt: '${this.lastContent(call)}' is too long`,
+            type: "BadRequestError",
+            code: "context_length_exceeded",
+          },
+        });
+      case "echo-500":
+        return this.json(res, 500, {
+          error: { message: `crashed while reading '${this.lastContent(call)}'` },
+        });
+      case "rate-limited": {
+        const s = JSON.stringify({
+          error: { message: "slow down", type: "rate_limit_error", code: "rate_limit_exceeded", param: null },
+        });
+        res.writeHead(429, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(s),
+          "retry-after": "7",
+          "x-ratelimit-limit-requests": "60",
+          "x-ratelimit-remaining-requests": "0",
+          "x-ratelimit-reset-requests": "7s",
+          "x-internal-secret": "not-for-clients",
+        });
+        res.end(s);
+        return;
+      }
+      case "html-502":
+        res.writeHead(502, { "content-type": "text/html" });
+        res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");
+        return;
+      case "legacy-400":
+        return this.json(res, 400, {
+          object: "error",
+          message: "max_tokens is too large",
+          type: "BadRequestError",
+          param: null,
+          code: 400,
+        });
       case "fail-500":
         return this.json(res, 500, { error: { message: "the model crashed" } });
       case "bad-400":

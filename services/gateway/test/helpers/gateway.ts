@@ -45,6 +45,8 @@ export function testConfig(
     WORKER_MAX_ATTEMPTS: "3",
     WORKER_CONCURRENCY: "4",
     LOG_LEVEL: "warn",
+    // The fake backend's models that tests read metrics of.
+    MODELS: "echo,llama,flaky",
     ...env,
   });
 }
@@ -70,16 +72,21 @@ export interface TestGateway {
 }
 
 /** API role in-process: listens on 127.0.0.1 (random ports) with the test keys. */
-export async function startApi(cfg: GatewayConfig, withJobs = true): Promise<TestGateway> {
+export async function startApi(
+  cfg: GatewayConfig,
+  withJobs = true,
+  keys: KeyStore = new KeyStore(KEY_ENTRIES),
+): Promise<TestGateway> {
   const nc = await natsConnect(cfg.nats.servers[0]!);
   const store = await JobStore.open(nc, cfg.jobs, cfg.worker.ackWaitSeconds, cfg.nats.timeoutMs);
-  const metrics = createMetrics({ defaultMetrics: false });
+  await store.trackQueuedBytes();
+  const metrics = createMetrics({ defaultMetrics: false, models: cfg.models });
   const readiness = new Readiness({ needsJetStream: true });
   readiness.attach(nc, store);
   metrics.setQueueDepthSource(() => store.depth());
   const backend = new Backend(cfg.backend.url, { timeoutMs: cfg.backend.timeoutMs });
   const app = buildApp({
-    keys: new KeyStore(KEY_ENTRIES),
+    keys,
     backend,
     metrics,
     readiness,
@@ -87,6 +94,9 @@ export async function startApi(cfg: GatewayConfig, withJobs = true): Promise<Tes
     maxBodyBytes: cfg.maxBodyBytes,
     rateLimit: cfg.rateLimit,
     logLevel: "error",
+    http: cfg.http,
+    keyDefaults: cfg.keyDefaults,
+    maxJsonDepth: cfg.maxJsonDepth,
   });
   const ops = buildOpsApp({ metrics, readiness, logLevel: "error" });
   await app.listen({ host: "127.0.0.1", port: 0 });
@@ -101,6 +111,7 @@ export async function startApi(cfg: GatewayConfig, withJobs = true): Promise<Tes
     async close() {
       await app.close();
       await ops.close();
+      store.close();
       backend.close();
       if (!nc.isClosed()) await nc.close();
     },
@@ -121,7 +132,7 @@ export async function startTestWorker(
 ): Promise<TestWorker> {
   const nc = await natsConnect(cfg.nats.servers[0]!);
   const store = await JobStore.open(nc, cfg.jobs, cfg.worker.ackWaitSeconds, cfg.nats.timeoutMs);
-  const metrics = createMetrics({ defaultMetrics: false });
+  const metrics = createMetrics({ defaultMetrics: false, models: cfg.models });
   const backend = new Backend(cfg.backend.url, { timeoutMs: cfg.backend.timeoutMs });
   const worker = startWorker({
     store,
