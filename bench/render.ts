@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ChartSource } from "../tools/preflight/charts";
 import { RenderSession } from "../tools/preflight/render";
-import { runStack } from "../tools/preflight/run";
+import { runStacks } from "../tools/preflight/run";
 import { listStacks } from "../tools/preflight/stack-config";
 
 export interface RenderBenchResult {
@@ -30,8 +30,11 @@ async function runAll(
   const session = charts ? new RenderSession() : undefined;
   let count = 0;
   let objects = 0;
-  for (const stack of stacks) {
-    const r = await runStack(stack, { ...(charts ? { charts } : {}), ...(session ? { session } : {}) });
+  // As the CLI runs them: in order, the next program evaluated while this stack renders.
+  for await (const { stack, result: r } of runStacks(stacks, {
+    ...(charts ? { charts } : {}),
+    ...(session ? { session } : {}),
+  })) {
     if (r.kind !== "plan") throw new Error(`${stack}: invalid stack config`);
     if (r.chartErrors.length) throw new Error(`${stack}: ${r.chartErrors[0]!.message}`);
     count += r.plan.summary.charts.rendered;

@@ -4,6 +4,8 @@ import { spawnSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { afterAll, describe, expect, it } from "vitest";
 import chartProgram from "./fixtures/chart-program";
 import { HELM } from "../components/versions";
@@ -17,7 +19,7 @@ import {
   typeToken,
   type HelmRunner,
 } from "../tools/preflight/render";
-import { failed, runStack, type Plan } from "../tools/preflight/run";
+import { failed, runStack, runStacks, type Plan } from "../tools/preflight/run";
 
 const ROOT = process.cwd();
 const FIXTURES = join(ROOT, "test", "fixtures", "charts");
@@ -176,6 +178,97 @@ describe("one run's render session", () => {
     const broken = await stack("dev", session);
     expect(helm.templates()).toBe(2);
     expect(errors(broken.plan, "reference")).toHaveLength(1);
+  });
+});
+
+describe("several stacks in one run", () => {
+  /** One fixture chart whose values name the stack, so every stack renders it itself. */
+  const perStack = () => {
+    const provider = new k8s.Provider("fixture", {});
+    new k8s.helm.v4.Chart(
+      "monitor-port",
+      {
+        chart: "monitor-port",
+        version: "0.1.0",
+        namespace: "fixtures",
+        values: { stack: pulumi.getStack() },
+      },
+      { provider },
+    );
+    return {};
+  };
+
+  it("evaluates the next stack's program while this one's charts render, and yields in order", async () => {
+    const log: string[] = [];
+    let devStarted!: () => void;
+    const devStarts = new Promise<void>((resolve) => (devStarted = resolve));
+    // The first stack's helm finishes only once the second stack's has started: without the
+    // overlap this would wait for ever (and fail on the timeout).
+    const helm: HelmRunner = async (args, env) => {
+      const stack = (JSON.parse(env.input ?? "{}") as { stack?: string }).stack;
+      log.push(`helm ${stack}`);
+      if (stack === "dev") devStarted();
+      else
+        await Promise.race([
+          devStarts,
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error("the second stack never started rendering")), 10_000).unref(),
+          ),
+        ]);
+      return runHelm(args, env);
+    };
+    const session = new RenderSession(helm);
+    for await (const { stack, result } of runStacks(["local", "dev"], {
+      program: perStack,
+      charts: source,
+      session,
+      policies: [],
+      policyConfig: {},
+    })) {
+      if (result.kind !== "plan") throw new Error("unexpected config error");
+      log.push(`${stack} ${result.plan.summary.charts.objects} objects`);
+    }
+    expect(log).toEqual(["helm local", "helm dev", "local 4 objects", "dev 4 objects"]);
+  });
+
+  it("never runs more helm processes at once than the session allows, over all its stacks", async () => {
+    let running = 0;
+    let peak = 0;
+    let renders = 0;
+    const helm: HelmRunner = async (args, env) => {
+      peak = Math.max(peak, ++running);
+      renders++;
+      try {
+        // Long enough for the other stack's render to start beside it, were it allowed to.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return await runHelm(args, env);
+      } finally {
+        running--;
+      }
+    };
+    const session = new RenderSession(helm, 1);
+    for await (const _ of runStacks(["local", "dev"], {
+      program: perStack,
+      charts: source,
+      session,
+      policies: [],
+      policyConfig: {},
+    }))
+      void _;
+    expect(renders).toBe(2);
+    expect(peak).toBe(1);
+  });
+
+  it("surfaces an error at its stack, after the stacks before it, and evaluates nothing after it", async () => {
+    const evaluated: string[] = [];
+    const program = () => {
+      evaluated.push(pulumi.getStack());
+      return {};
+    };
+    const results = runStacks(["local", "nope", "dev"], { program, policies: [], policyConfig: {} });
+    expect((await results.next()).value).toMatchObject({ stack: "local", result: { kind: "plan" } });
+    await expect(results.next()).rejects.toThrow(/unknown stack "nope"/);
+    expect(evaluated).toEqual(["local"]);
   });
 });
 

@@ -14,7 +14,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { componentTree, markdown, problemsText, summaryLine, writePlanFiles } from "./preflight/report";
-import { failed, runStack, type Plan } from "./preflight/run";
+import { failed, runStacks, type Plan } from "./preflight/run";
 import { listStacks, UsageError } from "./preflight/stack-config";
 
 async function main(argv: string[]): Promise<number> {
@@ -67,16 +67,18 @@ async function main(argv: string[]): Promise<number> {
   const session = charts ? new RenderSession() : undefined;
   const plans: Plan[] = [];
   let exit = 0;
-  for (const stack of stacks) {
-    let result;
+  // In order, each stack's program evaluated while the one before it renders and is checked.
+  const results = runStacks(stacks, {
+    dir,
+    stackTraces: args.values["stack-traces"],
+    ...(program ? { program } : {}),
+    ...(charts ? { charts } : {}),
+    ...(session ? { session } : {}),
+  });
+  for (;;) {
+    let next;
     try {
-      result = await runStack(stack, {
-        dir,
-        stackTraces: args.values["stack-traces"],
-        ...(program ? { program } : {}),
-        ...(charts ? { charts } : {}),
-        ...(session ? { session } : {}),
-      });
+      next = await results.next();
     } catch (e) {
       if (e instanceof UsageError || e instanceof HelmUnavailable) {
         console.error(`preflight: ${e.message}`);
@@ -84,6 +86,8 @@ async function main(argv: string[]): Promise<number> {
       }
       throw e;
     }
+    if (next.done) break;
+    const { stack, result } = next.value;
     if (result.kind === "config-error") {
       console.error(
         `${stack}: invalid stack config (${result.problems.length} problems, ${result.registered} resources registered):`,

@@ -253,8 +253,14 @@ export class RenderSession {
   private readonly renders = new Map<string, Promise<Rendering>>();
   /** Parsed documents by their text, shared by every render of the session. */
   private readonly documents = new Map<string, unknown>();
+  private running = 0;
+  private readonly queued: (() => void)[] = [];
 
-  constructor(private readonly helm: HelmRunner = runHelm) {}
+  constructor(
+    private readonly helm: HelmRunner = runHelm,
+    /** helm processes at once over all the session's stacks (they render side by side). */
+    private readonly concurrency = availableParallelism(),
+  ) {}
 
   /** `helm template ARGS` with `values` on stdin (`--values -`); `home` is the private helm home. */
   template(args: readonly string[], values: string, home: string): Promise<Rendering> {
@@ -265,7 +271,18 @@ export class RenderSession {
   }
 
   private async run(args: readonly string[], values: string, home: string): Promise<Rendering> {
-    const result = await this.helm(args, { home, input: values });
+    // First come, first served: the stack that asked first, the one reported first, renders first.
+    if (this.running < this.concurrency) this.running++;
+    else await new Promise<void>((start) => this.queued.push(start));
+    let result: HelmResult;
+    try {
+      result = await this.helm(args, { home, input: values });
+    } finally {
+      // A waiting render takes the slot over; otherwise it is free.
+      const next = this.queued.shift();
+      if (next) next();
+      else this.running--;
+    }
     if (result.code !== 0) return { kind: "failed", result };
     try {
       return { kind: "rendered", raw: parseManifests(result.stdout, this.documents) };

@@ -128,6 +128,40 @@ function readPolicyConfig(dir: string, stack: string): PolicyPackConfig | undefi
 const STACK_TYPE = "pulumi:pulumi:Stack";
 
 export async function runStack(stack: string, options: RunStackOptions = {}): Promise<StackResult> {
+  return (await evaluateStack(stack, options)).result;
+}
+
+/**
+ * Every stack's preflight, yielded in order. Each program is evaluated as soon as the one before
+ * it has been (one at a time: Pulumi's runtime is process-wide), while the stacks before it render
+ * and are checked (what follows a program only reads what it recorded), so helm keeps the other
+ * cores busy. An error surfaces at the stack that raised it, after every stack before it; no
+ * program after it is evaluated.
+ */
+export async function* runStacks(
+  stacks: readonly string[],
+  options: RunStackOptions = {},
+): AsyncGenerator<{ readonly stack: string; readonly result: StackResult }> {
+  const evaluated: Promise<EvaluatedStack>[] = [];
+  let previous: Promise<unknown> = Promise.resolve();
+  for (const stack of stacks) {
+    const next = previous.then(() => evaluateStack(stack, options));
+    // Surfaces in its turn (an unhandled rejection meanwhile would end the process).
+    next.catch(() => undefined);
+    evaluated.push(next);
+    previous = next;
+  }
+  for (const [i, stack] of stacks.entries()) yield { stack, result: await (await evaluated[i]!).result };
+}
+
+/** A stack whose program has been evaluated; the rest of its preflight is under way. */
+interface EvaluatedStack {
+  readonly result: Promise<StackResult>;
+}
+
+/** Config and the program's evaluation: the part that owns Pulumi's runtime. */
+async function evaluateStack(stack: string, options: RunStackOptions): Promise<EvaluatedStack> {
+  const done = (result: StackResult): EvaluatedStack => ({ result: Promise.resolve(result) });
   const started = performance.now();
   const dir = options.dir ?? process.cwd();
   const sc = loadStackConfig(dir, stack, options.overrides);
@@ -140,7 +174,7 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
       platformConfig = loadPlatformConfig().config;
     } catch (e) {
       if (e instanceof ConfigError)
-        return { kind: "config-error", stack, problems: e.problems, registered: 0 };
+        return done({ kind: "config-error", stack, problems: e.problems, registered: 0 });
       throw e;
     }
   }
@@ -149,15 +183,39 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
   } catch (e) {
     const error = e instanceof ConfigError ? e : findConfigError(e);
     if (error)
-      return {
+      return done({
         kind: "config-error",
         stack,
         problems: error.problems,
         registered: recording.registrations.filter((r) => r.type !== STACK_TYPE).length,
-      };
+      });
     throw e;
   }
-  const programRegs = recording.registrations;
+  const result = checkStack({
+    stack,
+    options,
+    dir,
+    canaries: sc.canaries,
+    platformConfig,
+    programRegs: recording.registrations,
+    started,
+  });
+  // The caller awaits it in its turn; a rejection meanwhile is not unhandled.
+  result.catch(() => undefined);
+  return { result };
+}
+
+/** Render mode and every check, over what the program recorded (nothing of Pulumi's runtime). */
+async function checkStack(evaluated: {
+  stack: string;
+  options: RunStackOptions;
+  dir: string;
+  canaries: ReadonlyMap<string, string>;
+  platformConfig: PlatformConfig | undefined;
+  programRegs: Registration[];
+  started: number;
+}): Promise<StackResult> {
+  const { stack, options, dir, canaries, platformConfig, programRegs, started } = evaluated;
 
   // What CrossGuard shows a policy: plain values (computed once, shared with the hunt).
   const plainCache = new Map<Registration, Record<string, unknown>>();
@@ -192,7 +250,7 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
       unvalidated.add(`${String(r.inputs["apiVersion"])}/${String(r.inputs["kind"])}`);
   }
 
-  const secretLeaks = huntCanaries(regs, sc.canaries, plainOf, new Set(render?.charts.map((c) => c.urn)));
+  const secretLeaks = huntCanaries(regs, canaries, plainOf, new Set(render?.charts.map((c) => c.urn)));
   const findings = [
     ...(render?.findings ?? []),
     ...fidelityFindings(regs, plainOf, {
