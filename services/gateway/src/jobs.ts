@@ -471,23 +471,34 @@ export class JobStore {
       updated_at: now,
     };
     const data = encodeJson(record);
-    if (!replayed) {
-      // Indexed before the record exists, so no queued record is ever missing from its owner's quota.
-      await this.queued.put(id, encodeJson({ owner, bytes: data.length }));
-      this.queuedBytes.set(id, owner, data.length, Date.now());
+    if (replayed) {
+      const existing = await this.get(id);
+      // Already picked up or finished: nothing left to do for the replay.
+      if (existing && existing.record.status !== "queued") return { id, replayed };
+      // Queued: only the queue message may be missing (it is deduplicated by id).
+      if (existing) {
+        await this.publish(id);
+        return { id, replayed };
+      }
+      // No record: the first attempt stopped before storing it; this one does the whole submission.
     }
+    // Indexed before the record exists, so no queued record is ever missing from its owner's quota.
+    await this.queued.put(id, encodeJson({ owner, bytes: data.length }));
+    this.queuedBytes.set(id, owner, data.length, Date.now());
     try {
       await this.kv.create(id, data);
     } catch (err) {
       if (!replayed || !isRevisionConflict(err)) throw err;
-      const existing = await this.get(id);
-      // Already picked up or finished: nothing left to do for the replay.
-      if (existing && existing.record.status !== "queued") return { id, replayed };
+      // A concurrent replay stored it first: it publishes too (deduplicated).
     }
+    await this.publish(id);
+    return { id, replayed };
+  }
+
+  private async publish(id: string): Promise<void> {
     // Nats-Msg-Id = job id: a replayed submission inside the duplicate window is not queued twice,
     // and a duplicate outside it is harmless (workers skip jobs that are no longer queued).
     await this.js.publish(this.cfg.subject, encodeJson({ id }), { msgID: id, timeout: this.timeoutMs });
-    return { id, replayed };
   }
 
   /** Refuses a new job when the store is near its bounds or the owner's quota is used up. */

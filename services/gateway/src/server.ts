@@ -81,6 +81,10 @@ interface ScannedBody {
 
 const err = apiError;
 
+function isScanned(b: unknown): b is ScannedBody {
+  return typeof b === "object" && b !== null && Buffer.isBuffer((b as ScannedBody).raw);
+}
+
 /** Fastify errors that carry a status, mapped to our codes (the rest is `bad_request`). */
 function fastifyClientError(e: FastifyError, maxBodyBytes: number): { status: number; body: ApiErrorBody } {
   const status = e.statusCode ?? 500;
@@ -151,7 +155,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     logger: { level: opts.logLevel ?? "info" },
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: maxBodyBytes,
-    return503OnClosing: true,
+    // Answered by our own hook below, in our error shape.
+    return503OnClosing: false,
     requestTimeout: t.requestTimeout,
     connectionTimeout: t.connectionTimeout,
     keepAliveTimeout: t.keepAliveTimeout,
@@ -190,9 +195,24 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     return reply.code(r.status).send(r.body);
   };
 
+  // While closing (SIGTERM), requests still arriving on kept-alive sockets are sent elsewhere.
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+
   app.addHook("onRequest", (req, reply, done) => {
     if ((req.socket as { [OVER_LIMIT]?: boolean })[OVER_LIMIT]) {
       void refuse(reply.header("connection", "close"), connectionRefusal(http.maxConnections));
+      return;
+    }
+    if (closing) {
+      void refuse(reply.header("connection", "close"), {
+        status: 503,
+        retryAfter: 1,
+        body: err("service_unavailable", "shutting_down", "This gateway replica is shutting down; retry"),
+      });
       return;
     }
     done();
@@ -210,6 +230,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   });
 
   // One strict scan per JSON body (duplicate keys, depth, UTF-8): every route reads the same view.
+  // JSON only: Fastify's text/plain parser would hand the routes a string (415 instead).
+  app.removeContentTypeParser("text/plain");
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body, next) => {
     const raw = body as Buffer;
     const r = scanJson(raw, maxJsonDepth);
@@ -348,7 +370,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
 
   // ------------------------------------------------------------------ jobs
   app.post(JOBS_ROUTE_PREFIX, { onRequest: authenticate("jobs") }, async (req, reply) => {
-    const body = req.body as ScannedBody | undefined;
+    const body = isScanned(req.body) ? req.body : undefined;
     // The scan has checked the grammar, so this parse cannot fail; the schema wants the value tree.
     const value: unknown = body ? JSON.parse(body.raw.toString("utf8")) : undefined;
     const parsed = jobRequestSchema.safeParse(value);
@@ -483,7 +505,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // ------------------------------------------------------------------ chat relay
   const streams = new StreamRegistry();
   app.post("/v1/chat/completions", { onRequest: authenticate("chat") }, (req, reply) => {
-    const body = req.body as ScannedBody | undefined;
+    const body = isScanned(req.body) ? req.body : undefined;
     const key = req.apiKey!;
     const limits = effectiveLimits(key, keyDefaults);
     // No body, or not sent as JSON: checked as an empty one (every required field missing).

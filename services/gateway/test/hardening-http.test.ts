@@ -449,6 +449,43 @@ describe("errors in OpenAI's shape", () => {
     expect(await errorOf(r504)).toEqual({ ...shape, type: "upstream_error", code: "backend_timeout" });
   });
 
+  it("503 while shutting down (requests on kept-alive sockets), in the same shape", async () => {
+    const app = await relayApp();
+    const c = await rawConnect(app.port);
+    c.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(await c.waitFor(/"status":"ok"/, 2000)).toBe(true);
+    // An open stream keeps the close pending, as in a real drain.
+    const s = await openStream(app.base, KEYS.bob);
+    // A request under way when the close starts (an idle socket would simply be closed).
+    c.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    await new Promise((r) => setTimeout(r, 50));
+    const closed = app.server.close();
+    await new Promise((r) => setTimeout(r, 50));
+    c.socket.write("\r\n");
+    expect(await c.waitFor(/HTTP\/1\.1 503[\s\S]*\}$/, 2000)).toBe(true);
+    expect((responseJson(c.received()) as ErrorJson).error).toEqual({
+      ...shape,
+      type: "service_unavailable",
+      code: "shutting_down",
+    });
+    c.close();
+    s.ac.abort();
+    await closed;
+  });
+
+  it("415 to a body that is not JSON, on both body routes", async () => {
+    const app = await relayApp();
+    for (const path of ["/v1/chat/completions", "/v1/jobs"]) {
+      const r = await fetch(`${app.base}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEYS.alice}`, "content-type": "text/plain" },
+        body: "hello",
+      });
+      expect(r.status, path).toBe(415);
+      expect(await errorOf(r)).toEqual({ ...shape, code: "unsupported_media_type" });
+    }
+  });
+
   it("passes the backend's Retry-After and x-ratelimit-* headers through on 429, nothing else", async () => {
     const app = await relayApp();
     const r = await post(app.base, { model: "rate-limited", messages: msg() });

@@ -3,6 +3,7 @@
  * (507, never a lost accepted job), the per-tenant quota on queued bytes, job input dropped once a job
  * finishes, per-key bounds on the jobs API, and error codes as the README documents them.
  */
+import { DiscardPolicy, RetentionPolicy, StorageType, nanos } from "nats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queuedIndexBucket } from "../src/jobs";
 import { FakeBackend } from "./helpers/fake-backend";
@@ -11,6 +12,7 @@ import {
   type TestGateway,
   auth,
   json,
+  natsConnect,
   postJob,
   startApi,
   startTestWorker,
@@ -81,15 +83,33 @@ describe("bounded JetStream resources", () => {
     expect(dlq.max_age).toBe(14 * 86_400 * 1e9);
   });
 
-  it("applies changed bounds to streams that already exist", async () => {
-    const env = { JOBS_MAX_QUEUED: "1000" };
-    const first = isolated(env);
-    const g = await startApi(first);
+  it("applies the bounds to streams and buckets created by the previous version (unbounded, discard old)", async () => {
+    const cfg = isolated();
+    const nc = await natsConnect(nats.url);
+    closers.push(() => nc.close());
+    const jsm = await nc.jetstreamManager();
+    // What the previous version created: no limits, and a queue that dropped its oldest jobs.
+    await jsm.streams.add({
+      name: cfg.jobs.stream,
+      subjects: [cfg.jobs.subject],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(cfg.jobs.ttlSeconds * 1000),
+    });
+    const js = nc.jetstream();
+    await js.views.kv(cfg.jobs.kvBucket, { history: 1, ttl: cfg.jobs.ttlSeconds * 1000 });
+    const g = await startApi(cfg);
+    const q = (await jsm.streams.info(cfg.jobs.stream)).config;
+    expect([q.discard, q.max_msgs, q.max_bytes > 0]).toEqual(["new", 100_000, true]);
+    const kv = (await jsm.streams.info(`KV_${cfg.jobs.kvBucket}`)).config;
+    expect([kv.max_bytes, kv.max_msgs]).toEqual([1024 ** 3, 1_000_000]);
+    // And later changes of the configuration reach them too.
     await g.close();
-    const again = await startApi({ ...first, jobs: { ...first.jobs, maxQueued: 50, dlqMaxMsgs: 77 } });
+    const again = await startApi({ ...cfg, jobs: { ...cfg.jobs, maxQueued: 50, dlqMaxMsgs: 77 } });
     closers.push(() => again.close());
-    expect((await again.store.jsm.streams.info(first.jobs.stream)).config.max_msgs).toBe(50);
-    expect((await again.store.jsm.streams.info(first.jobs.dlqStream)).config.max_msgs).toBe(77);
+    expect((await jsm.streams.info(cfg.jobs.stream)).config.max_msgs).toBe(50);
+    expect((await jsm.streams.info(cfg.jobs.dlqStream)).config.max_msgs).toBe(77);
   });
 
   it("answers 507 job_store_full once the queue is full, and every accepted job still completes", async () => {
