@@ -61,7 +61,7 @@ export class Backend {
    * Non-streaming chat completion for workers. Resolves with the status and parsed JSON body;
    * rejects with a {@link BackendError} for network failures and timeouts (retryable).
    */
-  chatJson(payload: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown; text: string }> {
+  chatJson(payload: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
     return new Promise((resolve, reject) => {
       const req = this.postChat(Buffer.from(JSON.stringify(payload)), "application/json");
       const onAbort = () => req.destroy(new BackendError("request aborted", true));
@@ -91,7 +91,8 @@ export class Backend {
           } catch {
             // left undefined: the caller reports a non-JSON answer
           }
-          resolve({ status: res.statusCode ?? 0, body, text });
+          // Only the parsed body: its raw text (which may quote the prompt) has no business travelling on.
+          resolve({ status: res.statusCode ?? 0, body });
         });
       });
     });
