@@ -137,7 +137,7 @@ describe("request, header, body and keep-alive timeouts", () => {
     clearInterval(drip);
     c.close();
     expect(closedAt).not.toBeNull();
-    expect(closedAt!).toBeLessThanOrEqual(1300);
+    expect(closedAt!).toBeLessThanOrEqual(1600);
     expect(c.received()).toMatch(/^HTTP\/1\.1 408 /);
     expect(responseJson(c.received())).toEqual({
       error: {
@@ -158,7 +158,7 @@ describe("request, header, body and keep-alive timeouts", () => {
     clearInterval(drip);
     c.close();
     expect(closedAt).not.toBeNull();
-    expect(closedAt!).toBeLessThanOrEqual(800);
+    expect(closedAt!).toBeLessThanOrEqual(1000);
   });
 
   it("by default a slow-body socket is closed within 30 s (the deadline includes Node's check interval)", async () => {
@@ -411,7 +411,7 @@ describe("key expiry and revocation", () => {
     const started = Date.now();
     const { text, ended } = await drain(s.reader, 3000);
     expect(ended).toBe(true);
-    expect(Date.now() - started).toBeLessThan(800);
+    expect(Date.now() - started).toBeLessThan(1200);
     expect(text).toContain('"code":"api_key_revoked"');
     // Other keys' streams go on.
     const more = await drain(survivor.reader, 200);
