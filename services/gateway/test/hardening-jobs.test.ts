@@ -172,6 +172,16 @@ describe("per-tenant quota on queued bytes", () => {
     expect(over.body.error.message).toContain("'alice'");
     const bob = await postJob(g.base, { model: "echo", input: `bob${input}` }, auth(KEYS.bob));
     expect(bob.status).toBe(202);
+    // Another replica (started now: it loads the index) enforces the same quota.
+    const other = await startApi({
+      ...isolated(),
+      jobs: g.store.cfg,
+      keyDefaults: { ...testConfig(nats.url, backend.url).keyDefaults, maxQueuedBytes: 12_000 },
+    });
+    closers.push(() => other.close());
+    const there = await postJob(other.base, { model: "echo", input: `4${input}` });
+    expect(there.status).toBe(507);
+    expect(there.body.error.code).toBe("queued_bytes_quota_exceeded");
     // Finished jobs release their bytes.
     const w = await startTestWorker({ ...testConfig(nats.url, backend.url), jobs: g.store.cfg });
     closers.push(() => w.close());
