@@ -1,10 +1,21 @@
 // @ts-check
 import js from "@eslint/js";
 import prettier from "eslint-config-prettier";
+import reactHooks from "eslint-plugin-react-hooks";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "out/**", "**/dist/**", "eslint.config.mjs"] },
+  {
+    ignores: [
+      "**/node_modules/**",
+      "out/**",
+      "**/dist/**",
+      "eslint.config.mjs",
+      // Next.js build output and the type stub it generates.
+      "**/.next/**",
+      "web/next-env.d.ts",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -19,6 +30,8 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
+  // The web app's React components: hooks called by the rules, effects with complete dependencies.
+  { files: ["web/**/*.tsx"], ...reactHooks.configs.flat.recommended },
   {
     files: ["test/**/*.ts", "**/test/**/*.ts", "bench/**/*.ts"],
     rules: {

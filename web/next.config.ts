@@ -1,0 +1,16 @@
+import path from "node:path";
+import type { NextConfig } from "next";
+
+// npm workspaces hoist dependencies to the repository root: tracing and Turbopack must see it.
+const root = path.join(__dirname, "..");
+
+const config: NextConfig = {
+  // A self-contained server (.next/standalone) for the container image: no npm, no full node_modules.
+  output: "standalone",
+  outputFileTracingRoot: root,
+  turbopack: { root },
+  poweredByHeader: false,
+  reactStrictMode: true,
+};
+
+export default config;
