@@ -6,6 +6,8 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { DockerfileParser, type Instruction } from "dockerfile-ast";
 import { parseImageRef, type ImageRef } from "./images";
+import { disablesAptRecommends, parseMount, type Mount } from "./packages";
+import type { Shell, ShellScript } from "./shell";
 import { isUnknown, obj, str, type Obj } from "./values";
 
 export const DOCKER_IMAGE_TYPES: ReadonlySet<string> = new Set([
@@ -37,6 +39,12 @@ export interface ParsedDockerfile {
   /** Names of the ARGs declared before the first FROM (with or without default). */
   readonly declaredArgs: ReadonlySet<string>;
   readonly instructions: readonly Instruction[];
+  /** Source lines, for rebuilding the shell of a RUN as Docker hands it to the shell. */
+  readonly lines: readonly string[];
+  /** The line-continuation character (`# escape=` directive; a backslash by default). */
+  readonly escape: string;
+  /** Build args of the image resource (they set stage ARGs, which RUNs see as environment). */
+  readonly buildArgs: ReadonlyMap<string, string>;
 }
 
 export type DockerfileSource =
@@ -133,6 +141,9 @@ export function parseDockerfile(content: string, file = "Dockerfile"): ParsedDoc
     globalArgs,
     declaredArgs,
     instructions,
+    lines: content.split(/\r?\n/),
+    escape: df.getEscapeCharacter(),
+    buildArgs: new Map(),
   };
 }
 
@@ -178,7 +189,7 @@ export function withBuildArgs(
   if (buildArgs.size === 0) return df;
   const vars = new Map(df.globalArgs);
   for (const [k, v] of buildArgs) if (df.declaredArgs.has(k)) vars.set(k, v);
-  return { ...df, globalArgs: vars, stages: buildStages(df.instructions, vars) };
+  return { ...df, globalArgs: vars, stages: buildStages(df.instructions, vars), buildArgs };
 }
 
 /** The final stage and the stages it builds FROM, final first. */
@@ -211,4 +222,231 @@ export function flagsOf(ins: Instruction, flag: string): string[] {
     .call(ins)
     .filter((x) => x.getName().toLowerCase() === flag)
     .map((x) => x.getValue() ?? "");
+}
+
+/**
+ * The shell script of a RUN as Docker hands it to `/bin/sh -c`, from the source lines: continuation
+ * lines kept with their backslash (the shell joins them the same way, so rows still map to lines),
+ * comment and empty lines inside the continuation dropped as Docker drops them, here-document
+ * lines kept verbatim. `rows[i]` is the 0-based source line of script row i.
+ */
+export function runScript(
+  lines: readonly string[],
+  start: { readonly line: number; readonly character: number },
+  endLine: number,
+  verbatim: ReadonlySet<number> = new Set(),
+  escape = "\\",
+): { text: string; rows: number[] } {
+  const out: string[] = [];
+  const rows: number[] = [];
+  let continued = false;
+  for (let l = start.line; l <= endLine && l < lines.length; l++) {
+    let text = l === start.line ? lines[l]!.slice(start.character) : lines[l]!;
+    if (verbatim.has(l)) {
+      out.push(text);
+      rows.push(l);
+      continue;
+    }
+    if (continued && (text.trim() === "" || text.trimStart().startsWith("#"))) continue;
+    continued = text.trimEnd().endsWith(escape);
+    if (continued && escape !== "\\") text = `${text.trimEnd().slice(0, -escape.length)}\\`;
+    out.push(text);
+    rows.push(l);
+  }
+  return { text: out.join("\n"), rows };
+}
+
+export interface RunInfo {
+  readonly stage: Stage;
+  readonly ins: Instruction;
+  /** 1-based line of the RUN instruction. */
+  readonly line: number;
+  readonly script: ShellScript;
+  /** 1-based Dockerfile line of a script row (of `script.commands[i].row`). */
+  readonly lineOf: (row: number) => number;
+  readonly mounts: readonly Mount[];
+  /** Home directory of the user the RUN runs as (undefined: a uid whose home is not known). */
+  readonly home: string | undefined;
+  /** An earlier RUN of the stage (or a stage it builds on) configured apt against recommends. */
+  readonly aptNoRecommends: boolean;
+  /** Why the RUN was not parsed (a non-POSIX `SHELL`). */
+  readonly skipped?: string;
+}
+
+/** State of a stage at one instruction: what a RUN there runs with. */
+interface StageState {
+  env: Map<string, string>;
+  user: string;
+  shell: readonly string[];
+  aptNoRecommends: boolean;
+}
+
+/** Home of a user: `$HOME` if set, /root for root, /home/NAME for a named user, unknown for a bare uid. */
+export function homeOf(user: string, env: ReadonlyMap<string, string>): string | undefined {
+  const set = env.get("HOME");
+  if (set) return set;
+  const name = user.split(":")[0] ?? "";
+  if (name === "" || name === "root" || name === "0") return "/root";
+  return /^\d+$/.test(name) || name.includes("$") ? undefined : `/home/${name}`;
+}
+
+const jsonArgv = (ins: Instruction): string[] | undefined => {
+  const strings = (ins as unknown as { getJSONStrings?: () => { getValue(): string }[] }).getJSONStrings?.();
+  if (!strings || strings.length === 0) return undefined;
+  try {
+    return strings.map((s) => JSON.parse(s.getValue()) as string);
+  } catch {
+    return undefined;
+  }
+};
+
+interface HeredocLike {
+  getContentRange(): { start: { line: number }; end: { line: number } } | null;
+  getDelimiterRange(): { start: { line: number } } | null;
+}
+const heredocsOf = (ins: Instruction): HeredocLike[] =>
+  (ins as unknown as { getHeredocs?: () => HeredocLike[] }).getHeredocs?.() ?? [];
+
+/**
+ * Every RUN of `stages` with its parsed shell and what it runs with: ENV and ARG values (a stage
+ * inherits the ENV of the stage it builds FROM), the user's home, its mounts.
+ */
+export function runsOf(df: ParsedDockerfile, stages: readonly Stage[], shell: Shell): RunInfo[] {
+  const endStates = new Map<number, StageState>();
+  const out: RunInfo[] = [];
+  const wanted = new Set(stages.map((s) => s.index));
+  const walk = (stage: Stage, guard: number): StageState => {
+    const memo = endStates.get(stage.index);
+    if (memo) return memo;
+    const parent =
+      stage.parent !== undefined && guard < df.stages.length
+        ? walk(df.stages[stage.parent]!, guard + 1)
+        : undefined;
+    const st: StageState = parent
+      ? { ...parent, env: new Map(parent.env) }
+      : { env: new Map(), user: "", shell: ["/bin/sh", "-c"], aptNoRecommends: false };
+    const args = new Map<string, string>(); // stage ARGs: seen by RUNs, not inherited by child stages
+    const vars = () => new Map([...df.globalArgs, ...args, ...st.env]);
+    for (const ins of stage.instructions) {
+      const kw = ins.getKeyword();
+      if (kw === "ENV") {
+        const props = (
+          ins as unknown as { getProperties(): { getName(): string; getValue(): string | null }[] }
+        ).getProperties();
+        for (const p of props) st.env.set(p.getName(), substitute(p.getValue() ?? "", vars()));
+      } else if (kw === "ARG") {
+        const p = (
+          ins as unknown as { getProperty(): { getName(): string; getValue(): string | null } | null }
+        ).getProperty();
+        const name = p?.getName();
+        if (!name) continue;
+        const d = p?.getValue();
+        const value =
+          df.buildArgs.get(name) ??
+          (d !== null && d !== undefined ? substitute(d, vars()) : df.globalArgs.get(name));
+        if (value !== undefined) args.set(name, value);
+      } else if (kw === "USER") {
+        st.user = substitute(ins.getArguments()[0]?.getValue() ?? "", vars());
+      } else if (kw === "SHELL") {
+        st.shell = jsonArgv(ins) ?? st.shell;
+      } else if (kw === "RUN") {
+        const info = runInfo(df, stage, ins, st, new Map([...args, ...st.env]), shell);
+        if (info.script.commands.some(disablesAptRecommends)) st.aptNoRecommends = true;
+        if (wanted.has(stage.index)) out.push(info);
+      }
+    }
+    endStates.set(stage.index, st);
+    return st;
+  };
+  for (const s of stages) walk(s, 0);
+  return out.sort((a, b) => a.line - b.line);
+}
+
+const NON_POSIX_SHELL_RE = /^(pwsh|powershell|cmd)(\.exe)?$/i;
+
+function runInfo(
+  df: ParsedDockerfile,
+  stage: Stage,
+  ins: Instruction,
+  st: StageState,
+  runEnv: Map<string, string>,
+  shell: Shell,
+): RunInfo {
+  const line = ins.getRange().start.line + 1;
+  const home = homeOf(st.user, runEnv);
+  const env = new Map(runEnv);
+  if (home !== undefined && !env.has("HOME")) env.set("HOME", home);
+  const vars = new Map([...df.globalArgs, ...env]);
+  const mounts = flagsOf(ins, "mount").map((m) => parseMount(substitute(m, vars)));
+  const common = { stage, ins, line, mounts, home, aptNoRecommends: st.aptNoRecommends };
+  const exec = jsonArgv(ins);
+  if (exec) return { ...common, script: shell.argv(exec, env), lineOf: () => line };
+  const shellName = (st.shell[0] ?? "").split(/[\\/]/).pop() ?? "";
+  if (NON_POSIX_SHELL_RE.test(shellName))
+    return { ...common, script: { commands: [] }, lineOf: () => line, skipped: `SHELL ${shellName}` };
+  const first = ins.getArguments()[0];
+  if (!first) return { ...common, script: { commands: [] }, lineOf: () => line };
+  const heredocs = heredocsOf(ins);
+  const verbatim = new Set<number>();
+  for (const h of heredocs) {
+    const c = h.getContentRange();
+    const d = h.getDelimiterRange();
+    if (c) for (let l = c.start.line; l <= c.end.line; l++) verbatim.add(l);
+    if (d) verbatim.add(d.start.line);
+  }
+  const end = ins.getRange().end.line;
+  // `RUN <<EOF` with no command: BuildKit runs the here-document itself as the script.
+  const content = heredocs[0]?.getContentRange();
+  if (
+    /^<<-?["']?[A-Za-z_]/.test(first.getValue()) &&
+    /^<<\S+\s*$/.test(
+      df.lines[first.getRange().start.line]!.slice(first.getRange().start.character).trim(),
+    ) &&
+    content
+  ) {
+    const { text, rows } = runScript(
+      df.lines,
+      { line: content.start.line, character: 0 },
+      content.end.line,
+      new Set(verbatim),
+    );
+    return { ...common, script: shell.parse(text, env), lineOf: (r) => (rows[r] ?? content.start.line) + 1 };
+  }
+  const { text, rows } = runScript(df.lines, first.getRange().start, end, verbatim, df.escape);
+  return {
+    ...common,
+    script: shell.parse(text, env),
+    lineOf: (r) => (rows[r] ?? ins.getRange().start.line) + 1,
+  };
+}
+
+/**
+ * Whether the final stage takes its artifacts from a build stage: a `COPY/ADD --from` or a
+ * `RUN --mount=from=` naming a stage outside the final stage's own FROM chain. A final stage built
+ * FROM the build stage ships that stage whole, and copying from an external image is no build stage.
+ */
+export function copiesFromBuildStage(df: ParsedDockerfile): boolean {
+  const chain = finalChain(df);
+  const inChain = new Set(chain.map((s) => s.index));
+  const stageOf = (ref: string): number | undefined => {
+    const r = substitute(ref, df.globalArgs).toLowerCase();
+    if (/^\d+$/.test(r)) return Number(r) < df.stages.length ? Number(r) : undefined;
+    const i = df.stages.findIndex((s) => s.name === r);
+    return i >= 0 ? i : undefined;
+  };
+  return chain.some((s) =>
+    s.instructions.some((i) => {
+      const kw = i.getKeyword();
+      const refs =
+        kw === "COPY" || kw === "ADD"
+          ? flagsOf(i, "from")
+          : kw === "RUN"
+            ? flagsOf(i, "mount").flatMap((m) => parseMount(m).from ?? [])
+            : [];
+      return refs.some((r) => {
+        const idx = stageOf(r);
+        return idx !== undefined && !inChain.has(idx);
+      });
+    }),
+  );
 }

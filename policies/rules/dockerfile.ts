@@ -4,17 +4,19 @@ import type { Instruction } from "dockerfile-ast";
 import { stringList } from "../lib/config";
 import {
   DOCKER_IMAGE_TYPES,
+  copiesFromBuildStage,
   dockerfileOf,
   finalBase,
   finalChain,
-  flagsOf,
-  keywordArgs,
   readDockerfile,
+  runsOf,
   substitute,
   withBuildArgs,
   type ParsedDockerfile,
   type Stage,
 } from "../lib/dockerfile";
+import { packageProblems, toolchainOf } from "../lib/packages";
+import { loadShell, type Shell } from "../lib/shell";
 import { displayImage, hasDigest, tagProblem } from "../lib/images";
 import { defineResourcePolicy, type ResourceContext } from "../lib/policy";
 import { globMatch } from "../lib/values";
@@ -68,29 +70,49 @@ function withDockerfile(
   check(df, rel(df.path));
 }
 
-const runs = (stages: readonly Stage[]): { stage: Stage; ins: Instruction; text: string }[] =>
-  stages.flatMap((stage) =>
-    stage.instructions
-      .filter((i) => i.getKeyword() === "RUN")
-      .map((ins) => ({ stage, ins, text: keywordArgs(ins) })),
-  );
-
 const lineOf = (ins: Instruction) => ins.getRange().start.line + 1;
 
-const TOOLCHAIN_CMD_RE =
-  /(?:^|[;&|(]\s*|\s)(gcc|g\+\+|clang|make|cmake|ninja|go (?:build|install)|cargo (?:build|install)|rustc|mvn|gradle|npm (?:ci|install|i)|yarn(?: install| build)?|pnpm (?:install|i|build)|tsc|javac|dotnet (?:build|publish)|pip3? wheel)(?=\s|$|;|&)/;
-const PKG_INSTALL_RE = /\b(apt-get|apt|apk|yum|dnf|microdnf)\s+(?:[^;&|]*\s)?(install|add)\b([^;&|]*)/g;
-const TOOLCHAIN_PKG_RE =
-  /(?:^|\s)(build-essential|build-base|gcc|g\+\+|clang|make|cmake|git|golang|rustc|cargo|maven|gradle|default-jdk|openjdk-\d+-jdk|[\w.+-]+-dev|[\w.+-]+-devel)(?=\s|$)/;
+/** Runs `check` when the image's Dockerfile reads and has stages; read errors reported on request. */
+async function withRuns(
+  ctx: ResourceContext<DockerfileConfig>,
+  report: (m: string) => void,
+  check: (df: ParsedDockerfile, file: string, shell: Shell) => void,
+  reportErrors = false,
+): Promise<void> {
+  let parsed: { df: ParsedDockerfile; file: string } | undefined;
+  withDockerfile(ctx, report, (df, file) => (parsed = { df, file }), reportErrors);
+  if (parsed) check(parsed.df, parsed.file, await loadShell());
+}
 
-function toolchainIn(text: string): string | undefined {
-  PKG_INSTALL_RE.lastIndex = 0;
-  for (let m = PKG_INSTALL_RE.exec(text); m; m = PKG_INSTALL_RE.exec(text)) {
-    const pkg = TOOLCHAIN_PKG_RE.exec(m[3] ?? "");
-    if (pkg) return `installs ${pkg[1]}`;
+/** The multi-stage rule's findings for a parsed Dockerfile (`file` names it in the messages). */
+export function multiStageFindings(df: ParsedDockerfile, file: string, shell: Shell): string[] {
+  const out: string[] = [];
+  const report = (m: string) => out.push(m);
+  if (df.stages.length < 2) {
+    report(`${file}: single-stage build; add a separate build stage`);
+    return out;
   }
-  const cmd = TOOLCHAIN_CMD_RE.exec(text);
-  return cmd ? `runs \`${cmd[1]}\`` : undefined;
+  const chain = finalChain(df);
+  for (const run of runsOf(df, chain, shell)) {
+    const where =
+      run.stage === chain[0]
+        ? "the final stage"
+        : `stage ${run.stage.name ?? run.stage.index} (the final stage builds on it)`;
+    for (const c of run.script.commands) {
+      const tool = toolchainOf(c.argv);
+      if (tool) report(`${file}:${run.lineOf(c.row)}: ${where} ${tool}; move the toolchain to a build stage`);
+    }
+  }
+  if (copiesFromBuildStage(df)) return out;
+  if (chain.length === 1)
+    report(`${file}: the final stage does not COPY --from a build stage; the build stages are unused`);
+  else {
+    const parent = chain[1]!;
+    report(
+      `${file}:${chain[0]!.line}: the final stage builds FROM stage ${parent.name ?? parent.index} and copies nothing from another stage, so it ships that stage whole; start it FROM a slim base and COPY --from the artifacts`,
+    );
+  }
+  return out;
 }
 
 export const dockerfileMultiStage = defineResourcePolicy<DockerfileConfig>({
@@ -103,34 +125,10 @@ export const dockerfileMultiStage = defineResourcePolicy<DockerfileConfig>({
   config: rootDirSchema,
   appliesTo: isImage,
   validate: (ctx, report) =>
-    withDockerfile(
+    withRuns(
       ctx,
       report,
-      (df, file) => {
-        if (df.stages.length < 2) {
-          report(`${file}: single-stage build; add a separate build stage`);
-          return;
-        }
-        const chain = finalChain(df);
-        for (const { stage, ins, text } of runs(chain)) {
-          const tool = toolchainIn(text);
-          if (tool) {
-            const where =
-              stage === chain[0]
-                ? "the final stage"
-                : `stage ${stage.name ?? stage.index} (the final stage builds on it)`;
-            report(`${file}:${lineOf(ins)}: ${where} ${tool}; move the toolchain to a build stage`);
-          }
-        }
-        const copiesFromStage = chain.some((s) =>
-          s.instructions.some(
-            (i) => (i.getKeyword() === "COPY" || i.getKeyword() === "ADD") && flagsOf(i, "from").length > 0,
-          ),
-        );
-        if (!copiesFromStage && chain.length === 1) {
-          report(`${file}: the final stage does not COPY --from a build stage; the build stages are unused`);
-        }
-      },
+      (df, file, shell) => multiStageFindings(df, file, shell).forEach((m) => report(m)),
       true,
     ),
 });
@@ -257,31 +255,24 @@ export const dockerfileNonRoot = defineResourcePolicy<DockerfileConfig & { nonRo
     }),
 });
 
-const CACHE_MOUNT_RE = /type=cache/;
-
-function hygieneProblems(ins: Instruction, text: string): string[] {
+/** The package-hygiene rule's findings: the final stage's RUNs (every stage's with `allStages`). */
+export function packageHygieneFindings(
+  df: ParsedDockerfile,
+  file: string,
+  shell: Shell,
+  allStages: boolean,
+): string[] {
   const out: string[] = [];
-  const cacheMount = flagsOf(ins, "mount").some((m) => CACHE_MOUNT_RE.test(m));
-  if (/\bapt(-get)?\s+(?:[^;&|]*\s)?install\b/.test(text)) {
-    if (!/--no-install-recommends/.test(text) && !/Install-Recommends\s*=?\s*"?(false|0)/i.test(text)) {
-      out.push("apt install without --no-install-recommends");
-    }
-    if (!cacheMount && !/rm\s+-[a-z]*r[a-z]*f?\s+[^;&|]*\/var\/lib\/apt\/lists/.test(text)) {
-      out.push("apt lists not removed in the same layer (rm -rf /var/lib/apt/lists/*)");
-    }
-  }
-  if (/\bapk\s+(?:[^;&|]*\s)?add\b/.test(text) && !/--no-cache/.test(text) && !cacheMount) {
-    out.push("apk add without --no-cache");
-  }
-  if (/\bpip3?\s+install\b/.test(text) && !/--no-cache-dir/.test(text) && !cacheMount) {
-    out.push("pip install without --no-cache-dir");
-  }
-  if (
-    /\b(yum|dnf|microdnf)\s+(?:[^;&|]*\s)?install\b/.test(text) &&
-    !/\bclean all\b/.test(text) &&
-    !cacheMount
-  ) {
-    out.push("yum/dnf install without `clean all`");
+  const report = (m: string) => out.push(m);
+  const stages = allStages ? df.stages : finalChain(df);
+  for (const run of runsOf(df, stages, shell)) {
+    const { commands, error } = run.script;
+    if (error)
+      report(
+        `${file}:${run.lineOf(error.row)}: RUN is not valid shell (${error.message}); the commands around the error were still checked`,
+      );
+    for (const p of packageProblems({ ...run, commands }))
+      report(`${file}:${run.lineOf(commands[p.command]!.row)}: ${p.message}`);
   }
   return out;
 }
@@ -292,7 +283,7 @@ export const dockerfilePackageHygiene = defineResourcePolicy<DockerfileConfig & 
   enforcementLevel: "advisory",
   severity: "low",
   remediationSteps:
-    "Install with `apt-get install -y --no-install-recommends ... && rm -rf /var/lib/apt/lists/*` in one RUN, `apk add --no-cache`, `pip install --no-cache-dir`, `dnf ... && dnf clean all` — or use a BuildKit cache mount (`RUN --mount=type=cache,target=/var/cache/apt`).",
+    "In the RUN that installs: `apt-get install -y --no-install-recommends ... && rm -rf /var/lib/apt/lists/*`, `apk add --no-cache`, `pip install --no-cache-dir` (or `ENV PIP_NO_CACHE_DIR=1`), `dnf install ... && dnf clean all`, `zypper install ... && zypper clean --all`, `npm ci && npm cache clean --force`, `yarn install && yarn cache clean` — the cleanup after the install — or a BuildKit cache or tmpfs mount on the manager's cache directory (`RUN --mount=type=cache,target=/var/lib/apt/lists`, `target=/root/.cache/pip`, `target=/root/.npm`).",
   config: {
     ...rootDirSchema,
     allStages: {
@@ -303,12 +294,9 @@ export const dockerfilePackageHygiene = defineResourcePolicy<DockerfileConfig & 
   },
   appliesTo: isImage,
   validate: (ctx, report) =>
-    withDockerfile(ctx, report, (df, file) => {
-      const stages = ctx.config.allStages ? df.stages : finalChain(df);
-      for (const { ins, text } of runs(stages)) {
-        for (const p of hygieneProblems(ins, text)) report(`${file}:${lineOf(ins)}: ${p}`);
-      }
-    }),
+    withRuns(ctx, report, (df, file, shell) =>
+      packageHygieneFindings(df, file, shell, ctx.config.allStages ?? false).forEach((m) => report(m)),
+    ),
 });
 
 export const dockerfilePolicies = [

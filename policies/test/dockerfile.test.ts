@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { validate } from "./helper";
@@ -61,6 +62,17 @@ describe("dockerfile-multi-stage", () => {
     expect(await run(P, "toolchain")).toEqual([expect.stringMatching(/final stage installs gcc/)]));
   it("reports an unreadable Dockerfile", async () =>
     expect(await run(P, "missing")).toEqual([expect.stringContaining("cannot read Dockerfile")]));
+  it("flags a final stage built FROM the build stage that copies nothing from another stage", async () =>
+    expect(await run(P, "from-build")).toEqual([
+      expect.stringMatching(
+        /from-build\/Dockerfile:5: stage build \(the final stage builds on it\) runs `go build`/,
+      ),
+      expect.stringMatching(
+        /from-build\/Dockerfile:7: the final stage builds FROM stage build and copies nothing from another stage/,
+      ),
+    ]));
+  it("passes artifacts taken through a RUN --mount=from= of the build stage", async () =>
+    expect(await run(P, "hygiene-clean")).toEqual([]));
   it("is not applicable to other resources", async () =>
     expect((await validate(P, { type: "kubernetes:core/v1:Pod", props: {} })).notApplicable).toBeDefined());
 });
@@ -129,7 +141,46 @@ describe("dockerfile-package-hygiene", () => {
     expect(v).toHaveLength(5);
     expect(await run(P, "toolchain")).toHaveLength(3);
   });
+  it("passes cache mounts on the manager's cache dir, ENV PIP_NO_CACHE_DIR and comment lines in RUNs", async () =>
+    expect(await run(P, "hygiene-clean")).toEqual([]));
+  it("understands yum/dnf/microdnf verbs and the order of clean and install", async () => {
+    const v = await run(P, "rpm");
+    expect(v).toEqual([
+      expect.stringMatching(
+        /rpm\/Dockerfile:8: microdnf upgrade without `clean all` after it \(the cleanup runs before it/,
+      ),
+      expect.stringMatching(/rpm\/Dockerfile:9: yum reinstall without `clean all` after it/),
+    ]);
+    expect(await run(P, "rpm", {}, { allStages: true })).toHaveLength(2);
+  });
   it("checks build stages only when allStages is set", async () => {
     expect(await run(P, "hygiene", {}, { allStages: true })).toHaveLength(6);
+  });
+});
+
+describe("the project's own Dockerfiles", () => {
+  const ROOT = path.join(__dirname, "..", "..");
+  const shipped = ["services/gateway/Dockerfile", "web/Dockerfile"].filter((f) =>
+    existsSync(path.join(ROOT, f)),
+  );
+  const POLICIES = [
+    "dockerfile-multi-stage",
+    "dockerfile-slim-base",
+    "dockerfile-pinned-base",
+    "dockerfile-non-root",
+    "dockerfile-package-hygiene",
+  ];
+  it("include the gateway's", () => expect(shipped).toContain("services/gateway/Dockerfile"));
+  it.each(shipped)("%s passes every Dockerfile rule", async (file) => {
+    const dir = path.join(ROOT, path.dirname(file));
+    const resource = {
+      type: "docker:index/image:Image",
+      props: { imageName: "x:1", build: { context: dir } },
+    };
+    for (const policy of POLICIES)
+      expect({ policy, violations: (await validate(policy, resource)).violations }).toEqual({
+        policy,
+        violations: [],
+      });
   });
 });
