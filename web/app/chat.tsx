@@ -2,7 +2,7 @@
 
 import { useChat } from "@ai-sdk/react";
 import { DefaultChatTransport, type UIMessage } from "ai";
-import { type FormEvent, useEffect, useMemo, useState } from "react";
+import { type FormEvent, useMemo, useState } from "react";
 import { type ModelList, errorMessage } from "../lib/api";
 import { ModelPicker } from "./model-picker";
 
@@ -25,17 +25,10 @@ export function Chat({ list }: { list: ModelList }) {
   const [model, setModel] = useState(list.models[0] ?? "");
   const [input, setInput] = useState("");
   const transport = useMemo(() => new DefaultChatTransport({ api: "/api/chat" }), []);
+  // useChat stops its request when the page unmounts (another route, tab closed); the route handler's
+  // abort signal then cancels the gateway call, so no model keeps generating for nobody.
   const { messages, sendMessage, status, error, stop, clearError } = useChat({ transport });
   const busy = status === "submitted" || status === "streaming";
-
-  // Leaving the page (another route, or unmount) aborts the request; the route handler's abort signal
-  // then cancels the gateway call, so no model keeps generating for nobody.
-  useEffect(
-    () => () => {
-      void stop();
-    },
-    [stop],
-  );
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
