@@ -9,6 +9,9 @@ const config: NextConfig = {
   output: "standalone",
   outputFileTracingRoot: root,
   turbopack: { root },
+  // The app serves no images: no /_next/image optimizer, so sharp and its 20 MB of libvips stay out.
+  images: { unoptimized: true },
+  outputFileTracingExcludes: { "*": ["../node_modules/sharp/**", "../node_modules/@img/**"] },
   poweredByHeader: false,
   reactStrictMode: true,
 };
