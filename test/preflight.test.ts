@@ -211,12 +211,26 @@ describe("preflight CLI", () => {
     expect(r.stdout).toMatch(/\[schema\] apps\/v1 Deployment: .*replicas must be integer/);
   });
 
+  it("exits 2 naming the file when a stack has no policy config, instead of running the pack on defaults", () => {
+    const dir = mkdtempSync(join(tmpdir(), "preflight-"));
+    copyFileSync(join(ROOT, "Pulumi.yaml"), join(dir, "Pulumi.yaml"));
+    writeFileSync(
+      join(dir, "Pulumi.laptop.yaml"),
+      "config:\n  platform:environment: local\n  platform:cluster:\n    kind: existing\n" +
+        "  platform:inference:\n    gateway:\n      enabled: false\n",
+    );
+    const r = cli(["--quiet", "--out", join(dir, "out")], dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no policy config for stack "laptop": policies/config/laptop.json is missing');
+    expect(r.stdout).not.toMatch(/mandatory/);
+  });
+
   it("exits 2 on bad config, listing every problem by key path", () => {
     const dir = mkdtempSync(join(tmpdir(), "preflight-"));
     copyFileSync(join(ROOT, "Pulumi.yaml"), join(dir, "Pulumi.yaml"));
     writeFileSync(
       join(dir, "Pulumi.broken.yaml"),
-      "config:\n  platform:environment: staging\n  platform:cluster:\n    kind: existing\n  platform:mesh:\n    enabld: true\n",
+      "config:\n  platform:environment: qa\n  platform:cluster:\n    kind: existing\n  platform:mesh:\n    enabld: true\n",
     );
     const r = cli(["--out", join(dir, "out")], dir);
     expect(r.code).toBe(2);

@@ -3,7 +3,7 @@
  * enforce the policy pack, validate Kubernetes objects and hunt canaries. Pure of console and
  * files: the CLI (tools/preflight.ts) prints and writes.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { PolicyPackConfig, Policies } from "@pulumi/policy";
@@ -110,13 +110,23 @@ export interface RunStackOptions {
   readonly kubeVersion?: string;
 }
 
-function readPolicyConfig(dir: string, stack: string): PolicyPackConfig | undefined {
+function readPolicyConfig(dir: string, stack: string): PolicyPackConfig {
   const file = join(dir, "policies", "config", `${stack}.json`);
   let text: string;
   try {
     text = readFileSync(file, "utf8");
-  } catch {
-    return undefined;
+  } catch (e) {
+    // Without it the pack runs on its defaults: not what `pulumi preview` runs in CI, and a page of
+    // violations that say nothing about the missing file.
+    const configDir = join(dir, "policies", "config");
+    const others = existsSync(configDir) ? readdirSync(configDir).filter((f) => f.endsWith(".json")) : [];
+    throw new UsageError(
+      `no policy config for stack "${stack}": policies/config/${stack}.json is missing ` +
+        `(${(e as NodeJS.ErrnoException).code ?? String(e)}). The preflight and the workflows run the pack ` +
+        `with it (--policy-pack-config): copy the config of a stack of the same tier ` +
+        `(${others.map((f) => `policies/config/${f}`).join(", ") || "none yet"}) and set its "environment" ` +
+        `properties to the stack's platform:environment.`,
+    );
   }
   try {
     return JSON.parse(text) as PolicyPackConfig;
