@@ -1,9 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { main, sarifUri, type Finding } from "../../tools/policy";
+import { CONFIG_DIR, main, sarifUri, type Finding } from "../../tools/policy";
 import { isHelmTemplate, loadPaths, recordsFromYaml } from "../lib/loader";
 
 const ROOT = path.join(__dirname, "..", "..");
@@ -197,10 +197,17 @@ describe("policy list", () => {
     const r = await cli("list");
     expect(r.code).toBe(0);
     const lines = r.out.split("\n");
-    expect(lines[0]).toMatch(/^POLICY\s+DEV\s+LOCAL\s+PROD\s+SEVERITY\s+DESCRIPTION$/);
-    expect(lines.find((l) => l.startsWith("image-digest-in-prod "))).toMatch(
-      /^image-digest-in-prod\s+advisory\s+advisory\s+mandatory\s+medium\s+Images are pinned/,
-    );
+    // A column per stack config, whatever stacks there are.
+    const stacks = readdirSync(CONFIG_DIR)
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => f.replace(/\.json$/, "").toUpperCase())
+      .sort();
+    expect(stacks).toEqual(expect.arrayContaining(["DEV", "LOCAL", "PROD"]));
+    expect(lines[0]!.split(/\s+/)).toEqual(["POLICY", ...stacks, "SEVERITY", "DESCRIPTION"]);
+    const digest = lines.find((l) => l.startsWith("image-digest-in-prod "))!.split(/\s+/);
+    expect(digest[stacks.indexOf("PROD") + 1]).toBe("mandatory");
+    expect(digest[stacks.indexOf("DEV") + 1]).toBe("advisory");
+    expect(digest.slice(stacks.length + 1, stacks.length + 4)).toEqual(["medium", "Images", "are"]);
     expect(lines.length).toBeGreaterThan(20);
   });
   it("as JSON", async () => {
