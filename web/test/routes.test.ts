@@ -34,7 +34,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await gateway?.close();
 });
+/** The server log's warnings (one line per failed chat turn), kept out of the test output. */
+let warnings: string[];
+
 beforeEach(() => {
+  warnings = [];
+  vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
   gateway.calls.length = 0;
   vi.stubEnv("GATEWAY_URL", gateway.url);
   vi.stubEnv("GATEWAY_API_KEY", KEY);
@@ -42,6 +47,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   vi.unstubAllEnvs();
+  vi.restoreAllMocks();
 });
 
 const userMessage = (text: string, id = "u1") => ({ id, role: "user", parts: [{ type: "text", text }] });
@@ -133,6 +139,8 @@ describe("POST /api/chat", () => {
     const err = (JSON.parse(body) as ApiErrorBody).error;
     expect(err.code).toBe("gateway_unauthorized");
     expect(err.message).toMatch(/rejected this app's API key \(401 invalid_api_key\).*GATEWAY_API_KEY/);
+    // The operator's log says the same, in one line, without the key either.
+    expect(warnings).toEqual([`web: chat llama: gateway_unauthorized: ${err.message}`]);
   });
 
   it("gateway 429: 429 with its Retry-After, said in the message, and no silent retries", async () => {
