@@ -262,21 +262,28 @@ export class RenderSession {
     private readonly concurrency = availableParallelism(),
   ) {}
 
-  /** `helm template ARGS` with `values` on stdin (`--values -`); `home` is the private helm home. */
-  template(args: readonly string[], values: string, home: string): Promise<Rendering> {
+  /** `helm template ARGS` with `values` on stdin (`--values -`). */
+  template(args: readonly string[], values: string): Promise<Rendering> {
     const key = JSON.stringify([args, values]);
     let hit = this.renders.get(key);
-    if (!hit) this.renders.set(key, (hit = this.run(args, values, home)));
+    if (!hit) this.renders.set(key, (hit = this.run(args, values)));
     return hit;
   }
 
-  private async run(args: readonly string[], values: string, home: string): Promise<Rendering> {
+  private async run(args: readonly string[], values: string): Promise<Rendering> {
     // First come, first served: the stack that asked first, the one reported first, renders first.
     if (this.running < this.concurrency) this.running++;
     else await new Promise<void>((start) => this.queued.push(start));
     let result: HelmResult;
     try {
-      result = await this.helm(args, { home, input: values });
+      // A private empty helm home per render, removed with it: a shared render must not depend on
+      // the home of the stack that asked first.
+      const home = mkdtempSync(join(tmpdir(), "preflight-helm-"));
+      try {
+        result = await this.helm(args, { home, input: values });
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
     } finally {
       // A waiting render takes the slot over; otherwise it is free.
       const next = this.queued.shift();
@@ -418,81 +425,76 @@ export async function renderCharts(
     .map((r) => options.plainOf(r));
   const firstPartyCrds = crdFacts(firstParty);
 
-  const home = mkdtempSync(join(tmpdir(), "preflight-helm-"));
-  try {
-    const chartDeps = new Map(
-      charts.map((c) => [c, charts.filter((d) => d !== c && closure(c.urn).has(d.urn))]),
-    );
-    await runDag(
-      charts,
-      (c) => chartDeps.get(c)!,
-      options.concurrency ?? availableParallelism(),
-      async (c) => {
-        const inputs = chartInputs(c, options.plainOf(c));
-        const refText = `${inputs.ref.chart}-${inputs.ref.version}`;
-        let path: string;
-        try {
-          path = await options.source.resolve(inputs.ref);
-        } catch (e) {
-          if (e instanceof ChartSourceError) return void sourceErrors.push(e);
-          throw e;
-        }
-        const depsObjects = chartDeps
-          .get(c)!
-          .flatMap((d) => (rawByChart.get(d.urn) ?? []).map((x) => x.object));
-        const deps = crdFacts(depsObjects);
-        const args = [
-          "template",
-          inputs.release,
-          path,
-          "--namespace",
-          inputs.namespace || "default",
-          "--kube-version",
-          options.kubeVersion,
-          "--values",
-          "-",
-          ...(inputs.skipCrds ? [] : ["--include-crds"]),
-          ...[...new Set([...firstPartyCrds.apiVersions, ...deps.apiVersions])].flatMap((v) => [
-            "--api-versions",
-            v,
-          ]),
-        ];
-        const rendering = await session.template(args, JSON.stringify(inputs.values), home);
-        if (rendering.kind === "failed") {
-          const r = rendering.result;
-          const text = helmError(r.stderr) || firstLine(r.stderr);
-          if (/values don't meet the specifications of the schema/.test(r.stderr))
-            findings.push({
-              check: "render",
-              severity: "error",
-              urn: c.urn,
-              field: "values",
-              message: `chart ${refText} (release ${inputs.release}): the values fail the chart's values.schema.json, so helm.v4.Chart fails: ${text}`,
-            });
-          // Anything else is no verdict on the plan: the chart could not be rendered at all.
-          else
-            sourceErrors.push(
-              new ChartSourceError(
-                inputs.ref,
-                `helm template fails: ${text}`,
-                "fix the values or the chart package",
-              ),
-            );
-          return;
-        }
-        if (rendering.kind === "unparsable")
-          return void findings.push({
+  const chartDeps = new Map(
+    charts.map((c) => [c, charts.filter((d) => d !== c && closure(c.urn).has(d.urn))]),
+  );
+  await runDag(
+    charts,
+    (c) => chartDeps.get(c)!,
+    options.concurrency ?? availableParallelism(),
+    async (c) => {
+      const inputs = chartInputs(c, options.plainOf(c));
+      const refText = `${inputs.ref.chart}-${inputs.ref.version}`;
+      let path: string;
+      try {
+        path = await options.source.resolve(inputs.ref);
+      } catch (e) {
+        if (e instanceof ChartSourceError) return void sourceErrors.push(e);
+        throw e;
+      }
+      const depsObjects = chartDeps
+        .get(c)!
+        .flatMap((d) => (rawByChart.get(d.urn) ?? []).map((x) => x.object));
+      const deps = crdFacts(depsObjects);
+      const args = [
+        "template",
+        inputs.release,
+        path,
+        "--namespace",
+        inputs.namespace || "default",
+        "--kube-version",
+        options.kubeVersion,
+        "--values",
+        "-",
+        ...(inputs.skipCrds ? [] : ["--include-crds"]),
+        ...[...new Set([...firstPartyCrds.apiVersions, ...deps.apiVersions])].flatMap((v) => [
+          "--api-versions",
+          v,
+        ]),
+      ];
+      const rendering = await session.template(args, JSON.stringify(inputs.values));
+      if (rendering.kind === "failed") {
+        const r = rendering.result;
+        const text = helmError(r.stderr) || firstLine(r.stderr);
+        if (/values don't meet the specifications of the schema/.test(r.stderr))
+          findings.push({
             check: "render",
             severity: "error",
             urn: c.urn,
-            message: `chart ${refText}: ${rendering.message}`,
+            field: "values",
+            message: `chart ${refText} (release ${inputs.release}): the values fail the chart's values.schema.json, so helm.v4.Chart fails: ${text}`,
           });
-        rawByChart.set(c.urn, rendering.raw);
-      },
-    );
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
+        // Anything else is no verdict on the plan: the chart could not be rendered at all.
+        else
+          sourceErrors.push(
+            new ChartSourceError(
+              inputs.ref,
+              `helm template fails: ${text}`,
+              "fix the values or the chart package",
+            ),
+          );
+        return;
+      }
+      if (rendering.kind === "unparsable")
+        return void findings.push({
+          check: "render",
+          severity: "error",
+          urn: c.urn,
+          message: `chart ${refText}: ${rendering.message}`,
+        });
+      rawByChart.set(c.urn, rendering.raw);
+    },
+  );
 
   // Namespace scope of custom kinds comes from every CRD the stack installs.
   const allRaw = [...rawByChart.values()].flat().map((x) => x.object);
