@@ -65,3 +65,121 @@ export function duplicates<T>(items: readonly T[], key: (item: T) => string): Ma
   items.forEach((item, i) => seen.set(key(item), [...(seen.get(key(item)) ?? []), i]));
   return new Map([...seen].filter(([, idx]) => idx.length > 1));
 }
+
+/** The namespace of every stack-config key (`platform:<key>`). */
+export const CONFIG_NAMESPACE = "platform";
+
+/**
+ * The tiers a stack can be (`platform:environment`): defaults, sizes and policy levels key on the
+ * tier, never on the stack's name, so any number of stacks can share one.
+ */
+export const ENVIRONMENTS = ["local", "dev", "staging", "prod"] as const;
+export type Environment = (typeof ENVIRONMENTS)[number];
+
+/** One problem with the stack config. */
+export interface ConfigProblem {
+  /** `platform:cluster.servers[1].address` */
+  readonly key: string;
+  readonly message: string;
+  readonly example?: string;
+}
+
+/** A key path inside the stack config: the section first (`["cluster", "servers", 1]`). */
+export type KeyPath = readonly PropertyKey[];
+
+/** `["cluster", "servers", 1, "address"]` → `platform:cluster.servers[1].address`. */
+export function formatKey(path: KeyPath): string {
+  const [head, ...rest] = path;
+  let key = `${CONFIG_NAMESPACE}:${String(head ?? "")}`;
+  for (const seg of rest) key += typeof seg === "number" ? `[${seg}]` : `.${String(seg)}`;
+  return key;
+}
+
+/** Namespaces the platform's own parts (or Kubernetes) create; workloads cannot take them. */
+export const RESERVED_NAMESPACES: readonly string[] = [
+  "default",
+  "kube-system",
+  "kube-public",
+  "kube-node-lease",
+  "istio-system",
+  "flagger",
+  "monitoring",
+  "cert-manager",
+  "gpu-operator",
+  "external-secrets",
+  "keda",
+];
+
+/** A problem when `namespace` (at `path`) is one of RESERVED_NAMESPACES. */
+export function reservedNamespaceProblems(path: KeyPath, namespace: string): ConfigProblem[] {
+  return RESERVED_NAMESPACES.includes(namespace)
+    ? [
+        {
+          key: formatKey(path),
+          message: `"${namespace}" is a namespace the platform or Kubernetes already uses (${RESERVED_NAMESPACES.join(", ")})`,
+        },
+      ]
+    : [];
+}
+
+/** CPU and memory requests of a container (memory is also its limit). */
+export const resources = z.strictObject({ cpu: quantity, memory: quantity });
+
+/** Autoscaling bounds of a workload (the HPA never goes below one replica). */
+export const replicas = z
+  .strictObject({ min: z.number().int().min(0).default(1), max: z.number().int().min(1).default(1) })
+  .default({ min: 1, max: 1 });
+
+/** A Flagger canary with automatic rollback: progressive weights, or Blue/Green mirroring. */
+export const canarySchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    mirror: z.boolean().default(false),
+    stepWeight: z.number().int().min(1).max(50).default(10),
+    maxWeight: z.number().int().min(1).max(100).default(50),
+    iterations: z.number().int().min(1).max(100).default(10),
+    mirrorWeight: z.number().int().min(1).max(100).default(50),
+  })
+  .default({
+    enabled: false,
+    mirror: false,
+    stepWeight: 10,
+    maxWeight: 50,
+    iterations: 10,
+    mirrorWeight: 50,
+  });
+export type CanaryConfig = z.infer<typeof canarySchema>;
+
+/** What the mesh offers a workload's canary: Istio routing, and Flagger to drive it. */
+export interface CanaryPlatform {
+  readonly mesh: boolean;
+  readonly flagger: boolean;
+}
+
+/** Replica bounds and canary settings of one workload at `path` (a model service or an app). */
+export function workloadProblems(
+  path: KeyPath,
+  w: { readonly replicas: { min: number; max: number }; readonly canary: CanaryConfig },
+  platform: CanaryPlatform,
+): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const at = (...rest: PropertyKey[]) => formatKey([...path, ...rest]);
+  if (w.replicas.min > w.replicas.max)
+    out.push({
+      key: at("replicas", "min"),
+      message: `min (${w.replicas.min}) is above max (${w.replicas.max})`,
+    });
+  if (w.canary.enabled && !platform.mesh)
+    out.push({
+      key: at("canary", "enabled"),
+      message: "canary needs the mesh; set platform:mesh.enabled to true or turn canary off",
+    });
+  if (w.canary.enabled && platform.mesh && !platform.flagger)
+    out.push({
+      key: at("canary", "enabled"),
+      message: "canary needs Flagger; set platform:mesh.flagger to true or turn canary off",
+    });
+  if (w.canary.stepWeight > w.canary.maxWeight)
+    out.push({ key: at("canary", "stepWeight"), message: "stepWeight must not exceed maxWeight" });
+  return out;
+}

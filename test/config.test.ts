@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, parsePlatformConfig, RESERVED_NAMESPACES, suggest } from "../components/config";
 import { preflightStack, renderStack } from "./harness";
+import { committedConfig } from "./stack-overrides";
 import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
 
 const STACKS = listStacks(process.cwd());
@@ -65,7 +66,7 @@ const BAD: [string, Record<string, unknown>, string, string[]?][] = [
   ["typo'd nested key", { ...base(), "platform:mesh": { enabld: true } }, "platform:mesh.enabld"],
   ["wrong type", { ...base(), "platform:mesh": { enabled: "yes" } }, "platform:mesh.enabled"],
   ["missing required key", { "platform:cluster": { kind: "existing" } }, "platform:environment"],
-  ["bad enum", { ...base(), "platform:environment": "staging" }, "platform:environment"],
+  ["bad enum", { ...base(), "platform:environment": "qa" }, "platform:environment"],
   ["unknown cluster kind", { ...base(), "platform:cluster": { kind: "eks" } }, "platform:cluster.kind"],
   [
     "bad host address",
@@ -279,7 +280,7 @@ describe("malformed configs", () => {
   it("reports every problem at once", () => {
     const problems = problemsOf({
       ...base(),
-      "platform:environment": "staging",
+      "platform:environment": "qa",
       "platform:mesh": { enabld: true },
       "platform:registry": { storageSize: "lots" },
     });
@@ -298,7 +299,7 @@ describe("malformed configs", () => {
 
   it("registers nothing when the config is bad", async () => {
     const result = await preflightStack("local", {
-      overrides: { "platform:mesh": { enabld: true }, "platform:environment": "staging" },
+      overrides: { "platform:mesh": { enabld: true }, "platform:environment": "qa" },
     });
     expect(result.kind).toBe("config-error");
     if (result.kind !== "config-error") return;
@@ -316,12 +317,13 @@ describe("namespaces", () => {
         .filter((r) => r.type === "kubernetes:core/v1:Namespace")
         .map((r) => (r.inputs as { metadata: { name: string } }).metadata.name);
       expect(new Set(names).size).toBe(names.length);
-      const sc = loadStackConfig(process.cwd(), stack);
-      const workload =
-        (JSON.parse(sc.config["platform:inference"] ?? "{}") as { namespace?: string }).namespace ??
-        "inference";
-      for (const ns of names)
-        if (ns !== workload && ns !== "registry") expect(RESERVED_NAMESPACES).toContain(ns);
+      const c = committedConfig(stack);
+      const owned = [
+        c.inference.namespace,
+        c.registry.namespace,
+        ...(c.apps.services.length ? [c.apps.namespace] : []),
+      ];
+      for (const ns of names) if (!owned.includes(ns)) expect(RESERVED_NAMESPACES).toContain(ns);
     },
   );
 });

@@ -15,7 +15,7 @@ export function committedConfig(stack: string): PlatformConfig {
  * "existing" cluster with the same GPU pools (read from the stack file, so GPUs, sharing and memory
  * stay the committed ones), so every other part is exercised end to end.
  */
-export function existingClusterFor(stack: "dev" | "prod"): Record<string, unknown> {
+export function existingClusterFor(stack: string): Record<string, unknown> {
   const { cluster } = committedConfig(stack);
   if (cluster.kind !== "k3s") throw new Error(`stack ${stack} is not a K3s stack`);
   return { "platform:cluster": { kind: "existing", distribution: "k3s", gpuPools: k3sGpuPools(cluster) } };
@@ -38,19 +38,20 @@ export const PUBLIC_TLS: Readonly<Record<string, string>> = {
 };
 
 /**
- * The mandatory violations a committed stack may have today: in prod, `image-digest-in-prod` for
- * exactly the third-party images that have no upstream-traceable digest yet (`npm run pins` adds
- * them online; the policy stays mandatory). Everywhere else, none.
+ * The mandatory violations a committed stack may have today: in a prod-tier stack,
+ * `image-digest-in-prod` for exactly the third-party images that have no upstream-traceable digest
+ * yet (`npm run pins` adds them online; the policy stays mandatory). Everywhere else, none.
  */
 export function unexpectedMandatory(stack: string, violations: readonly Violation[]): Violation[] {
   const untraced = Object.values(images as Record<string, ImageVersion>)
     .filter((i) => !i.digest)
     .map((i) => `${i.repository}:${i.tag}`);
+  const prod = committedConfig(stack).environment === "prod";
   return violations.filter(
     (v) =>
       v.level === "mandatory" &&
       !(
-        stack === "prod" &&
+        prod &&
         v.policy === "image-digest-in-prod" &&
         untraced.some((ref) => v.message.includes(`image ${ref} `))
       ),

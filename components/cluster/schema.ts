@@ -1,5 +1,16 @@
 import { z } from "zod";
-import { dnsLabel, doc, hostAddress, labels, taint } from "../schema-kit";
+import type { GpuConfig } from "../gpu/schema";
+import {
+  dnsLabel,
+  doc,
+  duplicates,
+  formatKey,
+  hostAddress,
+  labels,
+  taint,
+  type ConfigProblem,
+  type KeyPath,
+} from "../schema-kit";
 
 /** How a GPU pool shares its devices: whole GPUs, time-slicing or MIG (exclusive). */
 export const gpuSharingSchema = z.strictObject({
@@ -147,3 +158,86 @@ export type ClusterConfig = z.infer<typeof clusterSchema>;
 export type K3sClusterConfig = z.infer<typeof k3sClusterSchema>;
 export type ExistingClusterConfig = z.infer<typeof existingClusterSchema>;
 export type GpuSpec = z.infer<typeof gpuSpecSchema>;
+
+/** A cluster's GPU-capable pools and the key they are listed under (`pools` or `gpuPools`). */
+export function poolsOf(cluster: ClusterConfig): {
+  readonly pools: readonly { readonly name: string; readonly gpu?: GpuSpec }[];
+  readonly poolKey: "pools" | "gpuPools";
+} {
+  return cluster.kind === "k3s"
+    ? { pools: cluster.pools, poolKey: "pools" }
+    : { pools: cluster.gpuPools, poolKey: "gpuPools" };
+}
+
+/** Checks of `platform:cluster` across its items, and the MIG mode it needs of `platform:gpu`. */
+export function clusterChecks(c: {
+  readonly cluster: ClusterConfig;
+  readonly gpu: GpuConfig;
+}): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const cl = c.cluster;
+  const { pools, poolKey } = poolsOf(cl);
+
+  for (const [name, idx] of duplicates(pools, (p) => p.name))
+    out.push({
+      key: formatKey(["cluster", poolKey, idx[1]!, "name"]),
+      message: `duplicate pool name "${name}"; pool names must be unique`,
+    });
+
+  if (cl.kind === "k3s") {
+    const hosts = [...cl.servers.map((h, i) => ({ h, path: ["cluster", "servers", i] as KeyPath }))];
+    cl.pools.forEach((p, pi) =>
+      p.hosts.forEach((h, hi) => hosts.push({ h, path: ["cluster", "pools", pi, "hosts", hi] })),
+    );
+    for (const [addr, idx] of duplicates(hosts, (x) => x.h.address))
+      out.push({
+        key: formatKey([...hosts[idx[1]!]!.path, "address"]),
+        message: `host address ${addr} is used twice; each host belongs to one role`,
+      });
+    for (const [name, idx] of duplicates(hosts, (x) => x.h.name))
+      out.push({
+        key: formatKey([...hosts[idx[1]!]!.path, "name"]),
+        message: `node name "${name}" is used twice`,
+      });
+    cl.pools.forEach((p, i) => {
+      if (p.kind === "gpu" && !p.gpu)
+        out.push({
+          key: formatKey(["cluster", "pools", i, "gpu"]),
+          message: "a gpu pool needs a gpu spec",
+          example: '{"gpusPerNode":1}',
+        });
+      if (p.kind === "cpu" && p.gpu)
+        out.push({
+          key: formatKey(["cluster", "pools", i, "kind"]),
+          message: 'a pool with a gpu spec must have kind "gpu"',
+          example: '"gpu"',
+        });
+    });
+  }
+  pools.forEach((p, i) => {
+    const sharing = p.gpu?.sharing;
+    if (sharing?.timeSlicing && sharing.mig)
+      out.push({
+        key: formatKey(["cluster", poolKey, i, "gpu", "sharing"]),
+        message: "timeSlicing and mig are exclusive; choose one",
+      });
+  });
+
+  // The operator's MIG strategy is cluster-wide, and only the operator's MIG manager partitions GPUs.
+  const migPools = pools.map((p, i) => ({ p, i })).filter(({ p }) => p.gpu?.sharing.mig);
+  const strategy = migPools[0]?.p.gpu?.sharing.mig?.strategy;
+  for (const { p, i } of migPools) {
+    if (p.gpu?.sharing.mig?.strategy !== strategy)
+      out.push({
+        key: formatKey(["cluster", poolKey, i, "gpu", "sharing", "mig", "strategy"]),
+        message: `MIG strategy is cluster-wide; pool "${migPools[0]!.p.name}" uses "${strategy}"`,
+        example: JSON.stringify(strategy),
+      });
+    if (c.gpu.enabled && c.gpu.mode !== "operator")
+      out.push({
+        key: formatKey(["cluster", poolKey, i, "gpu", "sharing", "mig"]),
+        message: 'MIG needs the GPU operator\'s MIG manager; set platform:gpu.mode to "operator"',
+      });
+  }
+  return out;
+}

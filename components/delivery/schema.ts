@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { doc, hostname } from "../schema-kit";
+import { doc, formatKey, hostname, type ConfigProblem, type Environment } from "../schema-kit";
+import { vercelTargets } from "./targets";
 
 const ghName = z
   .string()
@@ -103,6 +104,12 @@ const vercelSchema = z.strictObject({
     "Production domain of the front end (needs the production target).",
     "app.example.org",
   ),
+  previewBranch: doc(
+    branchPattern.optional(),
+    "Scope this stack's preview variables to one git branch (Vercel's branch-specific preview variables): " +
+      "previews of that branch call this stack's gateway, every other preview the stack without it.",
+    "staging",
+  ),
   framework: doc(z.enum(["nextjs"]).default("nextjs"), "Framework preset of the project.", "nextjs"),
   rootDirectory: doc(
     z
@@ -131,3 +138,64 @@ export type DeliveryConfig = z.infer<typeof deliverySchema>;
 export type GithubConfig = DeliveryConfig["github"];
 export type VercelConfig = DeliveryConfig["vercel"];
 export type VercelTarget = "preview" | "production";
+
+/** Checks of `platform:delivery`: what GitHub and Vercel need when on, and prod's reviewers. */
+export function deliveryChecks(c: {
+  readonly environment: Environment;
+  readonly delivery: DeliveryConfig;
+}): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const gh = c.delivery.github;
+  const vc = c.delivery.vercel;
+  if (gh.enabled) {
+    if (!gh.owner)
+      out.push({
+        key: formatKey(["delivery", "github", "owner"]),
+        message: "is required when github is enabled",
+        example: '"acme"',
+      });
+    if (!gh.repository)
+      out.push({
+        key: formatKey(["delivery", "github", "repository"]),
+        message: "is required when github is enabled",
+        example: '"ai-platform"',
+      });
+  }
+  if (vc.enabled && !vc.project)
+    out.push({
+      key: formatKey(["delivery", "vercel", "project"]),
+      message: "is required when vercel is enabled",
+      example: '"ai-platform-web"',
+    });
+  const reviewerCount = gh.reviewers.users.length + gh.reviewers.teams.length;
+  if (c.environment === "prod" && gh.enabled && reviewerCount === 0)
+    out.push({
+      key: formatKey(["delivery", "github", "reviewers"]),
+      message: "prod needs at least one required reviewer",
+      example: '{"teams":["platform-leads"]}',
+    });
+  if (reviewerCount > 6)
+    out.push({
+      key: formatKey(["delivery", "github", "reviewers"]),
+      message: `GitHub allows at most 6 required reviewers per environment; ${reviewerCount} given`,
+    });
+  if (vc.enabled && vc.domain && !vercelTargets(c.environment, vc).includes("production"))
+    out.push({
+      key: formatKey(["delivery", "vercel", "domain"]),
+      message: "a production domain needs the production target in platform:delivery.vercel.targets",
+      example: '["production"]',
+    });
+  if (vc.enabled && vc.previewBranch && vercelTargets(c.environment, vc).includes("production"))
+    out.push({
+      key: formatKey(["delivery", "vercel", "previewBranch"]),
+      message: "branch-specific variables are preview-only; use targets [\"preview\"] or remove previewBranch",
+      example: '["preview"]',
+    });
+  if (vc.enabled && vc.manageProject && !(gh.owner && gh.repository))
+    out.push({
+      key: formatKey(["delivery", "vercel", "manageProject"]),
+      message:
+        "creating the Vercel project links it to the repository: set platform:delivery.github.owner and repository",
+    });
+  return out;
+}

@@ -1,15 +1,28 @@
 import { z } from "zod";
-import { dnsLabel, doc, hostname, quantity } from "../schema-kit";
+import { poolsOf, type ClusterConfig } from "../cluster/schema";
+import { memoryFitProblems } from "../gpu/memory";
+import type { MeshConfig } from "../mesh/schema";
+import type { RegistryConfig } from "../registry/schema";
+import {
+  canarySchema,
+  dnsLabel,
+  doc,
+  duplicates,
+  formatKey,
+  hostname,
+  quantity,
+  replicas,
+  reservedNamespaceProblems,
+  resources,
+  workloadProblems,
+  type ConfigProblem,
+} from "../schema-kit";
+import { memoryServiceOf } from "./spec";
 
 const accessMode = z.enum(["ReadWriteOnce", "ReadWriteMany"]);
 
 /** K3s's bundled provisioner: node-local volumes, ReadWriteOnce only. */
 export const K3S_LOCAL_PATH = { name: "local-path", accessModes: ["ReadWriteOnce" as const] };
-
-const resources = z.strictObject({
-  cpu: quantity,
-  memory: quantity,
-});
 
 /** An image override; `digest` is used where the stack pins by digest (prod). */
 const image = z.strictObject({
@@ -38,13 +51,7 @@ export const inferenceServiceSchema = z.strictObject({
     "GPU pool and GPUs per replica (vLLM).",
     { pool: "gpu-l4", count: 1 },
   ),
-  replicas: doc(
-    z
-      .strictObject({ min: z.number().int().min(0).default(1), max: z.number().int().min(1).default(1) })
-      .default({ min: 1, max: 1 }),
-    "Autoscaling bounds.",
-    { min: 1, max: 3 },
-  ),
+  replicas: doc(replicas, "Autoscaling bounds.", { min: 1, max: 3 }),
   resources: doc(resources.optional(), "CPU and memory requests (memory is also the limit).", {
     cpu: "4",
     memory: "16Gi",
@@ -78,23 +85,7 @@ export const inferenceServiceSchema = z.strictObject({
     4,
   ),
   canary: doc(
-    z
-      .strictObject({
-        enabled: z.boolean().default(false),
-        mirror: z.boolean().default(false),
-        stepWeight: z.number().int().min(1).max(50).default(10),
-        maxWeight: z.number().int().min(1).max(100).default(50),
-        iterations: z.number().int().min(1).max(100).default(10),
-        mirrorWeight: z.number().int().min(1).max(100).default(50),
-      })
-      .default({
-        enabled: false,
-        mirror: false,
-        stepWeight: 10,
-        maxWeight: 50,
-        iterations: 10,
-        mirrorWeight: 50,
-      }),
+    canarySchema,
     "Flagger canary with automatic rollback (needs the mesh). With mirror, Flagger runs Blue/Green " +
       "mirroring: `iterations` analysis rounds mirroring `mirrorWeight`% of traffic, then switches.",
     { enabled: true, stepWeight: 10, maxWeight: 50 },
@@ -135,3 +126,146 @@ export const inferenceSchema = z.strictObject({
 });
 export type InferenceConfig = z.infer<typeof inferenceSchema>;
 export type InferenceServiceConfig = z.infer<typeof inferenceServiceSchema>;
+
+/** What the inference checks read of the other sections. */
+export interface InferenceInputs {
+  readonly cluster: ClusterConfig;
+  readonly mesh: Pick<MeshConfig, "enabled" | "flagger" | "ingressHostname">;
+  readonly registry: Pick<RegistryConfig, "enabled">;
+  readonly inference: InferenceConfig;
+}
+
+/**
+ * GPU memory per physical GPU (time-slicing isolates none): vLLM replicas whose reservations or
+ * weights do not fit are a config error, since on the cluster they fail only once they land together.
+ */
+function gpuMemoryProblems(c: InferenceInputs): ConfigProblem[] {
+  const { pools, poolKey } = poolsOf(c.cluster);
+  return pools.flatMap((p, i) =>
+    p.gpu
+      ? memoryFitProblems(
+          { name: p.name, key: formatKey(["cluster", poolKey, i]), gpu: p.gpu },
+          c.inference.services.flatMap((s, si) =>
+            s.runtime === "vllm" && s.gpu?.pool === p.name
+              ? [memoryServiceOf(s, formatKey(["inference", "services", si]))]
+              : [],
+          ),
+        ).map(({ key, message }) => ({ key, message }))
+      : [],
+  );
+}
+
+/** Model caches: the storage class must be declared, and must provision the access mode asked for. */
+function storageProblems(c: InferenceConfig): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const classes = new Map(c.storageClasses.map((sc) => [sc.name, sc.accessModes]));
+  const rwx = [...classes].filter(([, modes]) => modes.includes("ReadWriteMany")).map(([n]) => n);
+  c.services.forEach((s, i) => {
+    const key = formatKey(["inference", "services", i, "cacheStorageClass"]);
+    const example = JSON.stringify(rwx[0] ?? "nfs-models");
+    if (s.cacheStorageClass !== undefined && !classes.has(s.cacheStorageClass)) {
+      out.push({
+        key,
+        message: `storage class "${s.cacheStorageClass}" is not in platform:inference.storageClasses (${[...classes.keys()].join(", ") || "none"})`,
+      });
+      return;
+    }
+    if (s.cacheAccessMode !== "ReadWriteMany") return;
+    const modes = s.cacheStorageClass === undefined ? undefined : classes.get(s.cacheStorageClass);
+    if (!modes?.includes("ReadWriteMany"))
+      out.push({
+        key,
+        message:
+          (s.cacheStorageClass === undefined
+            ? "cacheAccessMode ReadWriteMany needs a storage class that provisions it; the cluster's default (K3s: local-path) provisions ReadWriteOnce only"
+            : `storage class "${s.cacheStorageClass}" provisions ${modes!.join(", ")} only, not the ReadWriteMany of cacheAccessMode`) +
+          `; set one declared with ReadWriteMany in platform:inference.storageClasses (${rwx.join(", ") || "none declared"}), or use ReadWriteOnce`,
+        example,
+      });
+  });
+  return out;
+}
+
+/** Checks of `platform:inference`: its services against the cluster's pools, the mesh and the registry. */
+export function inferenceChecks(c: InferenceInputs): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const inf = c.inference;
+  const gpuPools = new Map(
+    poolsOf(c.cluster)
+      .pools.filter((p) => p.gpu)
+      .map((p) => [p.name, p.gpu!]),
+  );
+  for (const [name, idx] of duplicates(inf.services, (s) => s.name))
+    out.push({
+      key: formatKey(["inference", "services", idx[1]!, "name"]),
+      message: `duplicate service name "${name}"`,
+    });
+  inf.services.forEach((s, i) => {
+    const path = ["inference", "services", i] as const;
+    const at = (...rest: PropertyKey[]) => formatKey([...path, ...rest]);
+    if (s.runtime === "vllm" && !s.gpu)
+      out.push({
+        key: at("gpu"),
+        message: "a vllm service needs a GPU pool and count",
+        example: '{"pool":"gpu-l4","count":1}',
+      });
+    if (s.gpu) {
+      const pool = gpuPools.get(s.gpu.pool);
+      if (!pool)
+        out.push({
+          key: at("gpu", "pool"),
+          message: `no GPU pool "${s.gpu.pool}"; GPU pools: ${[...gpuPools.keys()].join(", ") || "(none)"}`,
+        });
+      else if (pool.sharing.timeSlicing && s.gpu.count > 1)
+        out.push({
+          key: at("gpu", "count"),
+          message: `pool "${s.gpu.pool}" is time-sliced: more than 1 slice per replica adds no compute (slices may share one GPU); use 1, or a pool without time-slicing`,
+          example: "1",
+        });
+      else if (s.gpu.count > pool.gpusPerNode)
+        out.push({
+          key: at("gpu", "count"),
+          message: `${s.gpu.count} GPUs exceed the ${pool.gpusPerNode} per node of pool "${s.gpu.pool}" (a replica runs on one node)`,
+        });
+    }
+    out.push(...workloadProblems(path, s, { mesh: c.mesh.enabled, flagger: c.mesh.flagger }));
+    if (s.runtime === "llamacpp" && s.gpu)
+      out.push({
+        key: at("gpu"),
+        message: "llamacpp runs on CPU here; remove gpu or use the vllm runtime",
+      });
+    if (s.runtime === "llamacpp" && s.quantization)
+      out.push({
+        key: at("quantization"),
+        message: "quantization is a vLLM option; for llama.cpp pick a quantized GGUF file instead",
+      });
+    if (s.runtime === "vllm" && s.threads !== undefined)
+      out.push({ key: at("threads"), message: "threads is a llama.cpp option" });
+    if (s.hubTokenSecret && s.runtime !== "vllm")
+      out.push({
+        key: at("hubTokenSecret"),
+        message:
+          "the hub token is mounted for vLLM (HF_TOKEN_PATH); llama.cpp services take public GGUF files",
+        example: "false",
+      });
+  });
+  out.push(...gpuMemoryProblems(c));
+  out.push(...storageProblems(inf));
+  if (inf.gateway.workers.min > inf.gateway.workers.max)
+    out.push({ key: formatKey(["inference", "gateway", "workers", "min"]), message: "min is above max" });
+  if (!c.registry.enabled && inf.gateway.enabled)
+    out.push({
+      key: formatKey(["registry", "enabled"]),
+      message:
+        "the gateway's image is built and pushed to the registry; enable the registry or disable the gateway",
+      example: "true",
+    });
+  const gwHost = inf.gateway.hostname;
+  if (c.mesh.enabled && inf.gateway.enabled && gwHost && gwHost !== c.mesh.ingressHostname)
+    out.push({
+      key: formatKey(["inference", "gateway", "hostname"]),
+      message: `the ingress Gateway and its certificate serve platform:mesh.ingressHostname ("${c.mesh.ingressHostname}"); leave this unset or equal to it`,
+    });
+  out.push(...reservedNamespaceProblems(["inference", "namespace"], inf.namespace));
+  return out;
+}

@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { GpuPool } from "../cluster/handle";
-import type { Environment } from "../config";
+import type { Environment } from "../schema-kit";
 import { selectorLabels } from "../meta";
 import type { InferenceServiceConfig } from "./schema";
 import {

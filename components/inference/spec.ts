@@ -6,10 +6,18 @@
 import type * as k8s from "@pulumi/kubernetes";
 import type { GpuPool } from "../cluster/handle";
 import type { MemoryService } from "../gpu/memory";
-import { FLAGGER_NAMESPACE } from "../mesh/mesh";
-import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, selectorLabels } from "../meta";
-import { MESH_SCRAPE_TLS, MONITORING_NAMESPACE } from "../monitoring/monitoring";
+import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT } from "../meta";
 import { imageRef, images, type ImageVersion } from "../versions";
+import {
+  cpuHpaSpec,
+  disruptionSelector,
+  flaggerCanarySpec,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  STREAM_SAFE_RETRIES,
+  type CanarySlo,
+  type FlaggerCanarySpec,
+} from "../workload";
 import type { InferenceConfig, InferenceServiceConfig } from "./schema";
 
 type PodSpec = k8s.types.input.core.v1.PodSpec;
@@ -24,8 +32,22 @@ export const CACHE_DIR = "/models";
 export const HF_TOKEN_DIR = "/var/run/secrets/huggingface";
 /** The key of the model hub token in its Secret. */
 export const HF_TOKEN_KEY = "token";
-/** Non-root identity the servers run as (the images default to root; neither needs it). */
-export const RUN_AS = 1000;
+// Shared with every platform workload; re-exported where model services always found them.
+export {
+  DEFAULT_CANARY_SLO,
+  ENVOY_STATS_PORTS,
+  PROMETHEUS_NAMESPACES,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  RUN_AS,
+  scrapeEndpoint,
+  STREAM_SAFE_RETRIES,
+  type CanarySlo,
+  type FlaggerCanarySpec,
+  type FlaggerMetric,
+  type FlaggerMirroredAnalysis,
+  type FlaggerProgressiveAnalysis,
+} from "../workload";
 
 export interface RuntimeTraits {
   readonly port: number;
@@ -239,32 +261,6 @@ export const WRITABLE_ENV = [
   "LLAMA_CACHE",
 ] as const;
 
-/** The restricted Pod Security profile, for a container. */
-export function restrictedContainerSecurity(): k8s.types.input.core.v1.SecurityContext {
-  return {
-    runAsNonRoot: true,
-    runAsUser: RUN_AS,
-    runAsGroup: RUN_AS,
-    allowPrivilegeEscalation: false,
-    privileged: false,
-    readOnlyRootFilesystem: true,
-    capabilities: { drop: ["ALL"] },
-    seccompProfile: { type: "RuntimeDefault" },
-  };
-}
-
-/** The restricted Pod Security profile, for a pod (fsGroup makes volumes writable for RUN_AS). */
-export function restrictedPodSecurity(): k8s.types.input.core.v1.PodSecurityContext {
-  return {
-    runAsNonRoot: true,
-    runAsUser: RUN_AS,
-    runAsGroup: RUN_AS,
-    fsGroup: RUN_AS,
-    fsGroupChangePolicy: "OnRootMismatch",
-    seccompProfile: { type: "RuntimeDefault" },
-  };
-}
-
 /** Scheduling onto a GPU pool: its node selector, the GPU taint toleration, the nvidia RuntimeClass. */
 export function gpuScheduling(
   pool: GpuPool,
@@ -367,42 +363,28 @@ export function modelUrl(s: InferenceServiceConfig, namespace: string): string {
   return `http://${s.name}.${namespace}.svc.cluster.local:${RUNTIMES[s.runtime].port}/v1`;
 }
 
-/** autoscaling/v2 HPA spec on CPU; the HPA never goes below one replica. */
+/** Model servers are slow to start: scale up promptly, scale down only after a calm spell. */
+export const MODEL_SCALE_BEHAVIOR = {
+  scaleUp: { stabilizationWindowSeconds: 60, policies: [{ type: "Pods", value: 1, periodSeconds: 120 }] },
+  scaleDown: {
+    stabilizationWindowSeconds: 900,
+    policies: [{ type: "Pods", value: 1, periodSeconds: 300 }],
+  },
+};
+
+/** autoscaling/v2 HPA spec of a model server on CPU; the HPA never goes below one replica. */
 export function hpaSpec(
   target: string,
   replicas: { min: number; max: number },
 ): k8s.types.input.autoscaling.v2.HorizontalPodAutoscalerSpec {
-  return {
-    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: target },
-    minReplicas: Math.max(1, replicas.min),
-    maxReplicas: replicas.max,
-    metrics: [
-      {
-        type: "Resource",
-        resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 75 } },
-      },
-    ],
-    behavior: {
-      // Model servers are slow to start: scale up promptly, scale down only after a calm spell.
-      scaleUp: { stabilizationWindowSeconds: 60, policies: [{ type: "Pods", value: 1, periodSeconds: 120 }] },
-      scaleDown: {
-        stabilizationWindowSeconds: 900,
-        policies: [{ type: "Pods", value: 1, periodSeconds: 300 }],
-      },
-    },
-  };
+  return cpuHpaSpec(target, replicas, MODEL_SCALE_BEHAVIOR);
 }
 
-/**
- * The label Flagger rewrites on the primary: it copies the Deployment to `<name>-primary` and
- * suffixes the selector label's value, so the primary's pods carry `<name>-primary`.
- */
+/** The selector of a model server's disruption budget (Flagger's primary, with canary). */
 export function pdbSelector(s: InferenceServiceConfig): Record<string, string> {
-  return s.canary.enabled ? { "app.kubernetes.io/name": `${s.name}-primary` } : selectorLabels(s.name);
+  return disruptionSelector(s.name, s.canary.enabled);
 }
 
-/** Istio HTTP retries that never replay a started stream: only before a request reached the server. */
-export const STREAM_SAFE_RETRIES = { attempts: 2, retryOn: "connect-failure,refused-stream" } as const;
 /** Long enough for a long generation; streams are never cut by the route. */
 export const MODEL_ROUTE_TIMEOUT = "3600s";
 
@@ -437,99 +419,30 @@ export function modelVirtualServiceSpec(s: InferenceServiceConfig, namespace: st
   };
 }
 
-// ---- Flagger (flagger.app/v1beta1 Canary): no schema package exists, so the spec is typed here.
-
-export interface FlaggerMetric {
-  readonly name: "request-success-rate" | "request-duration";
-  readonly thresholdRange: { readonly min?: number; readonly max?: number };
-  readonly interval: string;
-}
-
-interface FlaggerAnalysisBase {
-  readonly interval: string;
-  /** Failed checks before rollback. */
-  readonly threshold: number;
-  readonly metrics: readonly FlaggerMetric[];
-}
-
-/** Progressive traffic shifting. */
-export interface FlaggerProgressiveAnalysis extends FlaggerAnalysisBase {
-  readonly stepWeight: number;
-  readonly maxWeight: number;
-}
-
-/** Blue/Green with traffic mirroring (Istio): `iterations` rounds, mirroring is only valid here. */
-export interface FlaggerMirroredAnalysis extends FlaggerAnalysisBase {
-  readonly iterations: number;
-  readonly mirror: true;
-  readonly mirrorWeight: number;
-}
-
-export interface FlaggerCanarySpec {
-  readonly targetRef: { readonly apiVersion: "apps/v1"; readonly kind: "Deployment"; readonly name: string };
-  readonly autoscalerRef?: {
-    readonly apiVersion: "autoscaling/v2";
-    readonly kind: "HorizontalPodAutoscaler";
-    readonly name: string;
-  };
-  readonly progressDeadlineSeconds: number;
-  readonly service: {
-    readonly port: number;
-    readonly targetPort: number;
-    readonly portName: string;
-    readonly gateways: readonly string[];
-    readonly hosts: readonly string[];
-    readonly timeout: string;
-    readonly retries: { readonly attempts: number; readonly retryOn: string };
-    readonly trafficPolicy: ReturnType<typeof modelTrafficPolicy>;
-  };
-  readonly analysis: FlaggerProgressiveAnalysis | FlaggerMirroredAnalysis;
-}
-
-export interface CanarySlo {
-  /** Allowed error rate in percent (success rate must stay at or above 100 − this). */
-  readonly errorRatePercent: number;
-  /** Maximum p99 request duration in ms. */
-  readonly p99LatencyMs: number;
-}
-
-export const DEFAULT_CANARY_SLO: CanarySlo = { errorRatePercent: 1, p99LatencyMs: 5000 };
-
 /**
- * The Canary for a service: Flagger owns the apex Service, `-primary`/`-canary` Services, the
- * VirtualService and DestinationRules, so the route settings live here instead. Rollback is
- * automatic after `threshold` failed checks of the success rate or the p99 latency.
+ * The Canary of a model service: a canary pod loads the whole model before it is ready, so Flagger
+ * waits the service's start budget; the route keeps the model's timeout and stream-safe retries.
  */
 export function canarySpec(s: InferenceServiceConfig, namespace: string, slo: CanarySlo): FlaggerCanarySpec {
   const port = RUNTIMES[s.runtime].port;
-  const metrics: FlaggerMetric[] = [
+  return flaggerCanarySpec(
     {
-      name: "request-success-rate",
-      thresholdRange: { min: Math.round((100 - slo.errorRatePercent) * 100) / 100 },
-      interval: "1m",
+      name: s.name,
+      progressDeadlineSeconds: deploymentStartBudgetSeconds(s),
+      service: {
+        port,
+        targetPort: port,
+        portName: "http",
+        gateways: ["mesh"],
+        hosts: [`${s.name}.${namespace}.svc.cluster.local`],
+        timeout: MODEL_ROUTE_TIMEOUT,
+        retries: { ...STREAM_SAFE_RETRIES },
+        trafficPolicy: modelTrafficPolicy(),
+      },
+      canary: s.canary,
     },
-    { name: "request-duration", thresholdRange: { max: slo.p99LatencyMs }, interval: "1m" },
-  ];
-  const base = { interval: "1m", threshold: 5, metrics };
-  return {
-    targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: s.name },
-    autoscalerRef: { apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", name: s.name },
-    // A canary pod loads the whole model before it is ready; Flagger must wait at least that long.
-    progressDeadlineSeconds: deploymentStartBudgetSeconds(s),
-    service: {
-      port,
-      targetPort: port,
-      portName: "http",
-      gateways: ["mesh"],
-      hosts: [`${s.name}.${namespace}.svc.cluster.local`],
-      timeout: MODEL_ROUTE_TIMEOUT,
-      retries: { ...STREAM_SAFE_RETRIES },
-      trafficPolicy: modelTrafficPolicy(),
-    },
-    analysis: s.canary.mirror
-      ? { ...base, iterations: s.canary.iterations, mirror: true, mirrorWeight: s.canary.mirrorWeight }
-      : { ...base, stepWeight: s.canary.stepWeight, maxWeight: s.canary.maxWeight },
-  };
+    slo,
+  );
 }
 
 /**
@@ -559,28 +472,5 @@ export function memoryServiceOf(s: InferenceServiceConfig, key: string): MemoryS
     ...(sizeB === undefined ? {} : { sizeB }),
     count: s.gpu?.count ?? 0,
     replicas: peakPods(s),
-  };
-}
-
-/** Namespaces whose Prometheus may scrape workloads: the monitoring stack's, or Flagger's own. */
-export const PROMETHEUS_NAMESPACES = {
-  matchExpressions: [
-    { key: "kubernetes.io/metadata.name", operator: "In", values: [MONITORING_NAMESPACE, FLAGGER_NAMESPACE] },
-  ],
-};
-
-/** The sidecar's Envoy stats (15090) and merged-metrics (15020) ports. */
-export const ENVOY_STATS_PORTS = [15090, 15020];
-
-/**
- * How Prometheus scrapes a server whose metrics share its app port: under STRICT mTLS only with
- * the mesh certificate its sidecar writes for it (MESH_SCRAPE_TLS), in plain HTTP otherwise.
- */
-export function scrapeEndpoint(mesh: boolean): Record<string, unknown> {
-  return {
-    port: "http-metrics",
-    path: "/metrics",
-    interval: "15s",
-    ...(mesh ? { scheme: "https", tlsConfig: { ...MESH_SCRAPE_TLS } } : {}),
   };
 }

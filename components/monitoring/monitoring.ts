@@ -7,7 +7,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Distribution } from "../cluster/handle";
-import type { Environment } from "../config";
+import type { Environment } from "../schema-kit";
 import { customResource, pinnedChart } from "../k8s-kit";
 import { appLabels, GPU_POOL_LABEL, platformNamespace } from "../meta";
 import type { SecretRef, SecretStore } from "../secrets/store";
@@ -78,7 +78,9 @@ export function monitoringSizing(env: Environment): {
         operator: res("50m", "64Mi", "256Mi"),
         otel: res("50m", "128Mi", "256Mi"),
       };
+    // Staging rehearses prod's shape on dev's sizes.
     case "dev":
+    case "staging":
       return {
         prometheus: res("250m", "1Gi", "2Gi"),
         alertmanager: res("20m", "64Mi", "256Mi"),

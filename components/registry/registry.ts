@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import YAML from "yaml";
-import type { Environment } from "../config";
+import type { Environment } from "../schema-kit";
 import { appLabels, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
 import type { SecretStore } from "../secrets/store";
 import type { CertManager } from "../tls/cert-manager";

@@ -1,5 +1,15 @@
 import { z } from "zod";
-import { dnsLabel, doc, hostname, quantity } from "../schema-kit";
+import type { MeshConfig } from "../mesh/schema";
+import {
+  dnsLabel,
+  doc,
+  formatKey,
+  hostname,
+  quantity,
+  reservedNamespaceProblems,
+  type ConfigProblem,
+  type KeyPath,
+} from "../schema-kit";
 import { issuerChoice } from "../tls/schema";
 
 /** An OCI image tag; `latest` is refused because deployments must be reproducible. */
@@ -8,30 +18,26 @@ export const imageTag = z
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, "must be an image tag such as 1.4.2 or git-3f2c1ab")
   .refine((t) => t.toLowerCase() !== "latest", "must not be latest; use a version or a git SHA");
 
+const platformName = z
+  .string()
+  .regex(/^linux\/(amd64|arm64|arm\/v7)$/, "must be a linux platform such as linux/amd64");
+
 /** How the platform builds its own service images. */
 export const imagesSchema = z.strictObject({
   platform: doc(
-    z
-      .string()
-      .regex(/^linux\/(amd64|arm64|arm\/v7)$/, "must be a linux platform such as linux/amd64")
-      .default("linux/amd64"),
-    "Platform images are built for (the cluster's node architecture).",
-    "linux/arm64",
+    z.union([platformName, z.array(platformName).min(1)]).default("linux/amd64"),
+    "Platform(s) images are built for (the cluster's node architectures; several make a multi-platform index).",
+    ["linux/amd64", "linux/arm64"],
   ),
   tag: doc(
     imageTag.optional(),
-    "Tag for built images; defaults to the service's package.json version. CI sets a git SHA.",
+    "Tag for built images (a label: images rebuild when their context changes and deploy by digest); default: the service's package.json version.",
     "git-3f2c1ab",
   ),
   cacheFrom: doc(
     z.boolean().default(true),
-    "Use the previously pushed image as build cache (--cache-from).",
+    "Use and refresh a registry build cache (`<repository>:buildcache`, --cache-from/--cache-to).",
     true,
-  ),
-  buildOnPreview: doc(
-    z.boolean().default(false),
-    "Build images during `pulumi preview` too (slow; off so previews stay fast and offline).",
-    false,
   ),
 });
 export type ImagesConfig = z.infer<typeof imagesSchema>;
@@ -63,3 +69,45 @@ export const registrySchema = z.strictObject({
   images: imagesSchema.default(imagesSchema.parse({})),
 });
 export type RegistryConfig = z.infer<typeof registrySchema>;
+
+/** What the registry checks read of the other sections. */
+export interface RegistryInputs {
+  readonly registry: RegistryConfig;
+  readonly mesh: Pick<MeshConfig, "enabled" | "ingressHostname">;
+  /** Namespaces other sections create (the registry's must differ from each). */
+  readonly namespaces: readonly { readonly key: KeyPath; readonly namespace: string }[];
+}
+
+/** Checks of `platform:registry`: its mode's settings, its hostname and its namespace. */
+export function registryChecks(c: RegistryInputs): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const reg = c.registry;
+  if (!reg.enabled) return out;
+  if (reg.mode === "external" && !reg.external)
+    out.push({
+      key: formatKey(["registry", "external"]),
+      message: "external mode needs the external server and username",
+      example: '{"server":"ghcr.io","username":"platform-bot"}',
+    });
+  if (reg.mode !== "in-cluster") return out;
+  if (reg.external)
+    out.push({
+      key: formatKey(["registry", "external"]),
+      message: 'is only used in external mode; set platform:registry.mode to "external" or remove it',
+    });
+  if (c.mesh.enabled && reg.hostname === c.mesh.ingressHostname)
+    out.push({
+      key: formatKey(["registry", "hostname"]),
+      message: `must differ from platform:mesh.ingressHostname (${c.mesh.ingressHostname}): the registry terminates its own TLS behind the gateway (SNI passthrough)`,
+      example: '"registry.example.org"',
+    });
+  out.push(...reservedNamespaceProblems(["registry", "namespace"], reg.namespace));
+  for (const other of c.namespaces)
+    if (other.namespace === reg.namespace)
+      out.push({
+        key: formatKey(["registry", "namespace"]),
+        message: `must differ from ${formatKey(other.key)} ("${other.namespace}")`,
+        example: '"registry"',
+      });
+  return out;
+}

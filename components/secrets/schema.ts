@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { doc } from "../schema-kit";
+import { doc, formatKey, type ConfigProblem } from "../schema-kit";
 
 export const externalSecretsSchema = z.strictObject({
   enabled: doc(z.boolean().default(false), "Install the External Secrets Operator.", true),
@@ -38,7 +38,7 @@ export const secretsSchema = z.strictObject({
 export type SecretsConfig = z.infer<typeof secretsSchema>;
 export type ExternalSecretsConfig = z.infer<typeof externalSecretsSchema>;
 
-/** What each provider needs beyond `provider`; checked in crossChecks so all problems surface at once. */
+/** What each provider needs beyond `provider` (secretsChecks turns each into a config problem). */
 export function externalSecretsProblems(
   c: ExternalSecretsConfig,
 ): { field: "server" | "region" | "projectId"; message: string; example: string }[] {
@@ -73,4 +73,13 @@ export function externalSecretsProblems(
         ? []
         : [{ field: "projectId", message: "the gcp provider needs a project id", example: '"acme-prod"' }];
   }
+}
+
+/** Checks of `platform:secrets`. */
+export function secretsChecks(c: { readonly secrets: SecretsConfig }): ConfigProblem[] {
+  return externalSecretsProblems(c.secrets.externalSecrets).map((p) => ({
+    key: formatKey(["secrets", "externalSecrets", p.field]),
+    message: p.message,
+    example: p.example,
+  }));
 }

@@ -1,5 +1,7 @@
 import { z } from "zod";
-import { doc, hostname } from "../schema-kit";
+import type { MeshConfig } from "../mesh/schema";
+import type { RegistryConfig } from "../registry/schema";
+import { doc, formatKey, hostname, type ConfigProblem, type Environment } from "../schema-kit";
 
 /** Which ClusterIssuer signs one endpoint's certificate. */
 export const issuerChoice = z.enum(["self-signed", "acme"]);
@@ -42,3 +44,65 @@ export const tlsSchema = z.strictObject({
   ),
 });
 export type TlsConfig = z.infer<typeof tlsSchema>;
+
+/** An endpoint reached from outside the cluster, with the key choosing its certificate's issuer. */
+export interface ExternalEndpoint {
+  readonly what: string;
+  readonly issuerKey: readonly PropertyKey[];
+  readonly issuer: IssuerChoice;
+}
+
+/** The sections that decide which endpoints need certificates and from which issuer. */
+export interface TlsInputs {
+  readonly environment: Environment;
+  readonly registry: Pick<RegistryConfig, "enabled" | "mode" | "tls">;
+  readonly mesh: Pick<MeshConfig, "enabled">;
+  readonly tls: TlsConfig;
+}
+
+/**
+ * Endpoints something outside the cluster must trust: the in-cluster registry (CI's Docker pushes,
+ * the nodes pull) and the ingress Gateway (the front end calls it). Each chooses its own issuer.
+ */
+export function externalEndpoints(c: Omit<TlsInputs, "environment">): ExternalEndpoint[] {
+  const out: ExternalEndpoint[] = [];
+  if (c.registry.enabled && c.registry.mode === "in-cluster")
+    out.push({ what: "registry", issuerKey: ["registry", "tls", "issuer"], issuer: c.registry.tls.issuer });
+  if (c.mesh.enabled)
+    out.push({ what: "ingress", issuerKey: ["tls", "ingress", "issuer"], issuer: c.tls.ingress.issuer });
+  return out;
+}
+
+/** Endpoints whose certificate comes from ACME. */
+export function acmeEndpoints(c: Omit<TlsInputs, "environment">): ExternalEndpoint[] {
+  return externalEndpoints(c).filter((e) => e.issuer === "acme");
+}
+
+/** The ACME account when an endpoint asks for it; publicly trusted issuers outside local. */
+export function tlsChecks(c: TlsInputs): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const acme = acmeEndpoints(c);
+  if (acme.length > 0 && !c.tls.acme)
+    out.push({
+      key: formatKey(["tls", "acme"]),
+      message: `the acme issuer (chosen by ${acme.map((e) => formatKey(e.issuerKey)).join(", ")}) needs the ACME account and its DNS-01 solver`,
+      example: '{"email":"platform@example.org","dns01":{"provider":"cloudflare","zones":["example.org"]}}',
+    });
+  if (c.environment !== "local") {
+    for (const e of externalEndpoints(c))
+      if (e.issuer === "self-signed")
+        out.push({
+          key: formatKey(e.issuerKey),
+          message: `the ${e.what} is reached from outside the cluster (CI's Docker, the nodes, the front end), which do not trust the in-cluster self-signed CA; use "acme" outside local`,
+          example: '"acme"',
+        });
+    if (acme.length > 0 && c.tls.acme && /staging/i.test(c.tls.acme.server))
+      out.push({
+        key: formatKey(["tls", "acme", "server"]),
+        message:
+          "a staging ACME directory issues certificates nobody trusts; use the production directory outside local",
+        example: '"https://acme-v02.api.letsencrypt.org/directory"',
+      });
+  }
+  return out;
+}
