@@ -338,12 +338,15 @@ describe("the gateway Deployments start what the image and the pod spec say, and
       // The image the Deployment runs is the one the program builds: read that build's Dockerfile.
       const ref = parseImageRef(container.image)!;
       const built = r
-        .ofType("docker:index/image:Image")
-        .map((i) => r.plain(i))
-        .filter((i) => {
-          const b = parseImageRef(String(i.imageName));
+        .ofType("command:local:Command")
+        .map((i) => r.plain(i).environment as Record<string, string> | undefined)
+        .filter((env) => {
+          const b = env?.["IMAGE_NAME"] ? parseImageRef(env["IMAGE_NAME"]) : undefined;
           return b?.registry === ref.registry && b.repository === ref.repository;
-        });
+        })
+        .map((env) => ({
+          build: { dockerfile: env!["IMAGE_DOCKERFILE"]!, context: env!["IMAGE_CONTEXT"]! },
+        }));
       expect(built, `the image ${container.image} is built by the program`).toHaveLength(1);
       const { config: img, copies } = imageContents(
         readDockerfile(resolveDockerfilePath(built[0]!.build.dockerfile, REPO)),

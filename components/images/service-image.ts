@@ -1,12 +1,22 @@
 /**
- * A first-party service image: built from a context in this repo (multi-stage Dockerfile), pushed
- * to the platform's registry, and consumed by digest. Paths are relative to the repo root (where
- * `pulumi` runs), which is also how docker.Image v4 and the pack's dockerfile-* rules read them:
- * the Dockerfile path lands in `build.dockerfile`, so the policies open the same file the build uses.
+ * A first-party service image: built from a context in this repo (multi-stage Dockerfile) by
+ * `docker buildx build` with an SBOM and a provenance attestation, pushed to the platform's
+ * registry, and consumed by digest. Paths are relative to the repo root (where `pulumi` runs).
+ *
+ * Why a buildx command and not an Image resource (docs/architecture.md, "Images"): `@pulumi/docker`'s
+ * Image builds through the daemon's classic build API, which has no attestations, and its docs send
+ * new programs to `@pulumi/docker-build`; that provider's embedded buildx turns provenance off and
+ * it has no `--attest`/`--sbom` input (pulumi/pulumi-docker-build#73). buildx itself gives all of it:
+ * BuildKit, a registry cache, several platforms, the attestations, and nothing runs on preview.
+ *
+ * The build is one `command:local:Command` whose script is fixed (BUILD_SCRIPT) and whose every
+ * parameter is a named variable (`imageBuildEnvironment`), so reviews and the policy pack read what
+ * it builds (policies/lib/builds.ts) without parsing shell.
  */
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import * as path from "node:path";
-import * as docker from "@pulumi/docker";
+import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import type { RegistryAuth } from "../registry/credentials";
 
@@ -39,7 +49,7 @@ export function buildArgProblems(args: Readonly<Record<string, string>>): string
     .filter(isSecretLikeArg)
     .map(
       (k) =>
-        `build arg "${k}" looks like a secret: build args are stored in the image history. ` +
+        `build arg "${k}" looks like a secret: build args are stored in the image history and its provenance. ` +
         "Use a BuildKit secret mount (RUN --mount=type=secret) outside Pulumi, or fetch it at runtime.",
     );
 }
@@ -65,6 +75,171 @@ export function defaultTag(context: string, rootDir = process.cwd()): string {
   return "dev";
 }
 
+// ---- what Docker sends: .dockerignore, and a digest of the context it selects ----------------
+
+interface IgnoreRule {
+  readonly negate: boolean;
+  readonly re: RegExp;
+  /** The pattern up to its first wildcard: an exception can only reopen paths under it. */
+  readonly literal: string;
+}
+
+/** A .dockerignore pattern (moby/patternmatcher: `**`, `*`, `?`, `[...]`) as a regular expression. */
+function patternRegExp(pattern: string): RegExp {
+  let re = "";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === "*" && pattern[i + 1] === "*") {
+      i++;
+      if (pattern[i + 1] === "/") {
+        i++;
+        re += "(?:.*/)?";
+      } else re += ".*";
+    } else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = pattern.indexOf("]", i + 1);
+      if (end < 0) re += "\\[";
+      else {
+        re += `[${pattern
+          .slice(i + 1, end)
+          .replace(/^!/, "^")
+          .replace(/\\/g, "\\\\")}]`;
+        i = end;
+      }
+    } else if (c === "\\" && i + 1 < pattern.length) re += `\\${pattern[++i]!}`;
+    else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** The rules of a .dockerignore file, in order (the last matching rule decides). */
+export function parseDockerignore(text: string): IgnoreRule[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => {
+      const negate = l.startsWith("!");
+      const body = path.posix.normalize((negate ? l.slice(1) : l).trim()).replace(/^\/+|\/+$/g, "");
+      return { negate, re: patternRegExp(body), literal: body.replace(/[*?[\\].*$/, "") };
+    });
+}
+
+/** The index of the rule that decides `file` (context-relative): the last that matches it or a parent. */
+function decidingRule(rules: readonly IgnoreRule[], file: string): number {
+  const parts = file.split("/");
+  let decided = -1;
+  rules.forEach((rule, i) => {
+    for (let n = 1; n <= parts.length; n++)
+      if (rule.re.test(parts.slice(0, n).join("/"))) {
+        decided = i;
+        return;
+      }
+  });
+  return decided;
+}
+
+/** Whether Docker leaves `file` (context-relative, `/`-separated) out: a rule matches it or a parent. */
+export function isIgnored(rules: readonly IgnoreRule[], file: string): boolean {
+  const i = decidingRule(rules, file);
+  return i >= 0 && !rules[i]!.negate;
+}
+
+/**
+ * The ignore file BuildKit reads for a build: `<dockerfile>.dockerignore` beside the Dockerfile,
+ * else the context's `.dockerignore`.
+ */
+export function ignoreFileOf(
+  context: string,
+  dockerfile: string,
+  rootDir = process.cwd(),
+): string | undefined {
+  for (const f of [`${dockerfile}.dockerignore`, path.posix.join(context, ".dockerignore")])
+    if (existsSync(path.join(rootDir, f))) return f;
+  return undefined;
+}
+
+/**
+ * sha256 over the Dockerfile and every file of the context Docker would send (paths and contents,
+ * in order): the build runs again exactly when its inputs change, whatever the tag says.
+ */
+export function contextDigest(context: string, dockerfile: string, rootDir = process.cwd()): string {
+  if (!existsSync(path.join(rootDir, dockerfile)))
+    throw new Error(
+      `no Dockerfile at ${dockerfile} (relative to ${rootDir}, where pulumi runs: the repository root)`,
+    );
+  const ignoreFile = ignoreFileOf(context, dockerfile, rootDir);
+  const rules = ignoreFile ? parseDockerignore(readFileSync(path.join(rootDir, ignoreFile), "utf8")) : [];
+  // An ignored directory is read only when a later exception (`!`) may reopen something inside it.
+  const pruned = (dir: string) => {
+    const i = decidingRule(rules, dir);
+    if (i < 0 || rules[i]!.negate) return false;
+    return !rules
+      .slice(i + 1)
+      .some(
+        (r) =>
+          r.negate && (r.literal.startsWith(`${dir}/`) || r.literal === dir || dir.startsWith(r.literal)),
+      );
+  };
+  const hash = createHash("sha256");
+  hash.update("dockerfile\0");
+  hash.update(readFileSync(path.join(rootDir, dockerfile)));
+  hash.update("\0");
+  const walk = (rel: string) => {
+    const abs = path.join(rootDir, context, rel);
+    for (const name of readdirSync(abs).sort()) {
+      const file = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(path.join(abs, name));
+      if (st.isDirectory()) {
+        if (!pruned(file)) walk(file);
+      } else if (st.isSymbolicLink() && !isIgnored(rules, file)) {
+        hash.update(`${file}\0->${readlinkSync(path.join(abs, name))}\0`);
+      } else if (st.isFile() && !isIgnored(rules, file)) {
+        hash.update(`${file}\0${st.mode & 0o111 ? "x" : "-"}\0`);
+        hash.update(readFileSync(path.join(abs, name)));
+        hash.update("\0");
+      }
+    }
+  };
+  walk("");
+  return hash.digest("hex");
+}
+
+// ---- the build ------------------------------------------------------------------------------
+
+/**
+ * The build script: an isolated Docker config for the registry login (the password comes on stdin
+ * and never reaches the user's config), buildx with the attestations and the registry cache, then
+ * the pushed index's digest on stdout. Needs a builder that attests (docker-container driver, or
+ * the containerd image store): `docker buildx create --use`.
+ */
+export const BUILD_SCRIPT = [
+  "set -eu",
+  'host_config="${DOCKER_CONFIG:-$HOME/.docker}"',
+  'export BUILDX_CONFIG="${BUILDX_CONFIG:-$host_config/buildx}"',
+  'export DOCKER_CONTEXT="${DOCKER_CONTEXT:-$(docker context show 2>/dev/null || echo default)}"',
+  'cfg="$(mktemp -d)"',
+  "trap 'rm -rf \"$cfg\"' EXIT",
+  'if [ -d "$host_config/contexts" ]; then cp -R "$host_config/contexts" "$cfg/"; fi',
+  'export DOCKER_CONFIG="$cfg"',
+  'docker login "$IMAGE_REGISTRY" --username "$IMAGE_REGISTRY_USER" --password-stdin >/dev/null',
+  'set -- --file "$IMAGE_DOCKERFILE" --tag "$IMAGE_NAME" --platform "$IMAGE_PLATFORMS" \\',
+  '  --sbom="$IMAGE_SBOM" --provenance="$IMAGE_PROVENANCE" --push --metadata-file "$cfg/metadata.json"',
+  'if [ -n "${IMAGE_TARGET:-}" ]; then set -- "$@" --target "$IMAGE_TARGET"; fi',
+  'if [ -n "${IMAGE_CACHE:-}" ]; then',
+  '  set -- "$@" --cache-from "type=registry,ref=$IMAGE_CACHE" --cache-to "type=registry,ref=$IMAGE_CACHE,mode=max"',
+  "fi",
+  'while IFS= read -r arg; do if [ -n "$arg" ]; then set -- "$@" --build-arg "$arg"; fi; done <<EOF',
+  "${IMAGE_BUILD_ARGS:-}",
+  "EOF",
+  'docker buildx build "$@" "$IMAGE_CONTEXT" >&2',
+  'sed -n \'s/.*"containerimage.digest": *"\\(sha256:[0-9a-f]*\\)".*/\\1/p\' "$cfg/metadata.json" | head -n 1',
+].join("\n");
+
+/** The attestations every first-party image carries (what the pack's image-build-attested checks). */
+export const ATTESTATIONS = { sbom: "true", provenance: "mode=max" } as const;
+
 export interface ServiceImageArgs {
   /** Build context, relative to the repo root (`services/gateway`). */
   readonly context: string;
@@ -76,20 +251,31 @@ export interface ServiceImageArgs {
   readonly tag: string;
   /** Final stage to build (multi-stage target). */
   readonly target?: string;
-  /** Platform to build for, e.g. `linux/amd64`. */
-  readonly platform?: string;
+  /** Platforms to build for, e.g. `linux/amd64` (several: a multi-platform index). */
+  readonly platform?: string | readonly string[];
   /** Non-secret build args; secret-looking names are rejected. */
   readonly args?: Readonly<Record<string, string>>;
-  /** Use the previously pushed `repository:tag` as cache (and these extra refs). */
-  readonly cacheFrom?: boolean | readonly string[];
-  /** Where to push, with credentials (the password is a secret sink of docker.Image). */
+  /** Use (and refresh) a registry build cache at `repository:buildcache`. */
+  readonly cacheFrom?: boolean;
+  /** Where to push, with credentials (the password goes to `docker login` on stdin, as a secret). */
   readonly registry: RegistryAuth;
-  /** Build during preview too (default false). */
-  readonly buildOnPreview?: boolean;
+  /** Repo root the paths are relative to (default: the working directory, where `pulumi` runs). */
+  readonly rootDir?: string;
 }
 
-/** The docker.Image inputs for a ServiceImage (pure: tests and policies reason about them). */
-export function serviceImageInputs(a: ServiceImageArgs): docker.ImageArgs & { imageName: string } {
+/** The build, as the Command's named variables (pure: tests and the policy pack read the same). */
+export interface ImageBuild {
+  /** `registry/repository:tag` as pushed. */
+  readonly imageName: string;
+  readonly repoRef: string;
+  readonly context: string;
+  readonly dockerfile: string;
+  /** IMAGE_* variables of BUILD_SCRIPT. */
+  readonly environment: Record<string, pulumi.Input<string>>;
+}
+
+/** The build of a ServiceImage: validated paths, tag and build args, and the script's variables. */
+export function imageBuild(a: ServiceImageArgs): ImageBuild {
   const problems = buildArgProblems(a.args ?? {});
   if (problems.length) throw new Error(`image ${a.repository}: ${problems.join("; ")}`);
   if (a.tag.toLowerCase() === "latest") throw new Error(`image ${a.repository}: tag "latest" is not allowed`);
@@ -97,32 +283,43 @@ export function serviceImageInputs(a: ServiceImageArgs): docker.ImageArgs & { im
   const dockerfile = repoRelative("dockerfile", a.dockerfile ?? `${context}/Dockerfile`);
   const repoRef = `${a.registry.server}/${a.repository}`;
   const imageName = `${repoRef}:${a.tag}`;
-  const cache =
-    a.cacheFrom === false || a.cacheFrom === undefined
-      ? []
-      : [...(a.cacheFrom === true ? [] : a.cacheFrom), imageName];
+  const platforms = typeof a.platform === "string" ? [a.platform] : [...(a.platform ?? ["linux/amd64"])];
   return {
     imageName,
-    build: {
-      context,
-      dockerfile,
-      ...(a.platform ? { platform: a.platform } : {}),
-      ...(a.target ? { target: a.target } : {}),
-      ...(a.args && Object.keys(a.args).length ? { args: { ...a.args } } : {}),
-      ...(cache.length ? { cacheFrom: { images: cache } } : {}),
-      builderVersion: docker.BuilderVersion.BuilderBuildKit,
+    repoRef,
+    context,
+    dockerfile,
+    environment: {
+      IMAGE_NAME: imageName,
+      IMAGE_CONTEXT: context,
+      IMAGE_DOCKERFILE: dockerfile,
+      IMAGE_PLATFORMS: platforms.join(","),
+      IMAGE_SBOM: ATTESTATIONS.sbom,
+      IMAGE_PROVENANCE: ATTESTATIONS.provenance,
+      IMAGE_REGISTRY: a.registry.server,
+      IMAGE_REGISTRY_USER: a.registry.username,
+      ...(a.target ? { IMAGE_TARGET: a.target } : {}),
+      ...(a.cacheFrom ? { IMAGE_CACHE: `${repoRef}:buildcache` } : {}),
+      ...(a.args && Object.keys(a.args).length
+        ? {
+            IMAGE_BUILD_ARGS: Object.entries(a.args)
+              .map(([k, v]) => `${k}=${v}`)
+              .join("\n"),
+          }
+        : {}),
     },
-    registry: {
-      server: a.registry.server,
-      username: a.registry.username,
-      password: pulumi.secret(a.registry.password),
-    },
-    buildOnPreview: a.buildOnPreview ?? false,
-    skipPush: false,
   };
 }
 
-/** A built and pushed first-party image; deploy `repoDigest`, never the tag. */
+/** `registry/repository@sha256:…` from the script's output (the pushed index's digest). */
+export function repoDigestOf(repoRef: string, stdout: string): string {
+  const digest = stdout.trim();
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+    throw new Error(`the build of ${repoRef} printed no image digest (got "${digest.slice(0, 80)}")`);
+  return `${repoRef}@${digest}`;
+}
+
+/** A built and pushed first-party image, attested; deploy `repoDigest`, never the tag. */
 export class ServiceImage extends pulumi.ComponentResource {
   /** `registry/repository:tag` as pushed. */
   public readonly imageName: string;
@@ -133,16 +330,25 @@ export class ServiceImage extends pulumi.ComponentResource {
 
   constructor(name: string, args: ServiceImageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:images:ServiceImage", name, {}, opts);
-    const inputs = serviceImageInputs(args);
-    this.imageName = inputs.imageName;
-    this.dockerfile = (inputs.build as docker.types.input.DockerBuild).dockerfile as string;
+    const build = imageBuild(args);
+    this.imageName = build.imageName;
+    this.dockerfile = build.dockerfile;
     // The component's dependsOn is not inherited by its children: the push itself must wait for
     // what it needs (the registry serving, its route and certificate).
-    const image = new docker.Image(`${name}-image`, inputs, {
-      parent: this,
-      ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}),
-    });
-    this.repoDigest = image.repoDigest;
+    const image = new command.local.Command(
+      `${name}-image`,
+      {
+        create: BUILD_SCRIPT,
+        environment: build.environment,
+        stdin: pulumi.secret(args.registry.password),
+        // Rebuilt when what Docker would send changes, not only when the tag does.
+        triggers: [contextDigest(build.context, build.dockerfile, args.rootDir)],
+        logging: "stderr",
+      },
+      { parent: this, ...(opts?.dependsOn ? { dependsOn: opts.dependsOn } : {}) },
+    );
+    // A digest is not a secret; the output is marked secret only because the password is an input.
+    this.repoDigest = pulumi.unsecret(image.stdout.apply((out) => repoDigestOf(build.repoRef, out)));
     this.registerOutputs({
       imageName: this.imageName,
       repoDigest: this.repoDigest,

@@ -14,6 +14,8 @@ export interface SecretSink {
 
 export const SECRET_SINKS: readonly SecretSink[] = [
   { type: "kubernetes:core/v1:Secret", paths: ["data", "stringData"] },
+  // Ciphertext only the cluster's controller can open: the form a Secret takes to be committed.
+  { type: "kubernetes:bitnami.com/v1alpha1:SealedSecret", paths: ["spec.encryptedData"] },
   { type: "pulumi:providers:kubernetes", paths: ["kubeconfig"] },
   { type: "github:index/actionsSecret:ActionsSecret", paths: ["value", "plaintextValue", "encryptedValue"] },
   {
@@ -34,6 +36,8 @@ export const SECRET_SINKS: readonly SecretSink[] = [
   { type: "docker:index/image:Image", paths: ["registry.password"] },
   { type: "pulumi:providers:docker", paths: ["registryAuth"] },
   { type: "command:remote:Command", paths: ["connection.privateKey", "connection.password", "stdin"] },
+  // The image build (components/images/service-image.ts) reads the registry password on stdin.
+  { type: "command:local:Command", paths: ["stdin"] },
   { type: "command:remote:CopyToRemote", paths: ["connection.privateKey", "connection.password"] },
   { type: "command:remote:CopyFile", paths: ["connection.privateKey", "connection.password"] },
 ];

@@ -117,6 +117,12 @@ export const FAKE_OUTPUTS: Record<string, FakeOutputs> = {
     const repo = imageName.replace(/:[^/:]+$/, "");
     return { repoDigest: `${repo}@sha256:${digestOf(imageName)}`, imageName };
   },
+  // A local build command (components/images/service-image.ts) prints the pushed image's digest.
+  "command:local:Command": (_name, inputs) => {
+    const env = inputs["environment"] as Record<string, unknown> | undefined;
+    const image = typeof env?.["IMAGE_NAME"] === "string" ? env["IMAGE_NAME"] : undefined;
+    return { stdout: image ? `sha256:${digestOf(image)}\n` : "", stderr: "" };
+  },
   // A remote command that prints a K3s kubeconfig (k3s.yaml) returns one, as a K3s server would.
   "command:remote:Command": (name, inputs) => {
     const create = typeof inputs["create"] === "string" ? inputs["create"] : "";
