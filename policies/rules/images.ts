@@ -1,21 +1,23 @@
 /** Image rules: pinned tags, digests in prod, allowed registries. */
+import { BUILD_COMMAND_TYPE, imageBuildOf } from "../lib/builds";
 import { stringList } from "../lib/config";
 import { DOCKER_IMAGE_TYPES, dockerfileOf, readDockerfile, withBuildArgs } from "../lib/dockerfile";
 import { hasDigest, parseImageRef, registryAllowed, tagProblem, type ImageRef } from "../lib/images";
 import { imagesOf, isHelmChart, podSpecsOf, type ImageRefLocation } from "../lib/k8s";
 import { defineResourcePolicy, type ResourceContext } from "../lib/policy";
-import { globMatch, isUnknown, str } from "../lib/values";
+import { globMatch, isUnknown } from "../lib/values";
 
 const hasImages = (type: string, props: Record<string, unknown>) =>
-  isHelmChart(type) || DOCKER_IMAGE_TYPES.has(type) || podSpecsOf(type, props).length > 0;
+  isHelmChart(type) ||
+  DOCKER_IMAGE_TYPES.has(type) ||
+  type === BUILD_COMMAND_TYPE ||
+  podSpecsOf(type, props).length > 0;
 
-/** Workload images plus, for image resources, the name the image is pushed as. */
+/** Workload images plus, for image builds (resources or build commands), the name pushed as. */
 function imageLocations(ctx: ResourceContext<unknown>): ImageRefLocation[] {
   const out = imagesOf(ctx.type, ctx.props);
-  if (DOCKER_IMAGE_TYPES.has(ctx.type)) {
-    const name = ctx.props["imageName"];
-    if (typeof name === "string") out.push({ image: name, path: ["imageName"], where: "built image" });
-  }
+  const name = imageBuildOf(ctx.type, ctx.props)?.imageName;
+  if (name) out.push({ image: name, path: ["imageName"], where: "built image" });
   return out;
 }
 
@@ -132,12 +134,13 @@ export const imageAllowedRegistries = defineResourcePolicy<{
       }
     };
     for (const loc of imageLocations(ctx)) check(loc.where, loc.image, parsed(loc));
-    if (DOCKER_IMAGE_TYPES.has(ctx.type)) {
-      const server = str((ctx.props["registry"] as Record<string, unknown> | undefined)?.["server"]);
+    const build = imageBuildOf(ctx.type, ctx.props);
+    if (build) {
+      const server = build.registry;
       if (server && !registryAllowed(server.replace(/^https?:\/\//, "").replace(/\/.*$/, ""), allowed)) {
         report(`built image is pushed to registry ${server}, which is not allowed`);
       }
-      const src = dockerfileOf(ctx.props, ctx.config.rootDir);
+      const src = build.buildProps && dockerfileOf(build.buildProps, ctx.config.rootDir);
       if (src?.kind === "file") {
         try {
           const df = withBuildArgs(readDockerfile(src.path), src.buildArgs);

@@ -3,6 +3,7 @@
  * `policies/index.ts`, whose PolicyPack constructor starts the analyzer server).
  */
 import type { Policies } from "@pulumi/policy";
+import { buildPolicies } from "./builds";
 import { dockerfilePolicies } from "./dockerfile";
 import { gpuPolicies } from "./gpu";
 import { imagePolicies } from "./images";
@@ -14,6 +15,7 @@ import { stackPolicies } from "./stack";
 export const policies: Policies = [
   ...secretPolicies,
   ...imagePolicies,
+  ...buildPolicies,
   ...dockerfilePolicies,
   ...kubernetesPolicies,
   ...gpuPolicies,

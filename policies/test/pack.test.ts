@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import type { PolicyPackConfig } from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
@@ -22,6 +22,7 @@ const TABLE: Record<string, string> = {
   "image-tag-pinned": "mandatory",
   "image-digest-in-prod": "advisory",
   "image-allowed-registries": "mandatory",
+  "image-build-attested": "mandatory",
   "dockerfile-multi-stage": "mandatory",
   "dockerfile-slim-base": "mandatory",
   "dockerfile-pinned-base": "mandatory",
@@ -76,8 +77,13 @@ describe("the pack", () => {
   });
 });
 
+/** Every committed policy config (one per stack: the preflight refuses a stack without one). */
+const CONFIGS = readdirSync(path.join(__dirname, "..", "config"))
+  .filter((f) => f.endsWith(".json"))
+  .map((f) => f.replace(/\.json$/, ""));
+
 describe("stack configs", () => {
-  it.each(["local", "dev", "prod"])("config/%s.json is valid and complete", (stack) => {
+  it.each(CONFIGS)("config/%s.json is valid and complete", (stack) => {
     const config = JSON.parse(
       readFileSync(path.join(__dirname, "..", "config", `${stack}.json`), "utf8"),
     ) as PolicyPackConfig;
