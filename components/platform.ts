@@ -3,17 +3,26 @@
  * config. Each part can be switched off per stack; every part gets the same ClusterHandle, the same
  * SecretStore and the list of workload namespaces, and nothing else about the others.
  */
+import * as path from "node:path";
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ExistingCluster } from "./cluster/existing";
 import type { ClusterHandle } from "./cluster/handle";
 import { K3sCluster } from "./cluster/k3s";
-import { externalEndpoints, requireSecretValue, type PlatformConfig, type PlatformSecrets } from "./config";
+import { App, type GatewayAccess } from "./apps/app";
+import { appDockerfile } from "./apps/schema";
+import {
+  externalEndpoints,
+  requireSecretValue,
+  type AppSecrets,
+  type PlatformConfig,
+  type PlatformSecrets,
+} from "./config";
 import { GitHubDelivery } from "./delivery/github";
 import { VercelFrontend } from "./delivery/vercel";
 import { NvidiaGpuStack } from "./gpu/stack";
-import { defaultTag, ServiceImage } from "./images/service-image";
+import { defaultTag, ServiceImage, type ServiceImageArgs } from "./images/service-image";
 import { InferenceStack } from "./inference/stack";
 import { ServiceMesh } from "./mesh/mesh";
 import { platformNamespace } from "./meta";
@@ -34,6 +43,13 @@ export interface PlatformArgs {
   readonly config: PlatformConfig;
   /** Stack secrets as Pulumi secrets. */
   readonly secrets: PlatformSecrets;
+  /** The apps' stack secrets (`apps:<key>`) they reference. */
+  readonly appSecrets?: AppSecrets;
+}
+
+/** The name an app's key has in the gateway's keys file (and in its metrics and logs). */
+export function gatewayClientName(app: string): string {
+  return `app-${app}`;
 }
 
 /** Name of the ingress certificate; its TLS Secret (`<name>-tls`) is the Gateway's credentialName. */
@@ -61,13 +77,15 @@ export class Platform extends pulumi.ComponentResource {
   /** Pull secret + `platform-workload` ServiceAccount in every workload namespace. */
   public readonly pullSecrets?: PullSecrets;
   /** First-party images, built and pushed; workloads deploy their `repoDigest`. */
-  public readonly images: { gateway?: ServiceImage } = {};
+  public readonly images: { gateway?: ServiceImage; apps: Record<string, ServiceImage> } = { apps: {} };
   /** Model services and the gateway. */
   public readonly inference: InferenceStack;
   /** The GitHub side of delivery, when `delivery.github.enabled`. */
   public readonly github?: GitHubDelivery;
   /** The Vercel front end, when `delivery.vercel.enabled`. */
   public readonly frontend?: VercelFrontend;
+  /** The team's first-party apps (`platform:apps.services`), by name. */
+  public readonly apps: Record<string, App> = {};
 
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:index:Platform", name, {}, opts);
@@ -121,7 +139,8 @@ export class Platform extends pulumi.ComponentResource {
     const ready = [...this.cluster.ready];
 
     // --- workload namespaces and the secret store ---
-    this.workloadNamespaces = [config.inference.namespace];
+    const apps = config.apps;
+    this.workloadNamespaces = [config.inference.namespace, ...(apps.services.length ? [apps.namespace] : [])];
     const namespaces: k8s.core.v1.Namespace[] = this.workloadNamespaces.map((ns) =>
       platformNamespace(
         ns,
@@ -181,6 +200,8 @@ export class Platform extends pulumi.ComponentResource {
     // Prometheus's address and identity are fixed names, so the mesh (Flagger, the scrape allow)
     // can use them while the mesh is built first: Prometheus's pod then gets its cert sidecar.
     const prometheus = config.monitoring.enabled ? prometheusEndpoint() : undefined;
+    // The ingress serves the gateway's hostname and each routed app's, under one certificate.
+    const appHostnames = [...new Set(apps.services.flatMap((a) => (a.ingress ? [a.ingress.hostname] : [])))];
     if (config.mesh.enabled) {
       this.mesh = new ServiceMesh(
         `${name}-mesh`,
@@ -194,6 +215,7 @@ export class Platform extends pulumi.ComponentResource {
           // The Gateway names its Secret up front; Istio serves it once cert-manager has issued it.
           ...(this.tls ? { tls: { credentialName: `${INGRESS_CERTIFICATE}-tls` } } : {}),
           ...(inClusterRegistry ? { extraGatewayServers: [registryGatewayServer(reg.hostname)] } : {}),
+          ...(appHostnames.length ? { extraHostnames: appHostnames } : {}),
           dependsOn: [...ready, ...namespaces],
         },
         { parent: this },
@@ -202,7 +224,7 @@ export class Platform extends pulumi.ComponentResource {
         const { secretName } = this.tls.certificate(
           INGRESS_CERTIFICATE,
           "istio-system",
-          [config.mesh.ingressHostname],
+          [config.mesh.ingressHostname, ...appHostnames],
           { issuer: config.tls.ingress.issuer, dependsOn: [this.mesh] },
         );
         if (secretName !== `${INGRESS_CERTIFICATE}-tls`)
@@ -229,6 +251,9 @@ export class Platform extends pulumi.ComponentResource {
       );
 
     // --- registry and images ---
+    // An app's tag: the configured one, else the version of the package its Dockerfile builds.
+    const appTag = (a: (typeof apps.services)[number]) =>
+      reg.images.tag ?? defaultTag(path.posix.dirname(appDockerfile(a)));
     if (reg.enabled) {
       const registry = new Registry(
         `${name}-registry`,
@@ -258,28 +283,43 @@ export class Platform extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      if (config.inference.gateway.enabled) {
-        const context = "services/gateway";
-        this.images.gateway = new ServiceImage(
-          `${name}-gateway`,
+      // First-party images: built from their context, pushed once the registry serves (Deployment
+      // ready, Service, the ingress route and the issued Certificate) through the mesh's ingress.
+      const buildImage = (
+        suffix: string,
+        tag: string,
+        image: Pick<ServiceImageArgs, "context" | "dockerfile" | "repository" | "target" | "args">,
+      ) =>
+        new ServiceImage(
+          `${name}-${suffix}`,
           {
-            context,
-            dockerfile: `${context}/Dockerfile`,
-            repository: "platform/gateway",
-            tag: reg.images.tag ?? defaultTag(context),
+            ...image,
+            tag,
             platform: reg.images.platform,
             cacheFrom: reg.images.cacheFrom,
-            buildOnPreview: reg.images.buildOnPreview,
             registry: registry.auth,
           },
-          // The push needs the registry serving (Deployment ready, Service), the ingress route and the
-          // issued Certificate, and the mesh's ingress gateway it goes through.
           {
             parent: this,
             dependsOn: [...registry.pushPath, ...(this.mesh && inClusterRegistry ? [this.mesh] : [])],
           },
         );
+      if (config.inference.gateway.enabled) {
+        const context = "services/gateway";
+        this.images.gateway = buildImage("gateway", reg.images.tag ?? defaultTag(context), {
+          context,
+          dockerfile: `${context}/Dockerfile`,
+          repository: "platform/gateway",
+        });
       }
+      for (const a of apps.services)
+        this.images.apps[a.name] = buildImage(`app-${a.name}`, appTag(a), {
+          context: a.context,
+          dockerfile: appDockerfile(a),
+          repository: `apps/${a.name}`,
+          ...(a.target ? { target: a.target } : {}),
+          ...(Object.keys(a.buildArgs).length ? { args: a.buildArgs } : {}),
+        });
     }
 
     // --- inference services and gateway ---
@@ -302,6 +342,7 @@ export class Platform extends pulumi.ComponentResource {
         mesh: config.mesh.enabled,
         monitoring: config.monitoring.enabled,
         slo: config.monitoring.slo,
+        gatewayClients: apps.services.filter((a) => a.callsGateway).map((a) => gatewayClientName(a.name)),
         // First-party images deploy by digest (config requires the registry when the gateway is on).
         ...(this.images.gateway ? { gatewayImage: this.images.gateway.repoDigest } : {}),
         ...(this.pullSecrets
@@ -322,6 +363,44 @@ export class Platform extends pulumi.ComponentResource {
       },
       { parent: this },
     );
+
+    // --- first-party apps: after the gateway they may call, with the key it generated for each ---
+    const inferenceNamespace = inference.namespace;
+    for (const a of apps.services) {
+      const image = this.images.apps[a.name];
+      if (!image) throw new Error(`app ${a.name}: its image needs the registry`);
+      const key = this.inference.gatewayClientKeys[gatewayClientName(a.name)];
+      const gateway: GatewayAccess | undefined =
+        a.callsGateway && key && this.inference.gatewayInternalUrl
+          ? { url: this.inference.gatewayInternalUrl, namespace: inferenceNamespace, apiKey: key }
+          : undefined;
+      this.apps[a.name] = new App(
+        `${name}-app-${a.name}`,
+        {
+          config: a,
+          namespace: apps.namespace,
+          environment: config.environment,
+          provider,
+          image: image.repoDigest,
+          version: appTag(a),
+          secretStore: this.secretStore,
+          ...(args.appSecrets ? { stackSecrets: args.appSecrets } : {}),
+          ...(gateway ? { gateway } : {}),
+          mesh: config.mesh.enabled,
+          monitoring: config.monitoring.enabled,
+          slo: config.monitoring.slo,
+          ...(this.pullSecrets ? { imagePullSecret: this.pullSecrets.secretName } : {}),
+          dependsOn: [
+            ...namespaces,
+            ...(this.mesh?.ready ?? []),
+            ...(this.mesh?.flagger ? [this.mesh.flagger] : []),
+            ...(this.monitoring ? [this.monitoring.crds] : []),
+            ...(this.pullSecrets ? [this.pullSecrets] : []),
+          ],
+        },
+        { parent: this },
+      );
+    }
 
     // --- delivery pipeline ---
     const delivery = config.delivery;
@@ -373,6 +452,7 @@ export class Platform extends pulumi.ComponentResource {
       grafanaUrl: this.monitoring?.grafanaUrl,
       registryEndpoint: this.registry?.endpoint,
       gatewayImage: this.images.gateway?.repoDigest,
+      apps: Object.fromEntries(Object.entries(this.apps).map(([n, a]) => [n, a.publicUrl ?? a.url])),
     });
   }
 }

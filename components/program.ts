@@ -28,6 +28,10 @@ export interface StackOutputs {
   readonly registryEndpoint?: string;
   /** The gateway image by digest (`registry/platform/gateway@sha256:...`), what its Deployment runs. */
   readonly gatewayImage?: pulumi.Output<string>;
+  /** First-party apps: their public URL (routed on the ingress) or in-cluster URL, by name. */
+  readonly apps?: Record<string, string>;
+  /** First-party app images by digest, by app name. */
+  readonly appImages?: Record<string, pulumi.Output<string>>;
   /** k3d/kind only: the file and command the laptop cluster needs to pull from the registry (secret). */
   readonly localRegistrySetup?: pulumi.Output<LocalRegistrySetup | undefined>;
   /** Only present when the platform knows the kubeconfig; always a secret. */
@@ -43,8 +47,9 @@ export interface StackOutputs {
 }
 
 export function definePlatform(): StackOutputs {
-  const { config, secrets } = loadPlatformConfig();
-  const platform = new Platform(`${pulumi.getStack()}`, { config, secrets });
+  const { config, secrets, appSecrets } = loadPlatformConfig();
+  const platform = new Platform(`${pulumi.getStack()}`, { config, secrets, appSecrets });
+  const apps = Object.entries(platform.apps);
   return {
     environment: config.environment,
     clusterDistribution: platform.cluster.distribution,
@@ -61,6 +66,14 @@ export function definePlatform(): StackOutputs {
       : {}),
     ...(platform.registry ? { registryEndpoint: platform.registry.endpoint } : {}),
     ...(platform.images.gateway ? { gatewayImage: platform.images.gateway.repoDigest } : {}),
+    ...(apps.length
+      ? {
+          apps: Object.fromEntries(apps.map(([n, a]) => [n, a.publicUrl ?? a.url])),
+          appImages: Object.fromEntries(
+            Object.entries(platform.images.apps).map(([n, image]) => [n, image.repoDigest]),
+          ),
+        }
+      : {}),
     ...(platform.kubeconfig ? { kubeconfig: pulumi.secret(platform.kubeconfig) } : {}),
     ...(platform.nodeRegistry && config.cluster.kind === "existing"
       ? (() => {

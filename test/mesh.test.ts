@@ -229,7 +229,10 @@ describe("mesh in the stacks", () => {
       .find((m) => m.name === "inference")!;
     expect(inference.labels["istio-injection"]).toBe("enabled");
     expect(r.outputs["ingressHostname"]).toBe("platform.local");
-    const off = await renderStack("local", { overrides: { "platform:mesh": { enabled: false } } });
+    // Apps route on the mesh's Gateway: without it, none is routed.
+    const off = await renderStack("local", {
+      overrides: { "platform:mesh": { enabled: false }, "platform:apps": { services: [] } },
+    });
     expect(off.ofType("platform:mesh:ServiceMesh")).toHaveLength(0);
     expect(allCrs(off).filter((x) => String(x["apiVersion"]).includes("istio.io"))).toHaveLength(0);
   });

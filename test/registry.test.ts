@@ -15,7 +15,8 @@ import { registrySchema } from "../components/registry/schema";
 import { SecretStore } from "../components/secrets/store";
 import { images } from "../components/versions";
 import { isSecretWrapped, render, renderStack, type Rendered } from "./harness";
-import { existingClusterFor } from "./stack-overrides";
+import { listStacks } from "../tools/preflight/stack-config";
+import { committedConfig, existingClusterFor, unexpectedMandatory } from "./stack-overrides";
 
 const SECRET = "kubernetes:core/v1:Secret";
 const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
@@ -27,11 +28,11 @@ const SA = "kubernetes:core/v1:ServiceAccount";
 const CONFIGMAP = "kubernetes:core/v1:ConfigMap";
 
 const stacks: Record<string, Promise<Awaited<ReturnType<typeof renderStack>>>> = {};
-function stack(name: "local" | "dev" | "prod") {
+function stack(name: string) {
   stacks[name] ??= renderStack(
     name,
-    // dev and prod describe K3s hosts; the same stacks on an existing cluster exercise everything else.
-    name === "local" ? {} : { overrides: existingClusterFor(name) },
+    // K3s stacks describe hosts; the same stacks on an existing cluster exercise everything else.
+    committedConfig(name).cluster.kind === "k3s" ? { overrides: existingClusterFor(name) } : {},
   );
   return stacks[name];
 }
@@ -149,7 +150,9 @@ describe("in-cluster registry", () => {
   });
 
   it("uses a LoadBalancer Service and no VirtualService without the mesh", async () => {
-    const r = await renderStack("local", { overrides: { "platform:mesh": { enabled: false } } });
+    const r = await renderStack("local", {
+      overrides: { "platform:mesh": { enabled: false }, "platform:apps": { services: [] } },
+    });
     expect(r.ofType(VS)).toHaveLength(0);
     expect(r.plain(r.get("kubernetes:core/v1:Service", "local-registry-service")).spec.type).toBe(
       "LoadBalancer",
@@ -194,7 +197,7 @@ describe("TLS issuer per stack", () => {
           { dns01: { cloudflare: { apiTokenSecretRef: { name: "acme-dns01-token", key: "api-token" } } } },
         ],
       });
-      const host = { dev: "registry.dev.example.org", prod: "registry.example.org" }[name];
+      const host = committedConfig(name).registry.hostname;
       const cert = r.plain(r.get(CERT, `${name}-tls-cert-registry-registry`));
       expect(cert.spec.issuerRef.name).toBe("platform-acme");
       expect(cert.spec.dnsNames).toEqual([host]);
@@ -246,11 +249,11 @@ describe("protect", () => {
 });
 
 describe("image push ordering", () => {
-  it.each(["local", "dev", "prod"] as const)(
+  it.each(listStacks(process.cwd()))(
     "%s: the push waits for the registry Deployment, its Service, the ingress route and the Certificate",
     async (name) => {
       const r = await stack(name);
-      const image = r.get("docker:index/image:Image", `${name}-gateway-image`);
+      const image = r.get("command:local:Command", `${name}-gateway-image`);
       const need = [
         r.get(DEPLOYMENT, `${name}-registry-deployment`),
         r.get("kubernetes:core/v1:Service", `${name}-registry-service`),
@@ -270,7 +273,15 @@ describe("image push ordering", () => {
 
 describe("pull secrets", () => {
   it("puts a dockerconfigjson Secret and a ServiceAccount referencing it in every workload namespace", async () => {
-    const r = await renderStack("local", { overrides: { "platform:inference": { namespace: "models" } } });
+    const local = committedConfig("local");
+    const r = await renderStack("local", {
+      overrides: { "platform:inference": { ...local.inference, namespace: "models" } },
+    });
+    // The apps' namespace is a workload namespace too.
+    for (const ns of local.apps.services.length ? [local.apps.namespace] : [])
+      expect(r.plain(r.get(SA, `local-pull-${ns}-sa`)).imagePullSecrets).toEqual([
+        { name: PULL_SECRET_NAME },
+      ]);
     const secret = r.get(SECRET, `models-${PULL_SECRET_NAME}`);
     const inputs = r.plain(secret);
     expect(inputs.type).toBe("kubernetes.io/dockerconfigjson");
@@ -344,9 +355,9 @@ describe("external registry", () => {
     };
     expect(doc.auths["ghcr.io"]!.username).toBe("platform-bot");
     expect(doc.auths["ghcr.io"]!.password).toMatch(/^pfcanary/);
-    const image = r.get("docker:index/image:Image", "local-gateway-image");
-    expect(r.plain(image).imageName).toMatch(/^ghcr\.io\/platform\/gateway:/);
-    expect(isSecretWrapped(image.inputs["registry"])).toBe(true);
+    const image = r.get("command:local:Command", "local-gateway-image");
+    expect(r.plain(image).environment.IMAGE_NAME).toMatch(/^ghcr\.io\/platform\/gateway:/);
+    expect(isSecretWrapped(image.inputs["stdin"])).toBe(true);
     expect(r.plan.summary.secretLeaks).toBe(0);
   });
 
@@ -371,38 +382,28 @@ describe("external registry", () => {
 });
 
 describe("stack outputs and preflight", () => {
-  it.each(["local", "dev", "prod"] as const)(
+  it.each(listStacks(process.cwd()))(
     "%s: registry and image resources, no violations or leaks",
     async (name) => {
       const r = await stack(name);
+      const config = committedConfig(name);
+      // One image per first-party service: the gateway and each app.
+      const built = (config.inference.gateway.enabled ? 1 : 0) + config.apps.services.length;
       expect(r.ofType("platform:registry:Registry")).toHaveLength(1);
-      expect(r.ofType("platform:images:ServiceImage")).toHaveLength(1);
-      expect(r.ofType("docker:index/image:Image")).toHaveLength(1);
+      expect(r.ofType("platform:images:ServiceImage")).toHaveLength(built);
+      expect(r.ofType("command:local:Command")).toHaveLength(built);
       expect(r.plan.summary).toMatchObject({ schemaErrors: 0, secretLeaks: 0 });
       // prod's only mandatory findings: third-party images with no upstream-traceable digest yet
       // (image-digest-in-prod stays mandatory; digests are added only from the publisher's record).
-      const untraced = Object.values(images)
-        .filter((i) => !i.digest)
-        .map((i) => `${i.repository}:${i.tag}`);
-      const mandatory = r.plan.violations.filter((v) => v.level === "mandatory");
-      if (name !== "prod") expect(mandatory).toEqual([]);
-      for (const v of mandatory) {
-        expect(v.policy, v.message).toBe("image-digest-in-prod");
-        expect(
-          untraced.some((ref) => v.message.includes(`image ${ref} `)),
-          v.message,
-        ).toBe(true);
-      }
-      expect(r.outputs["registryEndpoint"]).toBe(
-        { local: "registry.platform.local", dev: "registry.dev.example.org", prod: "registry.example.org" }[
-          name
-        ],
-      );
-      expect(String(r.outputs["gatewayImage"])).toMatch(
-        new RegExp(
-          `^${String(r.outputs["registryEndpoint"]).replace(/\./g, "\\.")}/platform/gateway@sha256:[0-9a-f]{64}$`,
-        ),
-      );
+      expect(unexpectedMandatory(name, r.plan.violations)).toEqual([]);
+      expect(r.outputs["registryEndpoint"]).toBe(config.registry.hostname);
+      const digestOf = (repository: string) =>
+        new RegExp(`^${config.registry.hostname.replace(/\./g, "\\.")}/${repository}@sha256:[0-9a-f]{64}$`);
+      expect(String(r.outputs["gatewayImage"])).toMatch(digestOf("platform/gateway"));
+      for (const a of config.apps.services)
+        expect(String((r.outputs["appImages"] as Record<string, string>)[a.name])).toMatch(
+          digestOf(`apps/${a.name}`),
+        );
     },
   );
 });
@@ -425,12 +426,12 @@ function problems(overrides: Record<string, unknown>) {
 }
 
 describe("registry config", () => {
-  it("defaults: in-cluster, linux/amd64, cache on, no build on preview", () => {
+  it("defaults: in-cluster, linux/amd64, cache on", () => {
     const c = registrySchema.parse({});
     expect(c).toMatchObject({
       mode: "in-cluster",
       namespace: "registry",
-      images: { platform: "linux/amd64", cacheFrom: true, buildOnPreview: false },
+      images: { platform: "linux/amd64", cacheFrom: true },
     });
   });
 

@@ -10,6 +10,7 @@ import { existsSync, statSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as vercel from "@pulumiverse/vercel";
+import { GATEWAY_ENV } from "../apps/schema";
 import type { VercelConfig, VercelTarget } from "./schema";
 import { vercelTargets } from "./targets";
 
@@ -50,6 +51,8 @@ export interface FrontendVariable {
   readonly role: string;
   readonly sensitive: boolean;
   readonly targets: VercelTarget[];
+  /** Preview variables of one git branch only (`delivery.vercel.previewBranch`). */
+  readonly gitBranch?: string;
   readonly comment: string;
 }
 
@@ -57,21 +60,24 @@ export interface FrontendVariable {
  * The variables this stack writes. Sensitive ones never include `development` (Vercel rejects it, and
  * a developer's `vercel env pull` must not fetch the gateway key).
  */
-export function frontendVariables(targets: readonly VercelTarget[]): FrontendVariable[] {
+export function frontendVariables(targets: readonly VercelTarget[], previewBranch?: string): FrontendVariable[] {
   const deployed = targets.filter((t) => t === "preview" || t === "production");
+  const branch = previewBranch ? { gitBranch: previewBranch } : {};
   return [
     {
-      key: "GATEWAY_URL",
+      key: GATEWAY_ENV.url,
       role: "gateway-url",
       sensitive: false,
       targets: [...deployed],
+      ...branch,
       comment: "Inference gateway base URL (managed by Pulumi)",
     },
     {
-      key: "GATEWAY_API_KEY",
+      key: GATEWAY_ENV.apiKey,
       role: "gateway-api-key",
       sensitive: true,
       targets: [...deployed],
+      ...branch,
       comment: "Inference gateway API key (managed by Pulumi)",
     },
   ];
@@ -132,7 +138,7 @@ export class VercelFrontend extends pulumi.ComponentResource {
       "gateway-url": args.gatewayUrl,
       "gateway-api-key": pulumi.secret(args.gatewayApiKey),
     };
-    for (const v of frontendVariables(targets))
+    for (const v of frontendVariables(targets, config.previewBranch))
       new vercel.ProjectEnvironmentVariable(
         `${name}-${v.role}`,
         {
@@ -141,6 +147,7 @@ export class VercelFrontend extends pulumi.ComponentResource {
           value: values[v.role]!,
           sensitive: v.sensitive,
           targets: v.targets,
+          ...(v.gitBranch ? { gitBranch: v.gitBranch } : {}),
           comment: v.comment,
         },
         // Replacing (new targets, sensitivity) must delete first: Vercel refuses a second variable with

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { Environment } from "../config";
+import type { Environment } from "../schema-kit";
 import { pinnedChart } from "../k8s-kit";
 import { appLabels, MESH_CONTRACT, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
 import type { SecretStore } from "../secrets/store";
@@ -18,7 +18,7 @@ import {
   restrictedContainerSecurity,
   restrictedPodSecurity,
   STREAM_SAFE_RETRIES,
-} from "./spec";
+} from "../workload";
 
 /** Component label of the gateway API; the mesh's AuthorizationPolicies key on it. */
 export const GATEWAY_COMPONENT = "gateway";
@@ -275,6 +275,8 @@ export interface InferenceGatewayArgs {
   readonly monitoring: boolean;
   /** Pull secret (in the namespace) for the gateway image, when it comes from a private registry. */
   readonly imagePullSecret?: string;
+  /** First-party callers (apps) that get a key of their own, by the name the keys file gives it. */
+  readonly clients?: readonly string[];
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
@@ -287,12 +289,21 @@ export const GATEWAY_SERVICE_ACCOUNTS = {
   worker: `${MESH_CONTRACT.gatewayServiceAccountPrefix}-worker`,
 } as const;
 
-/** The gateway: API + workers + NATS JetStream + KEDA, with a generated API key. */
+/** The gateway's in-cluster base URL (its Service, port 80). */
+export function gatewayInternalUrl(namespace: string): string {
+  return `http://gateway.${namespace}.svc.cluster.local`;
+}
+
+/** The gateway: API + workers + NATS JetStream + KEDA, with generated API keys. */
 export class InferenceGateway extends pulumi.ComponentResource {
-  /** The generated API key clients send (secret). */
+  /** The generated API key of the platform's own front end (secret). */
   public readonly apiKey: pulumi.Output<string>;
+  /** The generated key of each first-party client (`clients`), by name (secret). */
+  public readonly clientKeys: Readonly<Record<string, pulumi.Output<string>>>;
   /** Public URL through the mesh ingress (https), or the in-cluster URL without the mesh. */
   public readonly url: string;
+  /** In-cluster URL, what in-cluster callers use. */
+  public readonly internalUrl: string;
 
   constructor(name: string, args: InferenceGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:inference:InferenceGateway", name, {}, opts);
@@ -330,15 +341,22 @@ export class InferenceGateway extends pulumi.ComponentResource {
       child({ dependsOn: [kedaNs] }),
     );
 
-    // --- API key: generated, stored only as its sha256 in the keys file.
-    const key = new random.RandomPassword(
-      `${name}-api-key`,
-      { length: 48, special: false },
-      { parent: this },
-    );
-    this.apiKey = pulumi.secret(key.result);
+    // --- API keys: generated (one for the front end, one per first-party client), stored only as
+    // their sha256 in the keys file.
+    const generate = (resourceName: string) =>
+      new random.RandomPassword(resourceName, { length: 48, special: false }, { parent: this }).result;
+    const keys: { name: string; key: pulumi.Output<string> }[] = [
+      { name: "platform", key: generate(`${name}-api-key`) },
+      ...(args.clients ?? []).map((client) => ({ name: client, key: generate(`${name}-${client}-key`) })),
+    ];
+    this.apiKey = pulumi.secret(keys[0]!.key);
+    this.clientKeys = Object.fromEntries(keys.slice(1).map((k) => [k.name, pulumi.secret(k.key)]));
     const keysJson = pulumi.secret(
-      key.result.apply((k) => apiKeysFile([{ name: "platform", sha256: sha256Hex(k) }])),
+      pulumi
+        .all(keys.map((k) => k.key))
+        .apply((values) =>
+          apiKeysFile(keys.map((k, i) => ({ name: k.name, sha256: sha256Hex(values[i]!) }))),
+        ),
     );
     const keysSecret = args.secretStore.secret(
       "gateway-api-keys",
@@ -350,7 +368,8 @@ export class InferenceGateway extends pulumi.ComponentResource {
     );
 
     const hostname = config.hostname;
-    this.url = args.mesh && hostname ? `https://${hostname}` : `http://gateway.${ns}.svc.cluster.local`;
+    this.internalUrl = gatewayInternalUrl(ns);
+    this.url = args.mesh && hostname ? `https://${hostname}` : this.internalUrl;
 
     for (const role of ["api", "worker"] as const)
       new k8s.core.v1.ServiceAccount(

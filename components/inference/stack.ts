@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterHandle } from "../cluster/handle";
 import { poolCapacity } from "../cluster/handle";
-import { ConfigError, type Environment } from "../config";
+import { ConfigError } from "../config";
+import type { Environment } from "../schema-kit";
 import type { SecretStore } from "../secrets/store";
 import { InferenceGateway } from "./gateway";
 import type { InferenceConfig } from "./schema";
@@ -30,6 +31,8 @@ export interface InferenceStackArgs {
   readonly imagePullSecret?: string;
   /** Canary thresholds (from platform:monitoring.slo). */
   readonly slo?: CanarySlo;
+  /** First-party callers of the gateway, each given a key of its own (InferenceGateway.clients). */
+  readonly gatewayClients?: readonly string[];
   /** What must exist first (mesh + Flagger, monitoring CRDs, namespaces). */
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -78,6 +81,10 @@ export class InferenceStack extends pulumi.ComponentResource {
   public readonly gatewayUrl?: string;
   /** The generated gateway API key (secret), for the front end. */
   public readonly gatewayApiKey?: pulumi.Output<string>;
+  /** The gateway's in-cluster URL (undefined without the gateway). */
+  public readonly gatewayInternalUrl?: string;
+  /** The key the gateway generated for each of `gatewayClients` (secret). */
+  public readonly gatewayClientKeys: Readonly<Record<string, pulumi.Output<string>>> = {};
   public readonly services: InferenceService[];
 
   constructor(name: string, args: InferenceStackArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -150,12 +157,15 @@ export class InferenceStack extends pulumi.ComponentResource {
           mesh: args.mesh,
           monitoring: args.monitoring,
           ...(args.imagePullSecret ? { imagePullSecret: args.imagePullSecret } : {}),
+          ...(args.gatewayClients?.length ? { clients: args.gatewayClients } : {}),
           dependsOn: deps,
         },
         { parent: this },
       );
       this.gatewayUrl = gateway.url;
       this.gatewayApiKey = gateway.apiKey;
+      this.gatewayInternalUrl = gateway.internalUrl;
+      this.gatewayClientKeys = gateway.clientKeys;
     }
 
     this.registerOutputs({

@@ -7,7 +7,7 @@
 import type * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Distribution } from "../cluster/handle";
-import type { Environment } from "../config";
+import type { Environment } from "../schema-kit";
 import { customResource, pinnedChart } from "../k8s-kit";
 import { MESH_CONTRACT, MESH_GATEWAY, platformNamespace, type PodSecurityLevel } from "../meta";
 import { charts } from "../versions";
@@ -329,23 +329,27 @@ export function streamingEnvoyFilterSpec(): Record<string, unknown> {
   };
 }
 
-/** The ingress Gateway: HTTPS with the given TLS secret, plain HTTP only to redirect. */
+/**
+ * The ingress Gateway: HTTPS on every hostname it serves (the ingress hostname first, then the
+ * first-party apps'), with the given TLS secret; plain HTTP only to redirect.
+ */
 export function gatewaySpec(
-  hostname: string,
+  hostnames: string | readonly string[],
   credentialName: pulumi.Input<string>,
   extraServers: readonly Record<string, unknown>[] = [],
 ): Record<string, unknown> {
+  const hosts = typeof hostnames === "string" ? [hostnames] : [...new Set(hostnames)];
   return {
     selector: { ...INGRESS_SELECTOR },
     servers: [
       {
         port: { number: 443, name: "https", protocol: "HTTPS" },
-        hosts: [hostname],
+        hosts,
         tls: { mode: "SIMPLE", credentialName },
       },
       {
         port: { number: 80, name: "http", protocol: "HTTP" },
-        hosts: [hostname],
+        hosts,
         tls: { httpsRedirect: true },
       },
       ...extraServers,
@@ -366,6 +370,8 @@ export interface ServiceMeshArgs {
   readonly tls?: { readonly credentialName: pulumi.Input<string>; readonly dependsOn?: pulumi.Resource[] };
   /** More servers on the ingress Gateway (e.g. the registry's TLS passthrough). */
   readonly extraGatewayServers?: readonly Record<string, unknown>[];
+  /** More hostnames the Gateway serves over HTTPS (first-party apps'), beside the ingress hostname. */
+  readonly extraHostnames?: readonly string[];
   /** Resources that must exist first (cluster ready, workload namespaces). */
   readonly dependsOn?: readonly pulumi.Resource[];
 }
@@ -463,7 +469,11 @@ export class ServiceMesh extends pulumi.ComponentResource {
         objectName: GATEWAY_NAME,
         namespace: ISTIO_NAMESPACE,
         component: "ingress",
-        spec: gatewaySpec(cfg.ingressHostname, credentialName, args.extraGatewayServers),
+        spec: gatewaySpec(
+          [cfg.ingressHostname, ...(args.extraHostnames ?? [])],
+          credentialName,
+          args.extraGatewayServers,
+        ),
       },
       after(ingress, ...(args.tls?.dependsOn ?? [])),
     );
