@@ -116,11 +116,15 @@ describe("streaming relay", () => {
     expect(r.headers.get("cache-control")).toBe("no-cache");
     const text = await r.text();
     const events = text.split("\n\n").filter(Boolean);
-    expect(events).toHaveLength(6);
+    // Five tokens, the last chunk with finish_reason, then the sentinel.
+    expect(events).toHaveLength(7);
     expect(
       events.slice(0, 5).map((e) => (JSON.parse(e.slice(6)) as ApiJson).choices[0]!.delta.content),
     ).toEqual(["tok0 ", "tok1 ", "tok2 ", "tok3 ", "tok4 "]);
-    expect(events[5]).toBe("data: [DONE]");
+    expect(JSON.parse(events[5]!.slice(6))).toMatchObject({
+      choices: [{ delta: {}, finish_reason: "stop" }],
+    });
+    expect(events[6]).toBe("data: [DONE]");
     const m = await metrics.registry.metrics();
     expect(metricValue(m, 'gateway_time_to_first_token_seconds_count{model="echo"}')).toBe(1);
     expect(metricValue(m, tpsSeries)).toBe(tpsBefore + 1);

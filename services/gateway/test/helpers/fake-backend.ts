@@ -1,7 +1,17 @@
 import { EventEmitter } from "node:events";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 
+/** The OpenAI-compatible endpoints the fake serves, as paths below its `/v1`. */
+export type FakeEndpoint = "chat/completions" | "completions" | "embeddings" | "responses";
+const ENDPOINTS: ReadonlySet<string> = new Set([
+  "chat/completions",
+  "completions",
+  "embeddings",
+  "responses",
+]);
+
 export interface BackendCall {
+  endpoint: FakeEndpoint;
   model: string;
   stream: boolean;
   body: Record<string, unknown>;
@@ -13,22 +23,29 @@ export interface BackendCall {
   finished: boolean;
 }
 
-/**
- * A fake OpenAI-compatible backend (POST /v1/chat/completions) on 127.0.0.1, behaving by model name:
- *  - any model: non-stream → echo of the last message; stream → `tokens` SSE chunks then [DONE]
- *  - "slow-stream": 2000 tokens, one every 10 ms (for cancellation tests)
- *  - "firehose": 64 KiB SSE chunks, up to 64 MiB, honouring backpressure (for backpressure tests)
- *  - "fail-500": always HTTP 500;  "bad-400": always HTTP 400
- *  - "flaky": HTTP 503 for the first `flakyFailures` calls, then echo
- *  - "hang-once": the first call never answers (until the client goes away), later calls echo
- *  - "slow": answers after `slowMs`
- *  - "echo-400" / "echo-500": HTTP 400 / 500 whose error message quotes the last message, as real
- *    backends do ("... your prompt '...' is too long")
- *  - "rate-limited": HTTP 429 with Retry-After and x-ratelimit-* headers
- *  - "html-502": HTTP 502 with an HTML page (a proxy in front of the model); "legacy-400": HTTP 400
- *    in vLLM's older flat error shape
- * Emits "call" with each BackendCall when a request arrives.
- */
+/** The text a request asks about: the last chat message, the prompt, or the last input item's text. */
+export function promptText(body: Record<string, unknown>): string {
+  const text = (v: unknown): string => {
+    if (typeof v === "string") return v;
+    if (Array.isArray(v)) {
+      const last: unknown = v.at(-1);
+      if (typeof last === "string") return last;
+      if (typeof last === "object" && last !== null) {
+        const o = last as { content?: unknown; text?: unknown };
+        if (o.content !== undefined) return text(o.content);
+        if (typeof o.text === "string") return o.text;
+      }
+    }
+    return "";
+  };
+  return text(body.messages ?? body.prompt ?? body.input);
+}
+
+/** A deterministic embedding of `s` (8 dimensions, or `dims`). */
+export function fakeEmbedding(s: string, dims = 8): number[] {
+  return Array.from({ length: dims }, (_, i) => ((s.length + i) % 7) / 8);
+}
+
 export class FakeBackend extends EventEmitter {
   readonly calls: BackendCall[] = [];
   flakyFailures = 2;
@@ -85,8 +102,11 @@ export class FakeBackend extends EventEmitter {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse) {
-    if (req.method !== "POST" || req.url !== "/v1/chat/completions") {
-      res.writeHead(404).end();
+    const endpoint = req.url?.startsWith("/v1/") ? req.url.slice(4) : "";
+    if (req.method !== "POST" || !ENDPOINTS.has(endpoint)) {
+      this.json(res, 404, {
+        error: { message: `no route ${req.url}`, type: "invalid_request_error", code: null, param: null },
+      });
       return;
     }
     const chunks: Buffer[] = [];
@@ -94,8 +114,9 @@ export class FakeBackend extends EventEmitter {
     req.on("end", () => {
       const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
       const call: BackendCall = {
+        endpoint: endpoint as FakeEndpoint,
         model: String(body.model),
-        stream: body.stream === true,
+        stream: body.stream === true && endpoint !== "embeddings",
         body,
         aborted: false,
         backpressured: false,
@@ -117,28 +138,126 @@ export class FakeBackend extends EventEmitter {
     res.end(s);
   }
 
+  private lastContent(call: BackendCall): string {
+    return promptText(call.body);
+  }
+
+  private error(res: ServerResponse, status: number, type: string, code: string | null, message: string) {
+    this.json(res, status, { error: { message, type, code, param: null } });
+  }
+
+  /** A successful non-streaming answer in the endpoint's shape. */
   private echo(call: BackendCall, res: ServerResponse) {
-    const messages = call.body.messages as { content: string }[];
     const n = ++this.counter;
-    this.json(res, 200, {
-      id: `chatcmpl-${n}`,
-      object: "chat.completion",
-      model: call.model,
-      choices: [
-        {
-          index: 0,
-          message: { role: "assistant", content: `echo: ${messages.at(-1)?.content ?? ""}` },
-          finish_reason: "stop",
-        },
-      ],
-      usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 },
-    });
+    const text = `echo: ${this.lastContent(call)}`;
+    const created = Math.floor(Date.now() / 1000);
+    const usage = { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 };
+    switch (call.endpoint) {
+      case "chat/completions":
+        this.json(res, 200, {
+          id: `chatcmpl-${n}`,
+          object: "chat.completion",
+          created,
+          model: call.model,
+          choices: [
+            {
+              index: 0,
+              message: { role: "assistant", content: text },
+              logprobs: null,
+              finish_reason: "stop",
+            },
+          ],
+          usage,
+        });
+        break;
+      case "completions":
+        this.json(res, 200, {
+          id: `cmpl-${n}`,
+          object: "text_completion",
+          created,
+          model: call.model,
+          choices: [{ index: 0, text, logprobs: null, finish_reason: "stop" }],
+          usage,
+        });
+        break;
+      case "embeddings":
+        this.embeddings(call, res);
+        break;
+      case "responses":
+        this.json(res, 200, this.response(call, `resp_${n}`, "completed", text));
+        break;
+    }
     call.finished = true;
   }
 
-  private lastContent(call: BackendCall): string {
-    const messages = call.body.messages as { content: string }[] | undefined;
-    return messages?.at(-1)?.content ?? "";
+  private embeddings(call: BackendCall, res: ServerResponse) {
+    const input = call.body.input;
+    const inputs = Array.isArray(input) ? input : [input];
+    const dims = typeof call.body.dimensions === "number" ? call.body.dimensions : 8;
+    const base64 = call.body.encoding_format === "base64";
+    this.json(res, 200, {
+      object: "list",
+      model: call.model,
+      data: inputs.map((v, index) => {
+        const e = fakeEmbedding(typeof v === "string" ? v : JSON.stringify(v), dims);
+        return {
+          object: "embedding",
+          index,
+          embedding: base64 ? Buffer.from(new Float32Array(e).buffer).toString("base64") : e,
+        };
+      }),
+      usage: { prompt_tokens: inputs.length, total_tokens: inputs.length },
+    });
+  }
+
+  /** A Responses API `response` object with one output message holding `text` (none while in progress). */
+  private response(
+    call: BackendCall,
+    id: string,
+    status: "in_progress" | "completed",
+    text: string,
+    tokens = 5,
+  ) {
+    const done = status === "completed";
+    return {
+      id,
+      object: "response",
+      created_at: Math.floor(Date.now() / 1000),
+      status,
+      model: call.model,
+      output: done ? [this.message(id, "completed", text)] : [],
+      error: null,
+      incomplete_details: null,
+      instructions: call.body.instructions ?? null,
+      max_output_tokens: call.body.max_output_tokens ?? null,
+      metadata: {},
+      parallel_tool_calls: true,
+      previous_response_id: null,
+      temperature: call.body.temperature ?? null,
+      tool_choice: "auto",
+      tools: [],
+      top_p: call.body.top_p ?? null,
+      truncation: "disabled",
+      usage: done
+        ? {
+            input_tokens: 3,
+            input_tokens_details: { cached_tokens: 0 },
+            output_tokens: tokens,
+            output_tokens_details: { reasoning_tokens: 0 },
+            total_tokens: 3 + tokens,
+          }
+        : null,
+    };
+  }
+
+  private message(responseId: string, status: "in_progress" | "completed", text: string | null) {
+    return {
+      id: `msg_${responseId}`,
+      type: "message",
+      role: "assistant",
+      status,
+      content: text === null ? [] : [{ type: "output_text", text, annotations: [], logprobs: [] }],
+    };
   }
 
   private respond(call: BackendCall, res: ServerResponse) {
@@ -183,6 +302,20 @@ export class FakeBackend extends EventEmitter {
           param: null,
           code: 400,
         });
+      case "bad-422":
+        return this.error(res, 422, "invalid_request_error", "unprocessable", "cannot process this input");
+      case "not-found-404":
+        return this.error(
+          res,
+          404,
+          "invalid_request_error",
+          "model_not_found",
+          "no such model on the backend",
+        );
+      case "auth-401":
+        return this.error(res, 401, "authentication_error", "invalid_api_key", "backend key rejected");
+      case "forbidden-403":
+        return this.error(res, 403, "permission_error", "forbidden", "backend refused");
       case "fail-500":
         return this.json(res, 500, { error: { message: "the model crashed" } });
       case "bad-400":
@@ -207,27 +340,84 @@ export class FakeBackend extends EventEmitter {
     if (!call.stream) return this.echo(call, res);
     const total = call.model === "slow-stream" ? 2000 : this.tokens;
     const delay = call.model === "slow-stream" ? 10 : 0;
+    const frames = this.streamFrames(call, total);
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-    let i = 0;
     const next = () => {
       if (res.destroyed) return;
-      if (i >= total) {
-        res.end("data: [DONE]\n\n");
+      const f = frames.next();
+      if (f.done) {
+        res.end();
         call.finished = true;
         return;
       }
-      const chunk = {
-        id: "chatcmpl-stream",
-        object: "chat.completion.chunk",
-        model: call.model,
-        choices: [{ index: 0, delta: { content: `tok${i} ` }, finish_reason: null }],
-      };
-      i++;
-      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+      res.write(f.value);
       if (delay) setTimeout(next, delay);
       else setImmediate(next);
     };
     next();
+  }
+
+  /** The SSE frames of a stream of `total` tokens, in the endpoint's event sequence. */
+  private *streamFrames(call: BackendCall, total: number): Generator<string> {
+    const data = (v: unknown) => `data: ${JSON.stringify(v)}\n\n`;
+    const n = ++this.counter;
+    const created = Math.floor(Date.now() / 1000);
+    const includeUsage = (call.body.stream_options as { include_usage?: unknown } | undefined)?.include_usage;
+    const usage = { prompt_tokens: 3, completion_tokens: total, total_tokens: 3 + total };
+    if (call.endpoint === "chat/completions") {
+      const chunk = (choices: unknown[], extra: object = {}) =>
+        data({
+          id: `chatcmpl-${n}`,
+          object: "chat.completion.chunk",
+          created,
+          model: call.model,
+          choices,
+          ...extra,
+        });
+      for (let i = 0; i < total; i++) {
+        const delta = i === 0 ? { role: "assistant", content: `tok${i} ` } : { content: `tok${i} ` };
+        yield chunk([{ index: 0, delta, logprobs: null, finish_reason: null }]);
+      }
+      yield chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]);
+      if (includeUsage === true) yield chunk([], { usage });
+      yield "data: [DONE]\n\n";
+      return;
+    }
+    if (call.endpoint === "completions") {
+      const chunk = (choices: unknown[], extra: object = {}) =>
+        data({ id: `cmpl-${n}`, object: "text_completion", created, model: call.model, choices, ...extra });
+      for (let i = 0; i < total; i++) {
+        yield chunk([{ index: 0, text: `tok${i} `, logprobs: null, finish_reason: null }]);
+      }
+      yield chunk([{ index: 0, text: "", logprobs: null, finish_reason: "stop" }]);
+      if (includeUsage === true) yield chunk([], { usage });
+      yield "data: [DONE]\n\n";
+      return;
+    }
+    // Responses API: named events, each with its type and a sequence number; no [DONE].
+    const id = `resp_${n}`;
+    const itemId = `msg_${id}`;
+    let seq = 0;
+    const event = (type: string, v: object) =>
+      `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...v })}\n\n`;
+    yield event("response.created", { response: this.response(call, id, "in_progress", "") });
+    yield event("response.in_progress", { response: this.response(call, id, "in_progress", "") });
+    yield event("response.output_item.added", {
+      output_index: 0,
+      item: this.message(id, "in_progress", null),
+    });
+    const part = (text: string) => ({ type: "output_text", text, annotations: [], logprobs: [] });
+    const at = { item_id: itemId, output_index: 0, content_index: 0 };
+    yield event("response.content_part.added", { ...at, part: part("") });
+    let text = "";
+    for (let i = 0; i < total; i++) {
+      text += `tok${i} `;
+      yield event("response.output_text.delta", { ...at, delta: `tok${i} `, logprobs: [] });
+    }
+    yield event("response.output_text.done", { ...at, text, logprobs: [] });
+    yield event("response.content_part.done", { ...at, part: part(text) });
+    yield event("response.output_item.done", { output_index: 0, item: this.message(id, "completed", text) });
+    yield event("response.completed", { response: this.response(call, id, "completed", text, total) });
   }
 
   private firehose(call: BackendCall, res: ServerResponse) {
