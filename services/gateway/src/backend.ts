@@ -10,7 +10,8 @@ export class Backend {
   readonly transport: typeof http | typeof https;
   readonly hostname: string;
   readonly port: number;
-  readonly chatPath: string;
+  /** The base URL's path without a trailing slash (e.g. `/v1`): endpoint paths are appended to it. */
+  readonly basePath: string;
   /** Header pairs shared by every chat call (Host, content type, backend auth), flat as in rawHeaders. */
   private readonly fixedHeaders: readonly string[];
 
@@ -19,7 +20,7 @@ export class Backend {
     this.transport = u.protocol === "https:" ? https : http;
     this.hostname = u.hostname.replace(/^\[|\]$/g, "");
     this.port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
-    this.chatPath = `${u.pathname.replace(/\/+$/, "")}/chat/completions`;
+    this.basePath = u.pathname.replace(/\/+$/, "");
     // URL.host is what Node would put in Host itself: brackets for IPv6, port only when not the default.
     this.fixedHeaders = [
       "host",
@@ -40,8 +41,11 @@ export class Backend {
 
   readonly timeoutMs: number;
 
-  /** Starts a POST to /chat/completions with a ready-made body. The caller handles 'response' and 'error'. */
-  postChat(body: Buffer, accept: string): http.ClientRequest {
+  /**
+   * Starts a POST to `path` (below the base URL, e.g. `/chat/completions`) with a ready-made body.
+   * The caller handles 'response' and 'error'.
+   */
+  post(path: string, body: Buffer, accept: string): http.ClientRequest {
     // A flat header array is written out as given: Node skips its per-request setHeader/getHeader
     // bookkeeping (and adds no Host of its own, hence the explicit one in fixedHeaders).
     const headers = [...this.fixedHeaders, "content-length", String(body.length), "accept", accept];
@@ -49,7 +53,7 @@ export class Backend {
       hostname: this.hostname,
       port: this.port,
       method: "POST",
-      path: this.chatPath,
+      path: this.basePath + path,
       agent: this.agent,
       headers,
     });
@@ -63,7 +67,7 @@ export class Backend {
    */
   chatJson(payload: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
     return new Promise((resolve, reject) => {
-      const req = this.postChat(Buffer.from(JSON.stringify(payload)), "application/json");
+      const req = this.post("/chat/completions", Buffer.from(JSON.stringify(payload)), "application/json");
       const onAbort = () => req.destroy(new BackendError("request aborted", true));
       if (signal) {
         if (signal.aborted) onAbort();

@@ -149,6 +149,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       http: cfg.http,
       keyDefaults: cfg.keyDefaults,
       maxJsonDepth: cfg.maxJsonDepth,
+      models: cfg.models,
     });
     await app.listen({ host: cfg.host, port: cfg.port });
     log.info("api listening", { port: cfg.port, metrics_port: cfg.metricsPort, keys: keys.size });

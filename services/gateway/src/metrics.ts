@@ -77,7 +77,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; models?: readonl
     }),
     timeToFirstToken: new Histogram({
       name: "gateway_time_to_first_token_seconds",
-      help: "Streaming chat completions: time from request arrival to the first byte of the backend's event stream",
+      help: "Streaming relays (chat, completions, responses): time from request arrival to the first byte of the backend's event stream",
       labelNames: ["model"] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers,
@@ -121,7 +121,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean; models?: readonl
     }),
     relayCancelled: new Counter({
       name: "gateway_relay_client_disconnects_total",
-      help: "Relayed chat completions whose client left before the end; the upstream request was cancelled",
+      help: "Relayed requests (chat, completions, embeddings, responses) whose client left before the end; the upstream request was cancelled",
       registers,
     }),
     workerInFlight: new Gauge({

@@ -2,29 +2,51 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:
 import type { Backend } from "./backend";
 import { type ApiErrorBody, apiError } from "./errors";
 import type { Metrics } from "./metrics";
+import type { RelayEndpoint } from "./relay-request";
 
-const DATA = Buffer.from("data:");
 const DONE = Buffer.from("[DONE]");
-const USAGE = Buffer.from('"completion_tokens":');
-const ROUTE = "/v1/chat/completions";
 /** Backend error bodies are small; a larger one is cut here and answered with our own body. */
 const MAX_ERROR_BODY = 64 * 1024;
 
-function countEvents(chunk: Buffer): number {
+/** An endpoint's token markers as bytes, made once per endpoint. */
+interface Markers {
+  sse: Buffer;
+  sseDone: boolean;
+  usage: Buffer;
+}
+const markerCache = new WeakMap<RelayEndpoint, Markers | null>();
+function markersOf(ep: RelayEndpoint): Markers | null {
+  let m = markerCache.get(ep);
+  if (m === undefined) {
+    m = ep.tokens
+      ? {
+          sse: Buffer.from(ep.tokens.sseMarker),
+          sseDone: ep.tokens.sseDone,
+          usage: Buffer.from(ep.tokens.usageMember),
+        }
+      : null;
+    markerCache.set(ep, m);
+  }
+  return m;
+}
+
+/** Occurrences of `marker` in `chunk` (token events in an SSE chunk). */
+export function countMarkers(chunk: Buffer, marker: Buffer): number {
   let n = 0;
-  let i = chunk.indexOf(DATA);
+  let i = chunk.indexOf(marker);
   while (i !== -1) {
     n++;
-    i = chunk.indexOf(DATA, i + 5);
+    i = chunk.indexOf(marker, i + marker.length);
   }
   return n;
 }
 
-function completionTokens(chunk: Buffer | undefined): number {
+/** The integer after the last `member` in `chunk` (the usage's output tokens in a JSON body), or 0. */
+export function usageTokens(chunk: Buffer | undefined, member: Buffer): number {
   if (!chunk) return 0;
-  const i = chunk.lastIndexOf(USAGE);
+  const i = chunk.lastIndexOf(member);
   if (i === -1) return 0;
-  let j = i + USAGE.length;
+  let j = i + member.length;
   while (chunk[j] === 0x20) j++;
   let v = 0;
   for (let c = chunk[j]; c !== undefined && c >= 0x30 && c <= 0x39; c = chunk[++j]) v = v * 10 + (c - 0x30);
@@ -112,22 +134,25 @@ export interface RelayHandle {
 }
 
 /**
- * Relays one chat completion to the backend. The request body is forwarded byte for byte (no
- * re-serialisation); the response is piped with backpressure (the upstream socket is paused while the
- * client's socket buffer is full) and the upstream request is destroyed when the client goes away.
- * SSE chunks are only scanned for `data:` markers to count events for the tokens-per-second metric.
+ * Relays one request of endpoint `ep` (chat, completions, embeddings, responses) to the backend. The
+ * request body is forwarded byte for byte (no re-serialisation); the response is piped with
+ * backpressure (the upstream socket is paused while the client's socket buffer is full) and the
+ * upstream request is destroyed when the client goes away. SSE chunks are only scanned for the
+ * endpoint's token marker, to count events for the tokens-per-second metric.
  */
-export function relayChat(
+export function relay(
   backend: Backend,
   metrics: Metrics,
   res: ServerResponse,
+  ep: RelayEndpoint,
   body: Buffer,
   model: string,
   stream: boolean,
   startNs: bigint,
 ): RelayHandle {
   const modelLabel = metrics.model(model);
-  const up = backend.postChat(body, stream ? "text/event-stream" : "application/json");
+  const markers = markersOf(ep);
+  const up = backend.post(ep.upstreamPath, body, stream ? "text/event-stream" : "application/json");
   let upRes: IncomingMessage | undefined;
   let done = false;
   /** Set once the gateway ended the relay itself; later upstream events are ignored. */
@@ -142,7 +167,7 @@ export function relayChat(
     if (done) return;
     done = true;
     const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
-    metrics.httpDuration.observe({ method: "POST", route: ROUTE, status_code: status }, seconds);
+    metrics.httpDuration.observe({ method: "POST", route: ep.route, status_code: status }, seconds);
   };
 
   up.setTimeout(backend.timeoutMs, () =>
@@ -238,10 +263,12 @@ export function relayChat(
         if (isSse)
           metrics.timeToFirstToken.observe({ model: modelLabel }, Number(firstByteNs - startNs) / 1e9);
       }
-      if (isSse) {
-        events += countEvents(chunk);
-        if (!sawDone && chunk.indexOf(DONE) !== -1) sawDone = true;
-      } else lastChunk = chunk;
+      if (markers) {
+        if (isSse) {
+          events += countMarkers(chunk, markers.sse);
+          if (markers.sseDone && !sawDone && chunk.indexOf(DONE) !== -1) sawDone = true;
+        } else lastChunk = chunk;
+      }
       if (!res.write(chunk)) r.pause();
     });
     res.on("drain", () => r.resume());
@@ -251,9 +278,9 @@ export function relayChat(
       if (sawDone && events > 0) events--;
       res.end();
       finish(status);
-      if (status === 200 && firstByteNs !== 0n) {
+      if (markers && status === 200 && firstByteNs !== 0n) {
         const genSeconds = Number(process.hrtime.bigint() - (isSse ? firstByteNs : startNs)) / 1e9;
-        const tokens = isSse ? events : completionTokens(lastChunk);
+        const tokens = isSse ? events : usageTokens(lastChunk, markers.usage);
         if (tokens > 0 && genSeconds > 0) {
           metrics.tokensPerSecond.observe({ model: modelLabel, source: "relay" }, tokens / genSeconds);
         }

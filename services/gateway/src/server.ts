@@ -10,7 +10,6 @@ import type { Socket } from "node:net";
 import { STATUS_CODES } from "node:http";
 import { type ApiKey, type KeyStore, RateLimiter, type Scope, keyUnusable, presentedKey } from "./auth";
 import type { Backend } from "./backend";
-import { checkChatRequest } from "./chat-request";
 import {
   DEFAULT_HTTP_LIMITS,
   DEFAULT_KEY_LIMITS,
@@ -40,13 +39,15 @@ import {
   streamRefusal,
 } from "./limits";
 import { type Metrics, methodLabel } from "./metrics";
-import { relayChat } from "./relay";
+import { modelList, modelObject, visibleModels } from "./models";
+import { relay } from "./relay";
+import { RELAY_ENDPOINTS, type RelayEndpoint, checkRelayRequest } from "./relay-request";
 
 declare module "fastify" {
   interface FastifyRequest {
     apiKey: ApiKey | null;
     startNs: bigint;
-    /** Set when the chat relay took the response over; it records its own duration metric. */
+    /** Set when a relay took the response over; it records its own duration metric. */
     relayed: boolean;
   }
 }
@@ -70,6 +71,8 @@ export interface AppOptions {
   maxJsonDepth?: number;
   /** How often open streams are checked against key expiry (revocations are checked on each reload). */
   keySweepMs?: number;
+  /** The models this deployment serves (MODELS): what `GET /v1/models` lists. */
+  models?: readonly string[];
 }
 
 /** A JSON request body after the one strict scan (see json-scan). */
@@ -262,8 +265,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     done();
   });
 
+  /** `scope` null: any valid key (e.g. the model list, which both scopes need). */
   const authenticate =
-    (scope: Scope): onRequestHookHandler =>
+    (scope: Scope | null): onRequestHookHandler =>
     (req, reply, done) => {
       req.startNs = process.hrtime.bigint();
       const raw = presentedKey(req.headers);
@@ -306,7 +310,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
           .send(err("authentication_error", "expired_api_key", `API key '${key.name}' has expired`));
         return;
       }
-      if (!key.scopes.has(scope)) {
+      if (scope !== null && !key.scopes.has(scope)) {
         metrics.authFailures.inc({ reason: "scope" });
         void reply
           .code(403)
@@ -502,40 +506,67 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     },
   );
 
-  // ------------------------------------------------------------------ chat relay
+  // ------------------------------------------------------------------ models
+  const served = opts.models ?? [];
+  const listedSince = Math.floor(Date.now() / 1000);
+  app.get("/v1/models", { onRequest: authenticate(null) }, (req, reply) =>
+    reply.send(modelList(visibleModels(served, req.apiKey!.models), listedSince)),
+  );
+  app.get<{ Params: { model: string } }>(
+    "/v1/models/:model",
+    { onRequest: authenticate(null) },
+    (req, reply) => {
+      const { model } = req.params;
+      // A model the key may not use looks exactly like one that is not served.
+      if (!visibleModels(served, req.apiKey!.models).includes(model)) {
+        return reply
+          .code(404)
+          .send(
+            err("invalid_request_error", "model_not_found", `The model '${model}' does not exist`, "model"),
+          );
+      }
+      return reply.send(modelObject(model, listedSince));
+    },
+  );
+
+  // ------------------------------------------------------------------ relays
+  // Chat, completions, embeddings and responses: one path through checks, admission and the relay.
   const streams = new StreamRegistry();
-  app.post("/v1/chat/completions", { onRequest: authenticate("chat") }, (req, reply) => {
-    const body = isScanned(req.body) ? req.body : undefined;
-    const key = req.apiKey!;
-    const limits = effectiveLimits(key, keyDefaults);
-    // No body, or not sent as JSON: checked as an empty one (every required field missing).
-    const checked = checkChatRequest(
-      body?.root ?? "null",
-      body?.fields ?? new Map<string, TopValue>(),
-      limits,
-      key.name,
-    );
-    if (!checked.ok) {
-      void reply.code(400).send(validationError("The chat completion request is invalid", checked.problems));
-      return;
-    }
-    const { model, stream } = checked.view;
-    if (!modelAllowed(req, reply, model)) return;
-    const refusal = streamRefusal(
-      { key: streams.activeFor(key.name), total: streams.total },
-      { key: limits.maxConcurrentStreams, total: http.maxConcurrentStreams },
-      key.name,
-    );
-    if (refusal) {
-      void refuse(reply, refusal);
-      return;
-    }
-    req.relayed = true;
-    reply.hijack();
-    const handle = relayChat(backend, metrics, reply.raw, body!.raw, model, stream, req.startNs);
-    const release = streams.add({ key, terminate: (status, b) => handle.terminate(status, b) });
-    reply.raw.once("close", release);
-  });
+  const relayRoute = (ep: RelayEndpoint) =>
+    app.post(ep.route, { onRequest: authenticate("chat") }, (req, reply) => {
+      const body = isScanned(req.body) ? req.body : undefined;
+      const key = req.apiKey!;
+      const limits = effectiveLimits(key, keyDefaults);
+      // No body, or not sent as JSON: checked as an empty one (every required field missing).
+      const checked = checkRelayRequest(
+        ep,
+        body?.root ?? "null",
+        body?.fields ?? new Map<string, TopValue>(),
+        limits,
+        key.name,
+      );
+      if (!checked.ok) {
+        void reply.code(400).send(validationError(`The ${ep.what} is invalid`, checked.problems));
+        return;
+      }
+      const { model, stream } = checked.view;
+      if (!modelAllowed(req, reply, model)) return;
+      const refusal = streamRefusal(
+        { key: streams.activeFor(key.name), total: streams.total },
+        { key: limits.maxConcurrentStreams, total: http.maxConcurrentStreams },
+        key.name,
+      );
+      if (refusal) {
+        void refuse(reply, refusal);
+        return;
+      }
+      req.relayed = true;
+      reply.hijack();
+      const handle = relay(backend, metrics, reply.raw, ep, body!.raw, model, stream, req.startNs);
+      const release = streams.add({ key, terminate: (status, b) => handle.terminate(status, b) });
+      reply.raw.once("close", release);
+    });
+  for (const ep of RELAY_ENDPOINTS) relayRoute(ep);
 
   // A revoked, disabled or expired key ends its open streams: at each reload of the keys file, and
   // every keySweepMs for expiry (which needs no reload).

@@ -7,14 +7,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { KeyStore, hashKey, keyUnusable } from "../src/auth";
-import { checkChatRequest } from "../src/chat-request";
+import { CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, checkRelayRequest } from "../src/relay-request";
 import { ConfigError, DEFAULT_HTTP_LIMITS, loadConfig } from "../src/config";
 import { clientErrorResponse } from "../src/errors";
 import { ADMIT_UP_TO, QueuedBytes, differs, finishedRecord, isStoreFull, storeRefusal } from "../src/jobs";
 import { scanJson } from "../src/json-scan";
 import { StreamRegistry, effectiveLimits, serverTimeouts, streamRefusal } from "../src/limits";
 import { methodLabel, modelLabel } from "../src/metrics";
-import { normalizeBackendError, passThroughHeaders } from "../src/relay";
+import { modelList, visibleModels } from "../src/models";
+import { countMarkers, normalizeBackendError, passThroughHeaders, usageTokens } from "../src/relay";
 import { backendFailureReason } from "../src/worker";
 
 const base = {
@@ -214,7 +215,7 @@ describe("chat request checks", () => {
   const check = (body: unknown) => {
     const r = scanJson(Buffer.from(JSON.stringify(body)), 64);
     if (!r.ok) throw new Error(r.message);
-    return checkChatRequest(r.root, r.fields, limits, "k");
+    return checkRelayRequest(CHAT, r.root, r.fields, limits, "k");
   };
   it("needs model and messages, bounds n and both token budgets, allows null", () => {
     const m = [{ role: "user", content: "x" }];
@@ -233,6 +234,87 @@ describe("chat request checks", () => {
     expect(check([1])).toEqual({
       ok: false,
       problems: [{ field: "(body)", message: "must be a JSON object" }],
+    });
+  });
+});
+
+describe("relay request checks per endpoint", () => {
+  const limits = { maxConcurrentStreams: 1, maxTokens: 100, maxN: 2, maxQueuedBytes: 1 };
+  const check = (ep: Parameters<typeof checkRelayRequest>[0], body: unknown) => {
+    const r = scanJson(Buffer.from(JSON.stringify(body)), 64);
+    if (!r.ok) throw new Error(r.message);
+    return checkRelayRequest(ep, r.root, r.fields, limits, "k");
+  };
+  const fieldsOf = (r: ReturnType<typeof check>) => (r.ok ? [] : r.problems.map((p) => p.field));
+
+  it("completions: a prompt string or non-empty array; n, best_of and max_tokens bounded", () => {
+    expect(check(COMPLETIONS, { model: "a", prompt: "x", stream: true, n: 2, best_of: 2 })).toEqual({
+      ok: true,
+      view: { model: "a", stream: true },
+    });
+    expect(check(COMPLETIONS, { model: "a", prompt: ["x", "y"] }).ok).toBe(true);
+    expect(
+      fieldsOf(check(COMPLETIONS, { model: "a", prompt: [], n: 3, best_of: 3, max_tokens: 101 })),
+    ).toEqual(["prompt", "n", "best_of", "max_tokens"]);
+    expect(fieldsOf(check(COMPLETIONS, { model: "a" }))).toEqual(["prompt"]);
+    expect(fieldsOf(check(COMPLETIONS, { model: "a", prompt: 5 }))).toEqual(["prompt"]);
+  });
+
+  it("embeddings: input required, never a stream, no generation bounds", () => {
+    expect(check(EMBEDDINGS, { model: "e", input: "x", stream: true, n: 50 })).toEqual({
+      ok: true,
+      view: { model: "e", stream: false },
+    });
+    expect(fieldsOf(check(EMBEDDINGS, { model: "e", input: [] }))).toEqual(["input"]);
+    expect(fieldsOf(check(EMBEDDINGS, { input: {} }))).toEqual(["model", "input"]);
+  });
+
+  it("responses: input optional (string or items), max_output_tokens bounded, max_tokens not its name", () => {
+    expect(check(RESPONSES, { model: "r", stream: true })).toEqual({
+      ok: true,
+      view: { model: "r", stream: true },
+    });
+    expect(
+      check(RESPONSES, { model: "r", input: [{ role: "user", content: "x" }], max_output_tokens: 100 }).ok,
+    ).toBe(true);
+    expect(
+      fieldsOf(check(RESPONSES, { model: "r", input: 1, max_output_tokens: 101, stream: "yes" })),
+    ).toEqual(["input", "stream", "max_output_tokens"]);
+    // Not a Responses API member: the backend judges it.
+    expect(check(RESPONSES, { model: "r", input: "x", n: 99 }).ok).toBe(true);
+  });
+
+  it("chat: the same bounds as before, with messages required", () => {
+    expect(fieldsOf(check(CHAT, { model: "a", prompt: "x" }))).toEqual(["messages"]);
+  });
+});
+
+describe("token counting on relays", () => {
+  it("counts an endpoint's event markers and reads the usage member", () => {
+    const sse = Buffer.from('data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n');
+    expect(countMarkers(sse, Buffer.from("data:"))).toBe(3);
+    const resp = Buffer.from(
+      'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"a"}\n\n' +
+        'event: response.completed\ndata: {"type":"response.completed"}\n\n',
+    );
+    expect(countMarkers(resp, Buffer.from('"response.output_text.delta"'))).toBe(1);
+    expect(
+      usageTokens(Buffer.from('{"usage":{"completion_tokens": 42}}'), Buffer.from('"completion_tokens":')),
+    ).toBe(42);
+    const out = Buffer.from('{"usage":{"output_tokens":7,"output_tokens_details":{"reasoning_tokens":0}}}');
+    expect(usageTokens(out, Buffer.from('"output_tokens":'))).toBe(7);
+    expect(usageTokens(undefined, Buffer.from('"output_tokens":'))).toBe(0);
+  });
+});
+
+describe("model list", () => {
+  it("lists the served models, narrowed to the key's allow-list, in OpenAI's shape", () => {
+    expect(visibleModels(["a", "b", "c"], undefined)).toEqual(["a", "b", "c"]);
+    expect(visibleModels(["a", "b", "c"], new Set(["c", "a", "z"]))).toEqual(["a", "c"]);
+    expect(visibleModels([], new Set(["a"]))).toEqual([]);
+    expect(modelList(["a"], 1700000000)).toEqual({
+      object: "list",
+      data: [{ id: "a", object: "model", created: 1700000000, owned_by: "gateway" }],
     });
   });
 });

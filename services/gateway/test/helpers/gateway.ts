@@ -97,6 +97,7 @@ export async function startApi(
     http: cfg.http,
     keyDefaults: cfg.keyDefaults,
     maxJsonDepth: cfg.maxJsonDepth,
+    models: cfg.models,
   });
   const ops = buildOpsApp({ metrics, readiness, logLevel: "error" });
   await app.listen({ host: "127.0.0.1", port: 0 });
