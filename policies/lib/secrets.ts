@@ -1,37 +1,40 @@
 /**
  * Content-based secret detection. CrossGuard cannot see whether an input is a Pulumi secret, so
- * the pack looks at the values: PEM private keys, JWTs, high-entropy strings under secret-like
- * keys (and in `key=value` / `key: value` text), and the @secretlint recommended rules. The hot
- * path is synchronous and regex-only; secretlint (async) runs once per resource, and only over
- * strings that pass a cheap candidate test (known token prefixes and shapes).
+ * the pack looks at the values. Synchronous detectors, regex-only, in this order: PEM private
+ * keys, JWTs, provider token formats (lib/secrets-formats.ts), URL userinfo passwords, a literal
+ * under a secret-like name (names judged by whole words, lib/secrets-names.ts), and credentials
+ * written into text: assignments in every common syntax, XML, `--flag value`, `curl -u`, auth
+ * schemes, URL queries, `.npmrc` (lib/secrets-text.ts). Every candidate passes the placeholder
+ * and test-value filter (lib/secrets-values.ts) before it is reported. Then the @secretlint
+ * recommended preset (async) runs once per resource over strings that pass a cheap candidate test,
+ * and its matches go through the same placeholder filter.
  */
 import { isSecretSink, hasSecretSinks } from "./sinks";
+import { findToken } from "./secrets-formats";
+import { secretNameStrength, type NameStrength } from "./secrets-names";
+import { acceptFlagValue, acceptValue, findInText, isCurlCredential, isPath } from "./secrets-text";
+import {
+  isFiller,
+  isPlaceholder,
+  isPublicMaterial,
+  looksLikeWords,
+  namesACredential,
+} from "./secrets-values";
 import { formatPath, isUnknown, shannonEntropy, type Obj } from "./values";
 
-/** Names that suggest a credential (`DB_PASSWORD`, `apiKey`, `clientSecret`, `auth`...). */
-export const SECRET_KEY_RE =
-  /(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|credential|auth)/i;
+export { secretNameStrength, nameWords, KNOWN_NON_SECRET_NAMES, type NameStrength } from "./secrets-names";
+export { isPlaceholder, isFiller } from "./secrets-values";
 
 /**
- * Secret-like names that are references or settings, not values (`secretKeyRef`, `tokenTTL`,
- * cert-manager's `inject-ca-from-secret: <namespace>/<name>` annotation...).
+ * True for names that look like they hold a credential (`DB_PASSWORD`, `apiKey`, `GITHUB_PAT`,
+ * `STRIPE_KEY`), judged by whole words: not `author`, `tokenizer`, `credentialsId`,
+ * `secretKeyRef`, `tokenTTL`, `GF_AUTH_GENERIC_OAUTH_SCOPES` or `OAUTH2_PROXY_PASS_ACCESS_TOKEN`.
  */
-export const NOT_SECRET_KEY_RE =
-  /(secret_?key_?ref|from[_-]?secret$|secret_?ref|existing_?secret|secret_?names?$|secrets?_?provider|secret_?store|secret_?(mount|volume|dir|path|file)|(pass(word)?|token|user(name)?)_?key$|(names?|namespaces?|ref|refs|path|paths|file|files|dir|url|urls|uri|endpoint|endpoints|enabled|enable|mode|type|ttl|policy|policies|audiences?|issuer|headers?|expiry|expiration|duration|length|format|strategy|provider|method|methods|source|selector|template|annotations|labels|version|count|size|timeout|interval|seconds|period|_id)$|author|authority|automount|tokenreview)/i;
-
-const keyCache = new Map<string, boolean>();
-
-/** True for names that look like they hold a credential, excluding references and settings. */
 export function isSecretLikeKey(key: string): boolean {
-  let hit = keyCache.get(key);
-  if (hit === undefined) {
-    hit = SECRET_KEY_RE.test(key) && !NOT_SECRET_KEY_RE.test(key);
-    if (keyCache.size > 20_000) keyCache.clear();
-    keyCache.set(key, hit);
-  }
-  return hit;
+  return secretNameStrength(key) !== "none";
 }
 
+/** Secret-manager references and other indirections (`vault:…`, `op://…`, `arn:aws:secretsmanager:…`). */
 const REFERENCE_RE =
   /^(\$\{|\$[A-Za-z_]|\{\{|\$\(|%\{|<%|ref\+|vault:|secret:|secretref:|sm:\/\/|awssm|gcpsm|azkv|op:\/\/|env:|arn:aws:(secretsmanager|ssm):)/i;
 const NUMBERISH_RE = /^[-+]?\d+(\.\d+)?([a-z]{1,3}|%)?$/i;
@@ -41,17 +44,18 @@ const URL_WITH_CREDS_RE = /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:[^/\s@]+@/i;
 
 /**
  * True when a string under a secret-like key is a literal value rather than a reference, path,
- * URL, flag, number or prose. `minLength` keeps settings like `basic` out.
+ * URL, flag, number, prose, placeholder or test value (`<YOUR_API_KEY>`, `changeme`, the name
+ * itself repeated). `minLength` keeps settings like `basic` out.
  */
-export function isLiteralSecretValue(v: string, minLength = 6): boolean {
+export function isLiteralSecretValue(v: string, minLength = 6, name?: string): boolean {
   if (v.length < minLength || isUnknown(v)) return false;
   const t = v.trim();
   if (t.length < minLength) return false;
   if (NUMBERISH_RE.test(t) || BOOLISH_RE.test(t) || REFERENCE_RE.test(t)) return false;
-  if (t.startsWith("/") || t.startsWith("./") || t.startsWith("~/") || t.startsWith("file:")) return false;
-  if (URL_RE.test(t)) return URL_WITH_CREDS_RE.test(t);
+  if (isPath(t) || t.startsWith("file:")) return false;
+  if (URL_RE.test(t)) return URL_WITH_CREDS_RE.test(t) && !urlPasswordIsPlaceholder(t);
   if (/\s/.test(t) && t.split(/\s+/).length > 3) return false;
-  return true;
+  return !isPlaceholder(t) && !isFiller(t, name) && !isPublicMaterial(t) && !namesACredential(t);
 }
 
 export interface EntropyOptions {
@@ -63,9 +67,32 @@ export interface EntropyOptions {
 
 export const DEFAULT_ENTROPY: EntropyOptions = { entropyThreshold: 3.0, minLength: 8 };
 
+/** Extra randomness asked of a value under a weak name (`*_KEY`, `auth`): a key can be a setting. */
+const WEAK_NAME_EXTRA_ENTROPY = 0.5;
+
 /** A literal, long and random-looking enough to be a credential (for values under secret-like keys). */
-export function looksLikeSecretValue(v: string, opts: EntropyOptions = DEFAULT_ENTROPY): boolean {
-  return isLiteralSecretValue(v, opts.minLength) && shannonEntropy(v) >= opts.entropyThreshold;
+export function looksLikeSecretValue(
+  v: string,
+  opts: EntropyOptions = DEFAULT_ENTROPY,
+  name?: string,
+): boolean {
+  return isLiteralSecretValue(v, opts.minLength, name) && shannonEntropy(v) >= opts.entropyThreshold;
+}
+
+/**
+ * A literal given under a credential name, for the rules that object to any literal there (env
+ * vars, Helm values, Actions variables, build args): under a strong name (`DB_PASSWORD`) any
+ * literal; under a weak one (`STRIPE_KEY`, `auth`) only one that also looks random, since
+ * `FEATURE_KEY: dark-mode` or `auth: kubernetes` are settings.
+ */
+export function isLiteralUnderSecretName(name: string, value: string, minLength: number): boolean {
+  const strength = secretNameStrength(name);
+  if (strength === "none" || !isLiteralSecretValue(value, minLength, name)) return false;
+  if (strength === "strong") return true;
+  return (
+    !looksLikeWords(value) &&
+    shannonEntropy(value) >= DEFAULT_ENTROPY.entropyThreshold + WEAK_NAME_EXTRA_ENTROPY
+  );
 }
 
 /**
@@ -76,30 +103,67 @@ export function looksLikeSecretValue(v: string, opts: EntropyOptions = DEFAULT_E
 export const PRIVATE_KEY_RE =
   /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:\s|\\[rn])*(?:[A-Za-z-]+:[^\n\\]*(?:\s|\\[rn])+)*[A-Za-z0-9+/=]{16}/;
 export const JWT_RE = /(?:^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}/;
-/** `password=...`, `"api_key": "..."`, `TOKEN: ...` inside text (config files, scripts). */
-const ASSIGNMENT_HINT_RE = /pass|secret|token|api[_-]?key|private[_-]?key|credential/i;
-const ASSIGNMENT_RE =
-  /([A-Za-z0-9_.-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)[A-Za-z0-9_.-]*)["']?[ \t]*(?:=|:)[ \t]*["']?([^\s"',;}]+)/gi;
-/** Cheap pre-filter for the secretlint recommended rules (token prefixes, key blocks, URLs with credentials). */
+/**
+ * Cheap pre-filter for the secretlint recommended rules: the token prefixes and shapes of the
+ * preset's rules, key blocks, URLs with credentials, connection strings.
+ */
 export const SECRETLINT_CANDIDATE_RE =
-  /(?:A3T[A-Z0-9]|AKIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ASIA)[A-Z0-9]{16}|aws_secret|_authToken|npm_[A-Za-z0-9]{30}|:\/\/[^\s/:@]+:[^\s/@]+@|xox[abposr]-|xapp-|hooks\.slack\.com|SG\.[\w-]{10,}\.|shp(?:pa|ca|at|ss)_|gh[pousr]_[A-Za-z0-9_]{30}|github_pat_|sk-[A-Za-z0-9_-]{20}|lin_api_|ops_ey|private_key|PRIVATE KEY/;
+  /(?:A3T[A-Z0-9]|AKIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ASIA)[A-Z0-9]{16}|aws_secret|_authToken|npm_[A-Za-z0-9]{30}|:\/\/[^\s/:@]+:[^\s/@]+@|xox[abposr]-|xapp-|hooks\.slack\.com|SG\.[\w-]{10,}\.|shp(?:pa|ca|at|ss)_|gh[pousr]_[A-Za-z0-9_]{30}|github_pat_|sk-[A-Za-z0-9_-]{20}|sk_(?:live|test)_|rk_(?:live|test)_|lin_api_|ops_ey|private_key|PRIVATE KEY|glpat-|gl(?:c|sa)_|hf_[A-Za-z]{30}|hv[sbr]\.|vc[pciark]_|gsk_|dapi[a-fA-F0-9]{16}|ntn_|figd_|dckr_pat_|tskey-|cf(?:k|ut|at)_|AccountKey=/;
 
 export type SecretDetector =
-  "private-key" | "jwt" | "url-credentials" | "entropy" | "assignment" | `secretlint:${string}`;
+  | "private-key"
+  | "jwt"
+  | "token"
+  | "url-credentials"
+  | "entropy"
+  | "assignment"
+  | "flag"
+  | "curl-credentials"
+  | "auth-header"
+  | "npm-auth"
+  | "url-query"
+  | `secretlint:${string}`;
 
 /**
  * A URL carrying a password in its userinfo (`scheme://user:password@host`). The password must be
- * a literal: `${VAR}`, `$(cmd)`, `<password>`, `{{ .x }}` and `***` stand for one.
+ * a literal: `${VAR}`, `$(cmd)`, `<password>`, `{{ .x }}`, `***` and `password` stand for one.
  */
-const URL_USERINFO_RE = /[a-z][a-z0-9+.-]*:\/\/[^\s/:@]+:([^\s/@]+)@[^\s/@]/gi;
-const PLACEHOLDER_PASSWORD_RE = /^(?:\$|<|\{\{|%\{|\*+$|x+$)/i;
+const URL_USERINFO_RE = /[a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:([^\s/@]+)@[^\s/@]/gi;
+
+function urlPasswordIsPlaceholder(url: string): boolean {
+  URL_USERINFO_RE.lastIndex = 0;
+  const m = URL_USERINFO_RE.exec(url);
+  return m === null || passwordIsPlaceholder(m[1]!);
+}
+
+function passwordIsPlaceholder(p: string): boolean {
+  let v = p;
+  try {
+    v = decodeURIComponent(p);
+  } catch {
+    // as written
+  }
+  return v.length < 3 || isPlaceholder(v) || isFiller(v) || /^[$<{%[]/.test(v) || /^x+$/i.test(v);
+}
 
 function urlCredentials(value: string): boolean {
   if (!value.includes("://") || !value.includes("@")) return false;
   URL_USERINFO_RE.lastIndex = 0;
-  for (let m = URL_USERINFO_RE.exec(value); m; m = URL_USERINFO_RE.exec(value))
-    if (!PLACEHOLDER_PASSWORD_RE.test(m[1]!)) return true;
+  for (let m = URL_USERINFO_RE.exec(value); m; m = URL_USERINFO_RE.exec(value)) {
+    const user = /:\/\/([^\s/:@]*):/.exec(m[0])?.[1] ?? "";
+    // `guest:guest@`, `your-name:…@`: a default or a sample, not a leaked password.
+    if (passwordIsPlaceholder(m[1]!) || m[1] === user) continue;
+    if (user === "" || !isPlaceholder(safeDecode(user))) return true;
+  }
   return false;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 export interface SecretFinding {
@@ -120,6 +184,20 @@ export interface ScanOptions extends EntropyOptions {
   readonly skip?: (path: readonly (string | number)[]) => boolean;
 }
 
+/** A value under a name of `strength`: the name's judgement plus the value filters. */
+function namedValueHit(
+  value: string,
+  key: string,
+  strength: NameStrength,
+  opts: EntropyOptions,
+): { detector: SecretDetector; message: string } | undefined {
+  if (!isLiteralSecretValue(value, opts.minLength, key)) return undefined;
+  if (acceptValue(value, key, strength, opts)) {
+    return { detector: "entropy", message: `a high-entropy literal under secret-like key "${key}"` };
+  }
+  return undefined;
+}
+
 /** Synchronous detectors over one string; `key` is the nearest secret-relevant name, if any. */
 export function detectInString(
   value: string,
@@ -130,21 +208,36 @@ export function detectInString(
   if (value.includes("PRIVATE KEY") && PRIVATE_KEY_RE.test(value))
     return { detector: "private-key", message: "a PEM private key" };
   if (value.includes("eyJ") && JWT_RE.test(value)) return { detector: "jwt", message: "a JSON Web Token" };
+  const token = findToken(value);
+  if (token) return { detector: "token", message: token.label };
   if (urlCredentials(value))
     return { detector: "url-credentials", message: "a URL with a password in it (user:password@)" };
-  if (key !== undefined && isSecretLikeKey(key) && looksLikeSecretValue(value, opts)) {
-    return { detector: "entropy", message: `a high-entropy literal under secret-like key "${key}"` };
-  }
-  if (value.length >= 12 && ASSIGNMENT_HINT_RE.test(value)) {
-    ASSIGNMENT_RE.lastIndex = 0;
-    for (let m = ASSIGNMENT_RE.exec(value); m; m = ASSIGNMENT_RE.exec(value)) {
-      const name = m[1]!;
-      const v = m[2]!;
-      if (isSecretLikeKey(name) && looksLikeSecretValue(v, opts)) {
-        return { detector: "assignment", message: `a literal credential assigned to "${name}"` };
-      }
+  if (key !== undefined) {
+    const strength = secretNameStrength(key);
+    if (strength !== "none") {
+      const hit = namedValueHit(value, key, strength, opts);
+      if (hit) return hit;
     }
   }
+  return findInText(value, opts);
+}
+
+/**
+ * A `--flag value` pair or a `curl -u user:password` split over two array elements
+ * (`args: ["--api-key", "…"]`): the second element judged with the first as its name.
+ */
+export function detectArgPair(
+  flag: string,
+  value: string,
+  inCurl: boolean,
+  opts: EntropyOptions,
+): { detector: SecretDetector; message: string } | undefined {
+  if (isUnknown(value) || value.startsWith("-")) return undefined;
+  if (inCurl && (flag === "-u" || flag === "--user") && isCurlCredential(value))
+    return { detector: "curl-credentials", message: "a user:password given to curl -u" };
+  const name = flag.replace(/^-+/, "");
+  if (value.length >= opts.minLength && acceptFlagValue(name, value, opts))
+    return { detector: "flag", message: `a literal credential passed as --${name}` };
   return undefined;
 }
 
@@ -196,6 +289,8 @@ async function secretlintFindings(
   for (const m of messages) {
     const span = spans.find((s) => m.range[0] >= s.start && m.range[0] < s.end);
     if (!span) continue;
+    // The preset's own allow-lists are narrower than the pack's placeholder filter.
+    if (secretlintMatchIsPlaceholder(content.slice(m.range[0], m.range[1]))) continue;
     const rule = m.ruleId.replace(/^@secretlint\/secretlint-rule-/, "");
     const id = `${formatPath(span.path)}|${rule}`;
     if (seen.has(id)) continue;
@@ -209,12 +304,28 @@ async function secretlintFindings(
   return out;
 }
 
+/**
+ * A secretlint match that stands for a credential: the whole match is a placeholder, or its
+ * secret part is (the password of `user:<password>@`, the value of `_authToken=${NPM_TOKEN}`).
+ */
+export function secretlintMatchIsPlaceholder(match: string): boolean {
+  if (isPlaceholder(match)) return true;
+  const userinfo = /:\/\/[^\s/:@]*:([^\s/@]+)@/.exec(match);
+  if (userinfo) return passwordIsPlaceholder(userinfo[1]!);
+  const assigned = /[=:]\s*["']?([^\s"']+)["']?\s*$/.exec(match);
+  return assigned !== null && (isPlaceholder(assigned[1]!) || assigned[1]!.startsWith("$"));
+}
+
 const NAME_FIELDS = ["name", "key", "variableName", "envName", "secretName"] as const;
+
+/** A command-line flag on its own (`--api-key`, `-u`), whose value is the next element. */
+const BARE_FLAG_RE = /^--?[A-Za-z][\w.-]{0,60}$/;
 
 /**
  * Walks a value once and returns the credential-like strings in it. Keys give context: a string
  * under a secret-like key, or the `value` of a `{name, value}` pair with a secret-like name, is
- * tested for entropy; every string is tested for private keys, JWTs and secretlint candidates.
+ * judged with that name; in an array, a bare flag (`--api-key`) names the element after it;
+ * every string is tested by the content detectors and, if a candidate, by secretlint.
  */
 export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<SecretFinding[]> {
   const findings: SecretFinding[] = [];
@@ -235,6 +346,24 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
     }
   };
 
+  /** `["--api-key", "…"]`, `["curl", "-u", "user:pass"]`: a flag's value in the next element. */
+  const visitArgPairs = (a: readonly unknown[], path: (string | number)[]): void => {
+    let inCurl: boolean | undefined;
+    for (let i = 0; i + 1 < a.length; i++) {
+      const flag = a[i];
+      const value = a[i + 1];
+      if (typeof flag !== "string" || typeof value !== "string" || !BARE_FLAG_RE.test(flag)) continue;
+      path.push(i + 1);
+      const seen = skip?.(path) === true || findings.some((f) => samePath(f.path, path));
+      if (!seen && !(allow.length > 0 && allow.some((re) => re.test(value)))) {
+        inCurl ??= a.some((x) => typeof x === "string" && /(?:^|\/|\s)curl(?:\s|$)/.test(x));
+        const hit = detectArgPair(flag, value, inCurl, opts);
+        if (hit) findings.push({ path: [...path], ...hit });
+      }
+      path.pop();
+    }
+  };
+
   const visit = (v: unknown, key: string | undefined, path: (string | number)[], depth: number): void => {
     if (skip && skip(path)) return;
     if (typeof v === "string") {
@@ -248,6 +377,7 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
         visit(v[i], key, path, depth + 1);
         path.pop();
       }
+      visitArgPairs(v, path);
       return;
     }
     const o = v as Obj;
@@ -265,6 +395,8 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
       const child = o[k];
       if (child === undefined || child === null || typeof child === "boolean" || typeof child === "number")
         continue;
+      // Sealed Secrets' ciphertexts: long, random, under secret names, and made to be committed.
+      if (k === "encryptedData" && o["encryptedData"] !== null && typeof child === "object") continue;
       path.push(k);
       visit(child, k === "value" && pairName !== undefined ? pairName : k, path, depth + 1);
       path.pop();
@@ -278,6 +410,10 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
     findings.push(...(await secretlintFindings(rest)));
   }
   return findings;
+}
+
+function samePath(a: readonly (string | number)[], b: readonly (string | number)[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Skip function for a resource's secret sinks (undefined when the type has none). */

@@ -5,9 +5,8 @@ import { defineResourcePolicy, updateIn } from "../lib/policy";
 import {
   compilePatterns,
   detectInString,
-  isLiteralSecretValue,
+  isLiteralUnderSecretName,
   isSecretLikeKey,
-  looksLikeSecretValue,
   scanForSecrets,
   sinkSkipper,
   type EntropyOptions,
@@ -98,7 +97,7 @@ function literalSecretEnv(env: unknown, minLength: number): { index: number; nam
     const name = str(o?.["name"]);
     const value = o?.["value"];
     if (!name || typeof value !== "string" || isUnknown(value)) return;
-    if (isSecretLikeKey(name) && isLiteralSecretValue(value, minLength)) out.push({ index, name });
+    if (isLiteralUnderSecretName(name, value, minLength)) out.push({ index, name });
   });
   return out;
 }
@@ -139,7 +138,7 @@ export const k8sEnvNoLiteralSecrets = defineResourcePolicy<{ minLength: number; 
       default: 4,
     },
     allowNames: stringList(
-      "Env var names (globs) that look secret-like but are not (e.g. `TOKEN_AUDIENCE`).",
+      "Env var names (globs) that look secret-like but are not (e.g. a public demo's `DEMO_LICENSE_TOKEN`).",
     ),
   },
   appliesTo: (type, props) => isHelmChart(type) || podSpecsOf(type, props).length > 0,
@@ -268,7 +267,7 @@ export const helmValuesNoSecrets = defineResourcePolicy<DetectionConfig & { allo
         if (underRef || key === undefined || isUnknown(v)) return;
         const dotted = path.join(".");
         if (allowKeys.some((g) => globMatch(g, dotted)) || allowed(ctx.config, v)) return;
-        if (isSecretLikeKey(key) && isLiteralSecretValue(v, minLength)) {
+        if (isLiteralUnderSecretName(key, v, minLength)) {
           reported.add(dotted);
           report(
             `value ${formatPath(["values", ...path])} is given inline; reference an existing Secret instead`,
@@ -325,11 +324,7 @@ export const githubVariableNoSecrets = defineResourcePolicy<DetectionConfig & { 
     const value = ctx.props["value"];
     if (typeof value !== "string" || isUnknown(value)) return;
     if ((ctx.config.allowNames ?? []).some((g) => globMatch(g, name))) return;
-    if (
-      isSecretLikeKey(name) &&
-      isLiteralSecretValue(value, ctx.config.minLength ?? 8) &&
-      !allowed(ctx.config, value)
-    ) {
+    if (isLiteralUnderSecretName(name, value, ctx.config.minLength ?? 8) && !allowed(ctx.config, value)) {
       report(`Actions variable ${name} has a secret-like name and a literal value; use an Actions secret`);
       return;
     }
@@ -349,7 +344,7 @@ function vercelNeedsSensitive(v: Obj, c: DetectionConfig & { allowKeys?: string[
   if (isSecretLikeKey(key)) {
     // A computed value under a secret-like name is a secret being wired in: mark it sensitive.
     if (typeof value !== "string" || isUnknown(value)) return true;
-    if (!allowed(c, value) && isLiteralSecretValue(value, 1)) return true;
+    if (!allowed(c, value) && isLiteralUnderSecretName(key, value, 1)) return true;
   }
   if (typeof value === "string" && !isUnknown(value) && !allowed(c, value)) {
     if (detectInString(value, key, entropyOf(c))) return true;
@@ -423,7 +418,7 @@ export const dockerBuildArgsNoSecrets = defineResourcePolicy<DetectionConfig & {
     const build = obj(ctx.props["build"]);
     for (const [name, value] of Object.entries(obj(build?.["args"]) ?? {})) {
       if (typeof value !== "string" || isUnknown(value)) continue;
-      if (isSecretLikeKey(name) && isLiteralSecretValue(value, 1) && !allowed(ctx.config, value)) {
+      if (isLiteralUnderSecretName(name, value, 1) && !allowed(ctx.config, value)) {
         report(`build arg ${name} has a secret-like name; use a BuildKit secret mount`);
         continue;
       }
@@ -448,11 +443,7 @@ export const dockerBuildArgsNoSecrets = defineResourcePolicy<DetectionConfig & {
       for (const p of typeof props === "function" ? props.call(ins) : []) {
         const value = p.getValue();
         const name = p.getName();
-        if (
-          value &&
-          isSecretLikeKey(name) &&
-          looksLikeSecretValue(value, { entropyThreshold: 0, minLength: 4 })
-        ) {
+        if (value && isLiteralUnderSecretName(name, value, 4)) {
           if (!allowed(ctx.config, value))
             report(`Dockerfile line ${line}: ${kw} ${name} has a literal default value`);
         }

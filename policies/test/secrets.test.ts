@@ -21,14 +21,14 @@ describe("no-plaintext-secrets", () => {
   const P = "no-plaintext-secrets";
 
   it.each([
-    ["a GitHub token in a ConfigMap (secretlint)", configMap({ note: FAKE.githubToken }), "secretlint"],
+    ["a GitHub token in a ConfigMap", configMap({ note: FAKE.githubToken }), "a GitHub token"],
     [
-      "a Slack token in an annotation (secretlint)",
+      "a Slack token in an annotation",
       {
         type: "kubernetes:core/v1:Service",
         props: { metadata: { name: "s", annotations: { hook: FAKE.slackToken } } },
       },
-      "secretlint",
+      "a Slack token",
     ],
     [
       "a JWT in a container arg",
@@ -76,7 +76,7 @@ describe("no-plaintext-secrets", () => {
         type: "github:index/actionsVariable:ActionsVariable",
         props: { repository: "r", variableName: "X", value: FAKE.githubToken },
       },
-      "secretlint",
+      "a GitHub token",
     ],
   ])("flags %s", async (_what, resource, expected) => {
     const r = await validate(P, resource);
@@ -277,9 +277,9 @@ describe("k8s-env-no-literal-secrets", () => {
   });
 
   it("respects allowNames", async () => {
-    const r = deployment(env([{ name: "TOKEN_AUDIENCE_HINT", value: "sts.example.com" }]));
+    const r = deployment(env([{ name: "DEMO_LICENSE_TOKEN", value: "trial-2024-q3" }]));
     expect((await validate(P, r)).violations).toHaveLength(1);
-    expect((await validate(P, r, { config: { allowNames: ["TOKEN_AUDIENCE_*"] } })).violations).toEqual([]);
+    expect((await validate(P, r, { config: { allowNames: ["DEMO_*"] } })).violations).toEqual([]);
   });
 
   it("skips values unknown during preview", async () => {
@@ -307,7 +307,7 @@ describe("k8s-configmap-no-secrets", () => {
       "api_key",
     ],
     ["a private key file", { id_rsa: FAKE.privateKey }, "private key"],
-    ["a GitHub token", { "settings.json": JSON.stringify({ gh: FAKE.githubToken }) }, "secretlint"],
+    ["a GitHub token", { "settings.json": JSON.stringify({ gh: FAKE.githubToken }) }, "a GitHub token"],
   ])("flags %s", async (_what, data, expected) => {
     const r = await validate(P, configMap(data));
     expect(r.violations).toHaveLength(1);
