@@ -1,5 +1,13 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, parsePlatformConfig, RESERVED_NAMESPACES, suggest } from "../components/config";
+import {
+  ConfigError,
+  ENVIRONMENTS,
+  parsePlatformConfig,
+  RESERVED_NAMESPACES,
+  SECRET_KEY_NAMES,
+  suggest,
+} from "../components/config";
 import { preflightStack, renderStack } from "./harness";
 import { committedConfig } from "./stack-overrides";
 import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
@@ -37,16 +45,23 @@ const k3s = {
 };
 
 describe("committed stacks", () => {
-  it("has local, dev and prod", () => {
-    expect(STACKS).toEqual(expect.arrayContaining(["local", "dev", "prod"]));
+  it("has a stack of every tier", () => {
+    const tiers = STACKS.map((s) => {
+      const sc = loadStackConfig(process.cwd(), s);
+      return parsePlatformConfig(sc.config, new Set(SECRET_KEY_NAMES)).environment;
+    });
+    expect([...new Set(tiers)].sort()).toEqual([...ENVIRONMENTS].sort());
   });
 
-  it.each(STACKS)("%s parses with every secret planted", (stack) => {
-    const sc = loadStackConfig(process.cwd(), stack);
-    const secrets = new Set(sc.secretKeys.map((k) => k.replace(/^platform:/, "")));
-    const config = parsePlatformConfig(sc.config, secrets);
-    expect(config.environment).toBe(stack);
-  });
+  it.each(STACKS)(
+    "%s parses with every secret planted, and names its tier (stack names are free)",
+    (stack) => {
+      const sc = loadStackConfig(process.cwd(), stack);
+      const secrets = new Set(sc.secretKeys.map((k) => k.replace(/^platform:/, "")));
+      const config = parsePlatformConfig(sc.config, secrets);
+      expect(ENVIRONMENTS).toContain(config.environment);
+    },
+  );
 
   it("applies documented defaults", () => {
     const flat = Object.fromEntries(
@@ -326,4 +341,34 @@ describe("namespaces", () => {
       for (const ns of names) if (!owned.includes(ns)) expect(RESERVED_NAMESPACES).toContain(ns);
     },
   );
+});
+
+describe("config shape", () => {
+  const schemas = readdirSync("components", { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(`components/${d.name}/schema.ts`))
+    .map((d) => `components/${d.name}/schema.ts`);
+
+  it("every module schema owns its section and never imports config.ts back", () => {
+    expect(schemas.length).toBeGreaterThan(8);
+    for (const file of schemas) expect(readFileSync(file, "utf8"), file).not.toMatch(/from "\.\.\/config"/);
+  });
+
+  it("config.ts only composes: no check of its own beyond the modules' and the secret keys", () => {
+    const text = readFileSync("components/config.ts", "utf8");
+    const body = text.slice(
+      text.indexOf("export function crossChecks"),
+      text.indexOf("export function parsePlatformConfig"),
+    );
+    expect(body).not.toMatch(/out\.push|forEach|for \(/);
+    for (const owner of [
+      "clusterChecks",
+      "inferenceChecks",
+      "registryChecks",
+      "appsChecks",
+      "tlsChecks",
+      "deliveryChecks",
+      "secretsChecks",
+    ])
+      expect(body).toContain(`${owner}(`);
+  });
 });

@@ -188,7 +188,7 @@ export function deliveryChecks(c: {
   if (vc.enabled && vc.previewBranch && vercelTargets(c.environment, vc).includes("production"))
     out.push({
       key: formatKey(["delivery", "vercel", "previewBranch"]),
-      message: "branch-specific variables are preview-only; use targets [\"preview\"] or remove previewBranch",
+      message: 'branch-specific variables are preview-only; use targets ["preview"] or remove previewBranch',
       example: '["preview"]',
     });
   if (vc.enabled && vc.manageProject && !(gh.owner && gh.repository))

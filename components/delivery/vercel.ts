@@ -60,7 +60,10 @@ export interface FrontendVariable {
  * The variables this stack writes. Sensitive ones never include `development` (Vercel rejects it, and
  * a developer's `vercel env pull` must not fetch the gateway key).
  */
-export function frontendVariables(targets: readonly VercelTarget[], previewBranch?: string): FrontendVariable[] {
+export function frontendVariables(
+  targets: readonly VercelTarget[],
+  previewBranch?: string,
+): FrontendVariable[] {
   const deployed = targets.filter((t) => t === "preview" || t === "production");
   const branch = previewBranch ? { gitBranch: previewBranch } : {};
   return [
