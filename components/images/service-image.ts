@@ -3,7 +3,7 @@
  * `docker buildx build` with an SBOM and a provenance attestation, pushed to the platform's
  * registry, and consumed by digest. Paths are relative to the repo root (where `pulumi` runs).
  *
- * Why a buildx command and not an Image resource (docs/architecture.md, "Images"): `@pulumi/docker`'s
+ * Why a buildx command and not an Image resource (docs/architecture.md, "Conventions"): `@pulumi/docker`'s
  * Image builds through the daemon's classic build API, which has no attestations, and its docs send
  * new programs to `@pulumi/docker-build`; that provider's embedded buildx turns provenance off and
  * it has no `--attest`/`--sbom` input (pulumi/pulumi-docker-build#73). buildx itself gives all of it:

@@ -181,7 +181,7 @@ export class Registry extends pulumi.ComponentResource {
   public readonly pushCredentials: pulumi.Output<{ server: string; username: string; password: string }>;
   /** The `.dockerconfigjson` for pull secrets; a Pulumi secret. */
   public readonly dockerConfigJson: pulumi.Output<string>;
-  /** Push/pull auth in the shape docker.Image and pull secrets take. */
+  /** Push/pull auth: what the image builds log in with and the pull secrets hold. */
   public readonly auth: RegistryAuth;
   /** Namespace of the in-cluster registry (undefined in external mode). */
   public readonly namespace?: string;
