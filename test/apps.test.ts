@@ -4,6 +4,7 @@
  * the structure the stack file asks for, never on this repository's example names).
  */
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import {
   APP_SERVICE_PORT,
@@ -294,7 +295,14 @@ describe("App decisions", () => {
 });
 
 describe("App", () => {
-  const renderApp = (config: AppConfig, extra: { mesh?: boolean; monitoring?: boolean } = {}) =>
+  const renderApp = (
+    config: AppConfig,
+    extra: {
+      mesh?: boolean;
+      monitoring?: boolean;
+      stackSecrets?: Record<string, pulumi.Output<string>>;
+    } = {},
+  ) =>
     render(() => {
       const provider = new k8s.Provider("k", {});
       const store = new SecretStore("s", { provider });
@@ -306,6 +314,7 @@ describe("App", () => {
         image: "registry.example.org/apps/api@sha256:" + "c".repeat(64),
         version: "1.2.3",
         secretStore: store,
+        ...(extra.stackSecrets ? { stackSecrets: extra.stackSecrets } : {}),
         ...(config.callsGateway
           ? {
               gateway: {
@@ -364,6 +373,17 @@ describe("App", () => {
     expect(r.ofType("random:index/randomPassword:RandomPassword").map((x) => x.name)).toEqual([
       "t-api-session-secret",
     ]);
+  });
+
+  it("takes a stack secret by reference: into the app's Secret, still a Pulumi secret, never the env", async () => {
+    const r = await renderApp(app({ secrets: [{ env: "DB_URL", stackSecret: "apiDbUrl" }] }), {
+      stackSecrets: { "apps:apiDbUrl": pulumi.secret("postgres://db.internal/app") },
+    });
+    const secret = r.get("kubernetes:core/v1:Secret", "apps-api-secrets");
+    expect(isSecretWrapped(secret.inputs["stringData"])).toBe(true);
+    expect(r.plain(secret).stringData).toEqual({ DB_URL: "postgres://db.internal/app" });
+    const d = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-api-deployment"));
+    expect(JSON.stringify(d)).not.toContain("postgres://");
   });
 
   it("with canary: a Flagger Canary with the SLO analysis instead of its own Service and VirtualService", async () => {
