@@ -110,7 +110,12 @@ export async function startApi(
     metrics,
     readiness,
     async close() {
+      // As main.ts does on SIGTERM: connections still open after a grace period are cut. Clients
+      // such as undici keep a spare connection that never carries a request, which app.close()
+      // would otherwise wait for.
+      const t = setTimeout(() => app.server.closeAllConnections(), 1000);
       await app.close();
+      clearTimeout(t);
       await ops.close();
       store.close();
       backend.close();
