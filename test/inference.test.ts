@@ -220,6 +220,7 @@ describe("gateway specs", () => {
       role: "api",
       natsUrl: "nats://n:4222",
       backendUrl: "http://m/v1",
+      models: ["small", "large"],
       jetstreamReplicas: 3,
     });
     const names = api.map((e: any) => e.name);
@@ -231,9 +232,13 @@ describe("gateway specs", () => {
       role: "worker",
       natsUrl: "nats://n:4222",
       backendUrl: "http://m/v1",
+      models: ["small"],
       jetstreamReplicas: 1,
     });
     expect(worker.map((e: any) => e.name)).not.toContain("API_KEYS_FILE");
+    // Both roles label metrics by served model; the api lists them at GET /v1/models.
+    expect(api.find((e: any) => e.name === "MODELS")?.value).toBe("small,large");
+    expect(worker.find((e: any) => e.name === "MODELS")?.value).toBe("small");
   });
 
   it("keys file holds only the hash", () => {
@@ -433,6 +438,8 @@ describe("InferenceStack objects", () => {
       value: "worker",
     });
     expect(env.BACKEND_URL).toBe("http://llm.inference.svc.cluster.local:8000/v1");
+    // The name the backend serves under (--served-model-name) is what the gateway lists and labels.
+    expect(env.MODELS).toBe(vllm.name);
     expect(env.NATS_URL).toBe("nats://nats.inference.svc.cluster.local:4222");
     expect(env.API_KEYS_FILE).toBe("/var/run/secrets/gateway/api-keys.json");
     const so = r.plain(r.get("kubernetes:keda.sh/v1alpha1:ScaledObject", "t-gateway-workers-scaler"));

@@ -76,6 +76,8 @@ export interface GatewayEnvInputs {
   readonly role: "api" | "worker";
   readonly natsUrl: string;
   readonly backendUrl: string;
+  /** The model names the backend serves (its `--served-model-name`s). */
+  readonly models: readonly string[];
   readonly jetstreamReplicas: number;
   readonly publicBaseUrl?: string;
 }
@@ -86,6 +88,9 @@ export function gatewayEnv(i: GatewayEnvInputs): k8s.types.input.core.v1.EnvVar[
     { name: "GATEWAY_ROLE", value: i.role },
     { name: "NATS_URL", value: i.natsUrl },
     { name: "BACKEND_URL", value: i.backendUrl },
+    // What GET /v1/models lists (narrowed per key), and the only values the `model` metric label
+    // takes: unset, the list is empty and every series is `other`.
+    { name: "MODELS", value: i.models.join(",") },
     { name: "PORT", value: String(GATEWAY_PORT) },
     { name: "METRICS_PORT", value: String(GATEWAY_METRICS_PORT) },
     { name: "JOBS_STREAM", value: JOBS.stream },
@@ -271,6 +276,8 @@ export interface InferenceGatewayArgs {
   readonly image: pulumi.Input<string>;
   /** Base URL of the OpenAI-compatible backend the gateway relays to (…/v1). */
   readonly backendUrl: string;
+  /** The model names that backend serves. */
+  readonly models: readonly string[];
   readonly mesh: boolean;
   readonly monitoring: boolean;
   /** Pull secret (in the namespace) for the gateway image, when it comes from a private registry. */
@@ -414,6 +421,7 @@ export class InferenceGateway extends pulumi.ComponentResource {
               role,
               natsUrl,
               backendUrl: args.backendUrl,
+              models: args.models,
               jetstreamReplicas: natsReplicas(environment),
               ...(role === "api" && args.mesh && hostname ? { publicBaseUrl: `https://${hostname}` } : {}),
             }),

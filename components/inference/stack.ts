@@ -154,6 +154,7 @@ export class InferenceStack extends pulumi.ComponentResource {
           image: args.gatewayImage,
           // The gateway relays to one backend: the first service.
           backendUrl: first.url,
+          models: [first.modelName],
           mesh: args.mesh,
           monitoring: args.monitoring,
           ...(args.imagePullSecret ? { imagePullSecret: args.imagePullSecret } : {}),
