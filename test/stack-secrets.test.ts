@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parsePlatformConfig, SECRET_KEY_NAMES, SECRET_KEYS } from "../components/config";
+import { failed, runStack } from "../tools/preflight/run";
 import { loadStackConfig, listStacks } from "../tools/preflight/stack-config";
 import { describePlaintextSecret, plaintextSecrets, replaceAt } from "../tools/preflight/stack-secrets";
 
@@ -88,5 +89,27 @@ describe("plain-text credentials in a stack file", () => {
       if (needed.length === 0) expect(header, stack).toMatch(/Needs no secrets/);
       expect(named.sort(), stack).toEqual(needed.sort());
     }
+  });
+
+  it("fails the preflight with a finding naming the key, and nothing of the value in the plan", async () => {
+    const r = await runStack("dev", { overrides: { "platform:githubToken": TOKEN } });
+    if (r.kind !== "plan") throw new Error(`unexpected ${r.kind}`);
+    const f = r.plan.findings.filter((x) => x.check === "config");
+    expect(f).toEqual([expect.objectContaining({ severity: "error", field: "platform:githubToken" })]);
+    expect(f[0]!.message).toMatch(/Pulumi\.dev\.yaml: platform:githubToken .*--secret/);
+    expect(failed(r.plan)).toBe(true);
+    expect(JSON.stringify(r.plan)).not.toContain(TOKEN);
+  });
+});
+
+describe("what the cluster needs from outside the program", () => {
+  it("a laptop cluster's registry setup is a warning on its stack, naming the stack output", async () => {
+    const r = await runStack("local", {
+      overrides: { "platform:cluster": { kind: "existing", distribution: "k3d" } },
+    });
+    if (r.kind !== "plan") throw new Error(`unexpected ${r.kind}`);
+    const f = r.plan.findings.filter((x) => x.check === "cluster");
+    expect(f).toEqual([expect.objectContaining({ severity: "warning", field: "localRegistrySetup" })]);
+    expect(f[0]!.message).toMatch(/k3d .*--registry-config.*localRegistrySetup\.file/);
   });
 });

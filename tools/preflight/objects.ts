@@ -25,7 +25,16 @@ export interface PlanObject {
 }
 
 /** Which fidelity check found it. */
-export type FindingCheck = "render" | "admission" | "reference" | "budget" | "contract";
+export type FindingCheck =
+  | "render"
+  | "admission"
+  | "reference"
+  | "budget"
+  | "contract"
+  /** The stack file itself (a credential committed in plain text). */
+  | "config"
+  /** What the cluster needs from outside the program (a laptop cluster's registry setup). */
+  | "cluster";
 
 /**
  * One fidelity finding. `error` fails the preflight (a real `pulumi up` would fail or the workload

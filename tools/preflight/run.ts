@@ -32,7 +32,8 @@ import { fidelityFindings } from "./fidelity";
 import type { Finding } from "./objects";
 import { CHART_TYPE, renderCharts, type ChartRender, type DroppedHook, type RenderSession } from "./render";
 import { isKubernetesObjectType, validateObject } from "./schemas";
-import { loadStackConfig, UsageError } from "./stack-config";
+import { loadStackConfig, UsageError, type StackConfig } from "./stack-config";
+import { describePlaintextSecret } from "./stack-secrets";
 
 export interface PlanResource {
   readonly urn: string;
@@ -184,7 +185,12 @@ async function evaluateStack(stack: string, options: RunStackOptions): Promise<E
       platformConfig = loadPlatformConfig().config;
     } catch (e) {
       if (e instanceof ConfigError)
-        return done({ kind: "config-error", stack, problems: e.problems, registered: 0 });
+        return done({
+          kind: "config-error",
+          stack,
+          problems: [...plaintextProblems(sc), ...e.problems],
+          registered: 0,
+        });
       throw e;
     }
   }
@@ -196,7 +202,7 @@ async function evaluateStack(stack: string, options: RunStackOptions): Promise<E
       return done({
         kind: "config-error",
         stack,
-        problems: error.problems,
+        problems: [...plaintextProblems(sc), ...error.problems],
         registered: recording.registrations.filter((r) => r.type !== STACK_TYPE).length,
       });
     throw e;
@@ -206,6 +212,7 @@ async function evaluateStack(stack: string, options: RunStackOptions): Promise<E
     options,
     dir,
     canaries: sc.canaries,
+    stackConfig: sc,
     platformConfig,
     programRegs: recording.registrations,
     started,
@@ -221,11 +228,12 @@ async function checkStack(evaluated: {
   options: RunStackOptions;
   dir: string;
   canaries: ReadonlyMap<string, string>;
+  stackConfig: StackConfig;
   platformConfig: PlatformConfig | undefined;
   programRegs: Registration[];
   started: number;
 }): Promise<StackResult> {
-  const { stack, options, dir, canaries, platformConfig, programRegs, started } = evaluated;
+  const { stack, options, dir, canaries, stackConfig, platformConfig, programRegs, started } = evaluated;
 
   // What CrossGuard shows a policy: plain values (computed once, shared with the hunt).
   const plainCache = new Map<Registration, Record<string, unknown>>();
@@ -262,6 +270,7 @@ async function checkStack(evaluated: {
 
   const secretLeaks = huntCanaries(regs, canaries, plainOf, new Set(render?.charts.map((c) => c.urn)));
   const findings = [
+    ...stackFileFindings(stackConfig, programRegs),
     ...(render?.findings ?? []),
     ...fidelityFindings(regs, plainOf, {
       rendered: render !== undefined,
@@ -331,6 +340,42 @@ function startBudgetsOf(
     const b = wanted.get(`${String(meta.namespace)}/${String(meta.name)}`);
     if (b) out.set(r.urn, { seconds: b.startBudgetSeconds, reason: b.reason });
   }
+  return out;
+}
+
+/** A committed plain-text credential, as a config problem (when the config does not parse). */
+function plaintextProblems(sc: StackConfig): ConfigProblem[] {
+  return sc.plaintextSecrets.map((s) => ({
+    key: s.path ? `${s.key}.${s.path}` : s.key,
+    message: describePlaintextSecret(sc.stackFile, s),
+  }));
+}
+
+/**
+ * Findings about the stack itself: each plain-text credential its file commits (an error: it is in
+ * git), and what a laptop cluster needs from outside the program before the stack can work (the
+ * program's `localRegistrySetup` output; a warning, since only the person creating the cluster
+ * can act on it).
+ */
+function stackFileFindings(sc: StackConfig, regs: readonly Registration[]): Finding[] {
+  const root = regs.find((r) => r.type === STACK_TYPE);
+  const urn = root?.urn ?? "";
+  const out: Finding[] = sc.plaintextSecrets.map((s) => ({
+    check: "config",
+    severity: "error",
+    urn,
+    field: s.path ? `${s.key}.${s.path}` : s.key,
+    message: describePlaintextSecret(sc.stackFile, s),
+  }));
+  const setup = unwrapSecrets(root?.outputs?.["localRegistrySetup"]) as { summary?: unknown } | undefined;
+  if (setup && typeof setup.summary === "string")
+    out.push({
+      check: "cluster",
+      severity: "warning",
+      urn,
+      field: "localRegistrySetup",
+      message: setup.summary,
+    });
   return out;
 }
 
