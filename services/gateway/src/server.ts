@@ -7,7 +7,7 @@ import Fastify, {
   type onRequestHookHandler,
 } from "fastify";
 import type { Socket } from "node:net";
-import { STATUS_CODES } from "node:http";
+import { STATUS_CODES, type ServerResponse } from "node:http";
 import { type ApiKey, type KeyStore, RateLimiter, type Scope, keyUnusable, presentedKey } from "./auth";
 import type { Backend } from "./backend";
 import {
@@ -186,11 +186,20 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   // ------------------------------------------------------------------ connection cap
   // Counted at accept; a connection beyond the cap is answered 503 on its first request and closed,
   // so the client sees why (Node's own maxConnections would reset it without a word).
+  let closing = false;
   let openConnections = 0;
+  // Every open socket, for the close: those that never carried a request are closed at once (below).
+  const sockets = new Set<Socket>();
   app.server.on("connection", (socket: Socket & { [OVER_LIMIT]?: boolean }) => {
     openConnections++;
     if (openConnections > http.maxConnections) socket[OVER_LIMIT] = true;
-    socket.once("close", () => openConnections--);
+    sockets.add(socket);
+    socket.once("close", () => {
+      openConnections--;
+      sockets.delete(socket);
+    });
+    // Accepted while closing, before the listener stopped: it would hold the close as below.
+    if (closing) socket.destroy();
   });
 
   const refuse = (reply: FastifyReply, r: Refusal) => {
@@ -198,11 +207,23 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     return reply.code(r.status).send(r.body);
   };
 
-  // While closing (SIGTERM), requests still arriving on kept-alive sockets are sent elsewhere.
-  let closing = false;
+  // While closing (SIGTERM), requests still arriving on kept-alive sockets are sent elsewhere. A socket
+  // that has not received a byte yet (a client's pre-opened connection: Node's fetch opens some) is
+  // closed now: Node counts it neither idle nor in flight, so the server's close would wait for it until
+  // the shutdown timeout. Sockets with a request under way (or a part of one) drain as before; idle
+  // kept-alive ones are closed by Fastify's close.
   app.addHook("preClose", (done) => {
     closing = true;
+    for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
     done();
+  });
+  // A response that ends while closing (an open stream drained) leaves its kept-alive socket idle:
+  // close it then, as Fastify's close did with the sockets idle when it began. Node's idle test spares
+  // a socket on which another request has begun meanwhile.
+  app.server.on("request", (_req, res: ServerResponse) => {
+    res.once("finish", () => {
+      if (closing) setImmediate(() => app.server.closeIdleConnections());
+    });
   });
 
   app.addHook("onRequest", (req, reply, done) => {

@@ -473,6 +473,32 @@ describe("errors in OpenAI's shape", () => {
     await closed;
   });
 
+  it("closes at once a socket that never carried a request, while an open stream drains to its end", async () => {
+    // Default limits: nothing else would end the idle socket before the close is long overdue.
+    const app = await relayApp();
+    // A connection opened ahead of its request, as Node's fetch (undici) does, that never sends one.
+    const idle = await rawConnect(app.port);
+    const r = await post(app.base, { model: "short-stream", stream: true, messages: msg() });
+    expect(r.status).toBe(200);
+    const reader = r.body!.getReader();
+    await reader.read();
+    const started = Date.now();
+    let closedAfter: number | null = null;
+    const closed = app.server.close().then(() => (closedAfter = Date.now() - started));
+    // Closed without waiting for anything.
+    expect(await idle.closedWithin(1000)).not.toBeNull();
+    expect(idle.received()).toBe("");
+    // The stream in flight is not cut: it runs to its last event.
+    const { text, ended } = await drain(reader, 15_000);
+    expect(ended).toBe(true);
+    expect(text).toContain("data: [DONE]");
+    // And the close ends with it, far inside SHUTDOWN_TIMEOUT_MS (25 s by default).
+    const streamEnded = Date.now() - started;
+    await Promise.race([closed, new Promise((res) => setTimeout(res, 3000))]);
+    expect(closedAfter).not.toBeNull();
+    expect(closedAfter!).toBeLessThan(streamEnded + 3000);
+  });
+
   it("415 to a body that is not JSON, on both body routes", async () => {
     const app = await relayApp();
     for (const path of ["/v1/chat/completions", "/v1/jobs"]) {

@@ -338,8 +338,9 @@ export class FakeBackend extends EventEmitter {
         return this.firehose(call, res);
     }
     if (!call.stream) return this.echo(call, res);
-    const total = call.model === "slow-stream" ? 2000 : this.tokens;
-    const delay = call.model === "slow-stream" ? 10 : 0;
+    // slow-stream: ~20 s, for streams a test ends itself; short-stream: ~1 s, for one that must finish.
+    const total = call.model === "slow-stream" ? 2000 : call.model === "short-stream" ? 50 : this.tokens;
+    const delay = call.model === "slow-stream" ? 10 : call.model === "short-stream" ? 20 : 0;
     const frames = this.streamFrames(call, total);
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     const next = () => {
