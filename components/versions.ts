@@ -78,8 +78,11 @@ export const images = {
 
   /** CNCF Distribution, the in-cluster registry, as the project publishes it (v3.1.1 tag, build.yml). */
   registry: byTag("docker.io/distribution/distribution", "3.1.1"),
-  /** Not re-verified: upstream's tag list could not be read (snapshot too large to fetch). */
-  vllm: byTag("vllm/vllm-openai", "v0.14.0"),
+  /**
+   * The newest release found recorded (v0.30.0, by 2026-09-23, in third-party release records:
+   * upstream's tag list is too large to fetch here); `npm run pins` checks the tag online.
+   */
+  vllm: byTag("vllm/vllm-openai", "v0.30.0"),
   /**
    * llama.cpp's CPU server; `server-b<build>` tags are immutable builds (never the moving `server`).
    * Not re-verified: upstream's tag list could not be read (snapshot too large to fetch).

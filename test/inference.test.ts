@@ -35,7 +35,7 @@ import { hubToken, InferenceStack, overcommittedPools } from "../components/infe
 import { SecretStore } from "../components/secrets/store";
 import { GPU_POOL_LABEL } from "../components/meta";
 import * as pulumi from "@pulumi/pulumi";
-import { charts } from "../components/versions";
+import { charts, images } from "../components/versions";
 import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { isSecretWrapped, render, renderStack } from "./harness";
 import { existingClusterFor } from "./stack-overrides";
@@ -470,7 +470,7 @@ describe("InferenceStack objects", () => {
     expect(r.get("kubernetes:core/v1:PersistentVolumeClaim", "t-llm-cache").protect).toBe(true);
     const dep = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-llm-server"));
     // No upstream-traceable digest for the pinned tag: by tag (image-digest-in-prod reports it).
-    expect(dep.spec.template.spec.containers[0].image).toBe("vllm/vllm-openai:v0.14.0");
+    expect(dep.spec.template.spec.containers[0].image).toBe(`${images.vllm.repository}:${images.vllm.tag}`);
   });
 
   it("awaits every model Deployment for its start budget, not the provider's default 10 minutes", async () => {

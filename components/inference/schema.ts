@@ -17,6 +17,7 @@ import {
   workloadProblems,
   type ConfigProblem,
 } from "../schema-kit";
+import { images } from "../versions";
 import { memoryServiceOf } from "./spec";
 
 const accessMode = z.enum(["ReadWriteOnce", "ReadWriteMany"]);
@@ -68,8 +69,8 @@ export const inferenceServiceSchema = z.strictObject({
     "nfs-models",
   ),
   image: doc(image.optional(), "Server image override (default: the pinned one in versions.ts).", {
-    repository: "vllm/vllm-openai",
-    tag: "v0.14.0",
+    repository: images.vllm.repository,
+    tag: images.vllm.tag,
   }),
   quantization: doc(
     z
