@@ -30,9 +30,13 @@ export interface JobView {
 
 export interface ModelList {
   readonly models: readonly string[];
-  /** Where the list comes from: the gateway's GET /v1/models, or the configured GATEWAY_MODELS. */
-  readonly source: "gateway" | "config";
-  /** Why the list is not the gateway's, for the page to say. */
+  /**
+   * Where the list comes from: the gateway's GET /v1/models (empty: the key may use no served model),
+   * the configured GATEWAY_MODELS (the gateway's list could not be loaded), or nowhere (the gateway
+   * refused it, e.g. a bad key).
+   */
+  readonly source: "gateway" | "config" | "none";
+  /** Why the list is empty or not the gateway's, for the page to say. */
   readonly notice?: string;
 }
 

@@ -11,7 +11,7 @@ export interface GatewayConfig {
   /** Base URL of the gateway, without a trailing slash or `/v1` (the routes add `/v1/...`). */
   readonly gatewayUrl: string;
   readonly apiKey: string;
-  /** Models to offer when the gateway does not list its own (`GATEWAY_MODELS`, comma-separated). */
+  /** Models to offer when the gateway's list cannot be loaded (`GATEWAY_MODELS`, comma-separated). */
   readonly models: readonly string[];
 }
 

@@ -8,6 +8,9 @@ import type { ApiErrorBody } from "./api";
 import type { GatewayConfig } from "./config";
 
 export class AppError extends Error {
+  /** The gateway's own status when this error is its answer; undefined when it never answered. */
+  upstreamStatus?: number;
+
   constructor(
     readonly status: number,
     readonly code: string,
@@ -69,6 +72,17 @@ export function fromGatewayStatus(
   headers: { get(name: string): string | null },
   body: string,
   what = "request",
+): AppError {
+  const e = describeGatewayStatus(status, headers, body, what);
+  e.upstreamStatus = status;
+  return e;
+}
+
+function describeGatewayStatus(
+  status: number,
+  headers: { get(name: string): string | null },
+  body: string,
+  what: string,
 ): AppError {
   const g = gatewayMessage(body);
   const detail = g.message ? `: ${g.message}` : "";

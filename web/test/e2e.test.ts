@@ -22,6 +22,7 @@ const WEB = join(__dirname, "..");
 const OUT = join(WEB, "..", "out", "web-e2e");
 const CHROMIUM = process.env["CHROMIUM_BIN"] ?? "/usr/bin/chromium";
 const KEY = `sk-web-e2e-${randomBytes(16).toString("hex")}`;
+/** What the gateway serves (its MODELS, all allowed to the app's key): the picker's list. */
 const MODELS = ["slow-echo", "fail-500"];
 
 /** Throws (never skips) without the browser: the suite needs it, as the gateway tests need nats-server. */
@@ -132,6 +133,7 @@ beforeAll(async () => {
     API_KEYS_FILE: keysFile,
     PORT: String(apiPort),
     METRICS_PORT: String(apiOps),
+    MODELS: MODELS.join(","),
   });
   gateway.worker = spawnGateway(["--role", "worker"], {
     ...common,
@@ -146,7 +148,9 @@ beforeAll(async () => {
     waitForHttp200(`http://127.0.0.1:${workerOps}/readyz`, 30_000, gateway.worker),
     built,
   ]);
-  web = await startWeb({ GATEWAY_URL: gateway.url, GATEWAY_API_KEY: KEY, GATEWAY_MODELS: MODELS.join(",") });
+  // GATEWAY_MODELS names another model: only used if the gateway's list could not be loaded, it must
+  // not reach the picker.
+  web = await startWeb({ GATEWAY_URL: gateway.url, GATEWAY_API_KEY: KEY, GATEWAY_MODELS: "configured-only" });
   browser = await chromium.launch({
     executablePath: chromiumPath,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
@@ -190,8 +194,9 @@ const callFor = (prompt: string): Promise<ModelCall> => backend.waitForCall((c) 
 describe("chat", () => {
   it("shows the first tokens while the model is still streaming, then the whole answer", async () => {
     const page = await openPage("/");
-    // The gateway has no GET /v1/models yet: the picker says it shows GATEWAY_MODELS.
-    expect(await page.getByTestId("models-notice").innerText()).toMatch(/GATEWAY_MODELS/);
+    // The picker is the gateway's GET /v1/models (its MODELS), not GATEWAY_MODELS, and needs no notice.
+    expect(await page.getByTestId("model").locator("option").allInnerTexts()).toEqual(MODELS);
+    expect(await page.getByTestId("models-notice").count()).toBe(0);
     expect(await page.getByTestId("model").inputValue()).toBe("slow-echo");
 
     const prompt = "Hello from the browser";

@@ -349,14 +349,55 @@ describe("GET /api/models", () => {
     expect(onlyCall().headers.authorization).toBe(`Bearer ${KEY}`);
   });
 
-  it("GATEWAY_MODELS, said so, when the gateway has no /v1/models (404)", async () => {
-    gateway.handler = (_call, res) =>
-      gatewayError(res, 404, "route_not_found", "Route GET:/v1/models not found");
+  it("an empty list from the gateway is the answer: no model offered, GATEWAY_MODELS not either, said so", async () => {
+    gateway.handler = (_call, res) => json(res, 200, { object: "list", data: [] });
+    expect(await list()).toEqual({
+      models: [],
+      source: "gateway",
+      notice:
+        "The gateway lists no model this app's key may use (its MODELS setting is empty, or names none of " +
+        "the key's models); type a model name. GATEWAY_MODELS is not offered instead: it only stands in " +
+        "while the gateway's list cannot be loaded.",
+    });
+    vi.stubEnv("GATEWAY_MODELS", "");
+    const l = await list();
+    expect(l).toMatchObject({ models: [], source: "gateway" });
+    expect(l.notice).not.toMatch(/GATEWAY_MODELS/);
+  });
+
+  it("GATEWAY_MODELS, said so, when the gateway fails (5xx)", async () => {
+    gateway.handler = (_call, res) => gatewayError(res, 503, "server_busy", "busy");
     expect(await list()).toEqual({
       models: ["llama", "qwen"],
       source: "config",
-      notice:
-        "The gateway does not list its models (no GET /v1/models); showing the models configured in GATEWAY_MODELS.",
+      notice: expect.stringMatching(
+        /^Could not load the gateway's model list \(The gateway is unavailable \(503\).*\); showing the models configured in GATEWAY_MODELS\.$/,
+      ) as unknown,
+    });
+  });
+
+  it("GATEWAY_MODELS, said so, when the gateway is unreachable", async () => {
+    vi.stubEnv("GATEWAY_URL", `http://127.0.0.1:${await closedPort()}`);
+    const l = await list();
+    expect(l).toMatchObject({ models: ["llama", "qwen"], source: "config" });
+    expect(l.notice).toMatch(
+      /^Could not load the gateway's model list \(Cannot reach the gateway .*ECONNREFUSED/,
+    );
+  });
+
+  it("a refusal (4xx) is said as such, without GATEWAY_MODELS", async () => {
+    gateway.handler = (_call, res) => gatewayError(res, 401, "invalid_api_key", "Invalid API key");
+    const l = await list();
+    expect(l).toMatchObject({ models: [], source: "none" });
+    expect(l.notice).toMatch(
+      /^The gateway refused this app its model list \(.*401.*GATEWAY_API_KEY\); type a model name\.$/,
+    );
+    gateway.handler = (_call, res) =>
+      gatewayError(res, 404, "route_not_found", "Route GET:/v1/models not found");
+    expect(await list()).toMatchObject({
+      models: [],
+      source: "none",
+      notice: expect.stringMatching(/404/) as unknown,
     });
   });
 
