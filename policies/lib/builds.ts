@@ -123,3 +123,12 @@ export function attestationOn(setting: string | undefined): boolean {
 export function provenanceMode(setting: string): "min" | "max" {
   return /(^|,)mode=max(,|$)/.test(setting.toLowerCase()) ? "max" : "min";
 }
+
+/**
+ * The Docker-Image-shaped build inputs of whatever resource builds an image (an Image resource's
+ * own inputs, or those a buildx command's variables describe): what the Dockerfile and build-arg
+ * rules read, so they judge a build whichever resource runs it.
+ */
+export function buildPropsOf(type: string, props: Obj): Obj | undefined {
+  return imageBuildOf(type, props)?.buildProps;
+}

@@ -2,8 +2,8 @@
 import * as path from "node:path";
 import type { Instruction } from "dockerfile-ast";
 import { stringList } from "../lib/config";
+import { buildPropsOf } from "../lib/builds";
 import {
-  DOCKER_IMAGE_TYPES,
   copiesFromBuildStage,
   dockerfileOf,
   finalBase,
@@ -33,13 +33,15 @@ const rootDirSchema = {
   },
 };
 
-const isImage = (type: string) => DOCKER_IMAGE_TYPES.has(type);
+/** Any resource that builds an image from a Dockerfile (Image resources, buildx commands). */
+const isImage = (type: string, props: Record<string, unknown>) => buildPropsOf(type, props) !== undefined;
 
 const rel = (p: string) => path.relative(process.cwd(), p) || p;
 
 /** The parsed Dockerfile of an image resource, or a reason it cannot be checked. */
 function load(ctx: ResourceContext<DockerfileConfig>): ParsedDockerfile | { error: string } | undefined {
-  const src = dockerfileOf(ctx.props, ctx.config.rootDir);
+  const build = buildPropsOf(ctx.type, ctx.props);
+  const src = build && dockerfileOf(build, ctx.config.rootDir);
   if (!src || src.kind === "unknown") return undefined; // no build, or paths unknown during preview
   try {
     return withBuildArgs(readDockerfile(src.path), src.buildArgs);

@@ -1,5 +1,6 @@
 /** Secret rules: credentials belong in secret sinks, never in plain inputs. */
-import { DOCKER_IMAGE_TYPES, dockerfileOf, readDockerfile } from "../lib/dockerfile";
+import { buildPropsOf } from "../lib/builds";
+import { dockerfileOf, readDockerfile } from "../lib/dockerfile";
 import { containersOf, helmValuesOf, isHelmChart, isKind, podSpecsOf } from "../lib/k8s";
 import { defineResourcePolicy, updateIn } from "../lib/policy";
 import {
@@ -413,9 +414,10 @@ export const dockerBuildArgsNoSecrets = defineResourcePolicy<DetectionConfig & {
       description: "Directory relative Dockerfile paths are resolved from (default: the repo root).",
     },
   },
-  appliesTo: (type) => DOCKER_IMAGE_TYPES.has(type),
+  appliesTo: (type, props) => buildPropsOf(type, props) !== undefined,
   validate: async (ctx, report) => {
-    const build = obj(ctx.props["build"]);
+    const props = buildPropsOf(ctx.type, ctx.props) ?? {};
+    const build = obj(props["build"]);
     for (const [name, value] of Object.entries(obj(build?.["args"]) ?? {})) {
       if (typeof value !== "string" || isUnknown(value)) continue;
       if (isLiteralUnderSecretName(name, value, 1) && !allowed(ctx.config, value)) {
@@ -425,7 +427,7 @@ export const dockerBuildArgsNoSecrets = defineResourcePolicy<DetectionConfig & {
       const why = await valueLooksSecret(value, name, ctx.config);
       if (why) report(`build arg ${name} contains ${why}; use a BuildKit secret mount`);
     }
-    const src = dockerfileOf(ctx.props, ctx.config.rootDir);
+    const src = dockerfileOf(props, ctx.config.rootDir);
     if (src?.kind !== "file") return;
     let df;
     try {

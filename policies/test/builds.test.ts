@@ -163,3 +163,24 @@ describe("image rules on a build command", () => {
     expect(ok.violations).toEqual([]);
   });
 });
+
+describe("the Dockerfile and build-arg rules judge a build whichever resource runs it", () => {
+  const single = {
+    IMAGE_CONTEXT: path.join(FIXTURES, "single"),
+    IMAGE_DOCKERFILE: path.join(FIXTURES, "single", "Dockerfile"),
+  };
+  it("a buildx command's single-stage Dockerfile is refused, as an Image resource's would be", async () => {
+    expect((await validate("dockerfile-multi-stage", buildCommand(single))).violations).toHaveLength(1);
+    expect((await validate("dockerfile-multi-stage", buildCommand())).violations).toEqual([]);
+  });
+  it("a buildx command's secret-like build arg is refused", async () => {
+    const leaky = buildCommand({ IMAGE_BUILD_ARGS: "NPM_TOKEN=npm-abc123\nNODE_VERSION=22" });
+    const r = await validate("docker-build-args-no-secrets", leaky);
+    expect(r.violations).toEqual([expect.stringContaining("NPM_TOKEN")]);
+    expect((await validate("docker-build-args-no-secrets", buildCommand())).violations).toEqual([]);
+  });
+  it("a command that builds nothing is not theirs to judge", async () => {
+    const plain = { type: COMMAND, props: { create: "uptime" } };
+    expect((await validate("dockerfile-multi-stage", plain)).violations).toEqual([]);
+  });
+});
