@@ -1,9 +1,11 @@
 /**
- * `npm run bench [-- --only preflight,policy,gateway] [--quick]`: the performance targets of
- * DESIGN.md section 9, measured as ratios side by side in one run. Prints a table, writes
- * bench/results.json. Never part of `npm test`.
+ * `npm run bench [-- --only preflight,policy,gateway,render] [--quick] [--charts DIR] [--update]`:
+ * the performance targets (docs/performance.md), measured as ratios side by side in one run. Prints
+ * a table and writes out/bench/results.json; `--update` writes the committed bench/results.json
+ * instead (the figures docs/performance.md quotes). Never part of `npm test`.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { benchGateway, type GatewayBenchResult } from "./gateway";
 import { benchPolicies, type PolicyBenchResult } from "./policy-throughput";
@@ -32,16 +34,49 @@ interface Results {
 
 const ok = (pass: boolean) => (pass ? "met" : "MISSED");
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      only: { type: "string" },
-      quick: { type: "boolean", default: false },
-      out: { type: "string", default: "bench/results.json" },
-      charts: { type: "string" },
-    },
-  });
-  const only = new Set((values.only ?? "preflight,policy,gateway,render").split(","));
+const MEASURES = ["preflight", "policy", "gateway", "render"] as const;
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+Measures the platform's performance targets as ratios, side by side in one run.
+
+Options:
+  --only LIST    comma-separated measures: ${MEASURES.join(", ")} (default: all)
+  --quick        fewer sizes and rounds (a smoke run)
+  --charts DIR   chart packages for the render measure (default: the preflight's user cache)
+  --out FILE     where the results go (default: out/bench/results.json)
+  --update       write the committed bench/results.json (the figures the docs quote)
+  -h, --help     this text`;
+
+async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        only: { type: "string" },
+        quick: { type: "boolean", default: false },
+        out: { type: "string" },
+        update: { type: "boolean", default: false },
+        charts: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    console.error(`bench: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const only = new Set((values.only ?? MEASURES.join(",")).split(","));
+  const unknown = [...only].filter((m) => !(MEASURES as readonly string[]).includes(m));
+  if (unknown.length) {
+    console.error(`bench: unknown measure ${unknown.join(", ")} (one of ${MEASURES.join(", ")})`);
+    return 2;
+  }
+  const out = values.out ?? (values.update ? "bench/results.json" : "out/bench/results.json");
   const { cpus } = await import("node:os");
   const results: Results = { date: new Date().toISOString(), node: process.version, cpus: cpus().length };
   const rows: string[][] = [];
@@ -111,14 +146,17 @@ async function main(): Promise<void> {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join(" | ");
   console.log([line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)].join("\n"));
-  writeFileSync(values.out, JSON.stringify(results, null, 2) + "\n");
-  console.log(`\nwrote ${values.out}`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(results, null, 2) + "\n");
+  console.log(`\nwrote ${out}`);
+  return 0;
 }
 
-main().then(
-  () => process.exit(0),
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+if (require.main === module)
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
