@@ -3,7 +3,12 @@ import { describe, expect, it } from "vitest";
 import { parsePlatformConfig, SECRET_KEY_NAMES, SECRET_KEYS } from "../components/config";
 import { failed, runStack } from "../tools/preflight/run";
 import { loadStackConfig, listStacks } from "../tools/preflight/stack-config";
-import { describePlaintextSecret, plaintextSecrets, replaceAt } from "../tools/preflight/stack-secrets";
+import {
+  describePlaintextSecret,
+  plaintextSecretLines,
+  plaintextSecrets,
+  replaceAt,
+} from "../tools/preflight/stack-secrets";
 
 const SCHEMA_SECRETS = new Set(["platform:githubToken", "platform:hfToken"]);
 const TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8";
@@ -66,6 +71,13 @@ describe("plain-text credentials in a stack file", () => {
     const dsn = (JSON.parse(sc.config["platform:notes"]!) as { dsn: string }).dsn;
     expect(sc.canaries.get(dsn)).toBe("platform:notes");
     expect(sc.secretKeys).toContain("platform:githubToken");
+  });
+
+  it("reads a stack file that does not parse line by line, naming lines and keys, never values", () => {
+    const text = `config:\n  platform:githubToken: ${TOKEN}\n\tplatform:mesh: {\n  platform:environment: dev\n`;
+    const lines = plaintextSecretLines(text);
+    expect(lines.map((l) => [l.line, l.key])).toEqual([[2, "platform:githubToken"]]);
+    expect(JSON.stringify(lines)).not.toContain(TOKEN);
   });
 
   it("replaces one leaf without touching the rest", () => {

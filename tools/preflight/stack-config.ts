@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { CONFIG_NAMESPACE, SECRET_KEY_NAMES } from "../../components/config";
-import { plaintextSecrets, replaceAt, type PlaintextSecret } from "./stack-secrets";
+import { plaintextSecretLines, plaintextSecrets, replaceAt, type PlaintextSecret } from "./stack-secrets";
 
 export class UsageError extends Error {}
 
@@ -45,7 +45,13 @@ function readYaml(file: string): unknown {
   try {
     return parse(text) as unknown;
   } catch (e) {
-    throw new UsageError(`${file} is not valid YAML: ${(e as Error).message.split("\n")[0]}`);
+    // A broken file is in git all the same: say which of its lines hold a credential.
+    const leaks = plaintextSecretLines(text).map(
+      (l) => `; line ${l.line} (${l.key}) holds ${l.what} in plain text: use \`pulumi config set --secret\``,
+    );
+    throw new UsageError(
+      `${file} is not valid YAML: ${(e as Error).message.split("\n")[0]}${leaks.join("")}`,
+    );
   }
 }
 

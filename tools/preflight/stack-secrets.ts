@@ -80,3 +80,21 @@ export function replaceAt(value: unknown, at: readonly (string | number)[], leaf
   const o = value as Record<string, unknown>;
   return { ...o, [head!]: replaceAt(o[head!], rest, leaf) };
 }
+
+/**
+ * The same search over a stack file's text, line by line, for when it does not parse as YAML:
+ * each `key: value` line whose value the detectors take for a credential, by line number (the
+ * file is in git whether or not it parses).
+ */
+export function plaintextSecretLines(text: string): { line: number; key: string; what: string }[] {
+  const out: { line: number; key: string; what: string }[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const m = /^\s*-?\s*([^\s#][^#]*?):\s+(.+?)\s*$/.exec(raw);
+    if (!m || m[2]!.startsWith("#")) return;
+    const key = m[1]!.replace(/^["']|["']$/g, "");
+    const value = m[2]!.replace(/^["']|["']$/g, "");
+    const hit = detectInString(value, key.slice(key.indexOf(":") + 1), DEFAULT_ENTROPY);
+    if (hit) out.push({ line: i + 1, key, what: hit.message });
+  });
+  return out;
+}
