@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@pulumi/kubernetes";
@@ -223,6 +223,39 @@ describe("preflight CLI", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('no policy config for stack "laptop": policies/config/laptop.json is missing');
     expect(r.stdout).not.toMatch(/mandatory/);
+  });
+
+  it("puts every requested stack in every report with its status, one JSON shape, on stdout with -", () => {
+    const dir = mkdtempSync(join(tmpdir(), "preflight-"));
+    copyFileSync(join(ROOT, "Pulumi.yaml"), join(dir, "Pulumi.yaml"));
+    copyFileSync(join(ROOT, "Pulumi.local.yaml"), join(dir, "Pulumi.good.yaml"));
+    // The stack's images build from web/ and services/ (paths are the stack directory's).
+    symlinkSync(join(ROOT, "web"), join(dir, "web"));
+    symlinkSync(join(ROOT, "services"), join(dir, "services"));
+    mkdirSync(join(dir, "policies", "config"), { recursive: true });
+    copyFileSync(
+      join(ROOT, "policies", "config", "local.json"),
+      join(dir, "policies", "config", "good.json"),
+    );
+    writeFileSync(join(dir, "Pulumi.typo.yaml"), "config:\n  platform:environment: qa\n");
+    writeFileSync(join(dir, "Pulumi.tabs.yaml"), "config:\n\tplatform:environment: dev\n");
+    const md = join(dir, "report.md");
+    const r = cli(["--quiet", "--out", join(dir, "out"), "--json", "-", "--markdown", md], dir);
+    expect(r.code).toBe(2);
+    const report = JSON.parse(r.stdout) as { stacks: { stack: string; status: string }[] };
+    expect(report.stacks.map((s) => [s.stack, s.status])).toEqual([
+      ["good", "ok"],
+      ["tabs", "error"],
+      ["typo", "config-error"],
+    ]);
+    // The per-stack text moved to stderr, beside the errors.
+    expect(r.stderr).toMatch(/good: \d+ resources/);
+    expect(r.stderr).toMatch(/tabs: .*not valid YAML/);
+    const text = readFileSync(md, "utf8");
+    expect(text).toMatch(/\| good \| \d+ \|/);
+    expect(text).toContain("## tabs: not evaluated");
+    expect(text).toContain("## typo: config error");
+    expect(text).toMatch(/- platform:environment: /);
   });
 
   it("exits 2 on bad config, listing every problem by key path", () => {

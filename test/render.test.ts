@@ -259,7 +259,7 @@ describe("several stacks in one run", () => {
     expect(peak).toBe(1);
   });
 
-  it("surfaces an error at its stack, after the stacks before it, and evaluates nothing after it", async () => {
+  it("reports a stack it cannot read at its place, and still evaluates the stacks after it", async () => {
     const evaluated: string[] = [];
     const program = () => {
       evaluated.push(pulumi.getStack());
@@ -267,8 +267,12 @@ describe("several stacks in one run", () => {
     };
     const results = runStacks(["local", "nope", "dev"], { program, policies: [], policyConfig: {} });
     expect((await results.next()).value).toMatchObject({ stack: "local", result: { kind: "plan" } });
-    await expect(results.next()).rejects.toThrow(/unknown stack "nope"/);
-    expect(evaluated).toEqual(["local"]);
+    expect((await results.next()).value).toMatchObject({
+      stack: "nope",
+      result: { kind: "usage-error", message: expect.stringMatching(/unknown stack "nope"/) },
+    });
+    expect((await results.next()).value).toMatchObject({ stack: "dev", result: { kind: "plan" } });
+    expect(evaluated).toEqual(["local", "dev"]);
   });
 });
 

@@ -14,6 +14,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { componentTree, markdown, problemsText, summaryLine, writePlanFiles } from "./preflight/report";
+import type { ConfigProblem } from "../components/config";
 import { failed, runStacks, type Plan } from "./preflight/run";
 import { listStacks, UsageError } from "./preflight/stack-config";
 
@@ -40,11 +41,12 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (args.values.help) {
-    console.log(
-      "usage: npm run preflight [-- --stack NAME ...] [--charts DIR|pull] [--json FILE] [--markdown FILE] [--out DIR] [--program MODULE] [--stack-traces]",
-    );
+    console.log(USAGE);
     return 0;
   }
+  // A report on stdout keeps stdout for itself: the per-stack text goes to stderr then.
+  const toStdout = args.values.json === "-" || args.values.markdown === "-";
+  const say = (text: string) => (toStdout ? console.error(text) : console.log(text));
   const dir = process.cwd();
   const stacks = args.values.stack ?? listStacks(dir);
   if (stacks.length === 0) {
@@ -66,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
   // And one render session: a chart every stack installs alike renders once per run.
   const session = charts ? new RenderSession() : undefined;
   const plans: Plan[] = [];
+  const reports: StackReport[] = [];
   let exit = 0;
   // In order, each stack's program evaluated while the one before it renders and is checked.
   const results = runStacks(stacks, {
@@ -88,7 +91,14 @@ async function main(argv: string[]): Promise<number> {
     }
     if (next.done) break;
     const { stack, result } = next.value;
+    if (result.kind === "usage-error") {
+      console.error(`${stack}: ${result.message}`);
+      reports.push({ stack, status: "error", reason: result.message });
+      exit = 2;
+      continue;
+    }
     if (result.kind === "config-error") {
+      reports.push({ stack, status: "config-error", problems: result.problems });
       console.error(
         `${stack}: invalid stack config (${result.problems.length} problems, ${result.registered} resources registered):`,
       );
@@ -99,23 +109,64 @@ async function main(argv: string[]): Promise<number> {
     }
     const plan = result.plan;
     plans.push(plan);
+    reports.push({ stack, status: failed(plan) ? "findings" : "ok", plan });
     for (const e of result.chartErrors) {
       console.error(`${stack}: ${e.message}`);
       exit = 2;
     }
     writePlanFiles(args.values.out, plan);
-    if (!args.values.quiet) console.log(componentTree(plan));
+    if (!args.values.quiet) say(componentTree(plan));
     const problems = problemsText(plan);
-    if (problems) console.log(problems);
-    console.log(summaryLine(plan));
+    if (problems) say(problems);
+    say(summaryLine(plan));
     if (failed(plan) && exit === 0) exit = 1;
   }
   if (helmHome) rmSync(helmHome, { recursive: true, force: true });
-  if (args.values.json)
-    writeFileSync(args.values.json, JSON.stringify(plans.length === 1 ? plans[0] : plans, null, 2) + "\n");
-  if (args.values.markdown) writeFileSync(args.values.markdown, markdown(plans));
+  // Every requested stack is in every report, with its status; one shape whatever their number.
+  const emit = (target: string, text: string) =>
+    target === "-" ? process.stdout.write(text) : writeFileSync(target, text);
+  if (args.values.json) emit(args.values.json, JSON.stringify({ stacks: reports }, null, 2) + "\n");
+  if (args.values.markdown) emit(args.values.markdown, markdown(plans, unevaluated(reports)));
   return exit;
 }
+
+/** One stack in the JSON and Markdown reports. */
+type StackReport =
+  | { stack: string; status: "ok" | "findings"; plan: Plan }
+  | { stack: string; status: "config-error"; problems: readonly ConfigProblem[] }
+  | { stack: string; status: "error"; reason: string };
+
+/** The stacks that have no plan, with what the reports say instead. */
+function unevaluated(reports: readonly StackReport[]): { stack: string; status: string; lines: string[] }[] {
+  return reports.flatMap((r) =>
+    r.status === "config-error"
+      ? [{ stack: r.stack, status: "config error", lines: r.problems.map((p) => `${p.key}: ${p.message}`) }]
+      : r.status === "error"
+        ? [{ stack: r.stack, status: "not evaluated", lines: [r.reason] }]
+        : [],
+  );
+}
+
+const USAGE = `Usage: npm run preflight -- [options]
+
+Evaluates every stack (or those named) offline under Pulumi's mock runtime, runs the policy pack,
+validates every Kubernetes object, hunts secret canaries and runs the fidelity checks.
+
+Options:
+  --stack NAME       a stack to evaluate (repeatable; default: every Pulumi.<stack>.yaml here)
+  --charts DIR|pull  render every Helm chart from chart packages in DIR, or from the per-user cache
+                     that \`pull\` fills (docs/render-mode.md)
+  --json FILE        write {"stacks": [...]}: each stack's status and plan, problems or reason
+  --markdown FILE    write the Markdown report (CI's job summary)
+                     FILE may be - for stdout (the per-stack text then goes to stderr)
+  --out DIR          where plan.json and manifests/ go per stack (default: out)
+  --quiet            no component tree
+  --program MODULE   evaluate another Pulumi program with each stack's config
+  --stack-traces     keep JavaScript stack traces while the program runs
+  -h, --help         this text
+
+Exit: 0 clean; 1 a mandatory violation, schema error, secret leak or fidelity error; 2 bad input
+(a config error, an unreadable stack, a chart that cannot be rendered).`;
 
 /** `--program MODULE`: evaluate another Pulumi program (its export = function) with a stack's config. */
 function loadProgram(file: string): () => object {

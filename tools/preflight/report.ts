@@ -75,7 +75,14 @@ const mermaidId = (urn: string, ids: Map<string, string>) => {
   return id;
 };
 
-export function markdown(plans: readonly Plan[]): string {
+/**
+ * The Markdown report: every evaluated stack's row, tree and findings, and every stack that has no
+ * plan (a config error, an unreadable file) with what stopped it, so no requested stack is missing.
+ */
+export function markdown(
+  plans: readonly Plan[],
+  unevaluated: readonly { stack: string; status: string; lines: readonly string[] }[] = [],
+): string {
   const out: string[] = [
     "# Preflight",
     "",
@@ -88,6 +95,9 @@ export function markdown(plans: readonly Plan[]): string {
       `| ${p.stack} | ${s.resources} | ${s.components} | ${s.charts.rendered} of ${s.charts.total} | ${s.mandatory} | ${s.advisory} | ${s.schemaErrors} | ${s.secretLeaks} | ${s.fidelityErrors} | ${s.fidelityWarnings} |`,
     );
   }
+  for (const u of unevaluated) out.push(`| ${u.stack} | ${u.status} | | | | | | | | |`);
+  for (const u of unevaluated)
+    out.push("", `## ${u.stack}: ${u.status}`, "", ...u.lines.map((l) => `- ${l.replace(/\|/g, "\\|")}`));
   for (const p of plans) {
     out.push("", `## ${p.stack}`, "", "```mermaid", "flowchart LR");
     const ids = new Map<string, string>();

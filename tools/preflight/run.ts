@@ -32,6 +32,7 @@ import { fidelityFindings } from "./fidelity";
 import type { Finding } from "./objects";
 import { CHART_TYPE, renderCharts, type ChartRender, type DroppedHook, type RenderSession } from "./render";
 import { isKubernetesObjectType, validateObject } from "./schemas";
+import { HelmUnavailable } from "./helm";
 import { loadStackConfig, UsageError, type StackConfig } from "./stack-config";
 import { describePlaintextSecret } from "./stack-secrets";
 
@@ -88,6 +89,16 @@ export type StackResult =
       readonly stack: string;
       readonly problems: readonly ConfigProblem[];
       readonly registered: number;
+    };
+
+/** What a run of several stacks says of each: its result, or why it could not be evaluated at all. */
+export type StackOutcome =
+  | StackResult
+  | {
+      /** The stack could not be evaluated (its file is missing or not YAML, helm is absent...). */
+      readonly kind: "usage-error";
+      readonly stack: string;
+      readonly message: string;
     };
 
 export interface RunStackOptions {
@@ -152,17 +163,29 @@ export async function runStack(stack: string, options: RunStackOptions = {}): Pr
 export async function* runStacks(
   stacks: readonly string[],
   options: RunStackOptions = {},
-): AsyncGenerator<{ readonly stack: string; readonly result: StackResult }> {
+): AsyncGenerator<{ readonly stack: string; readonly result: StackOutcome }> {
   const evaluated: Promise<EvaluatedStack>[] = [];
   let previous: Promise<unknown> = Promise.resolve();
   for (const stack of stacks) {
     const next = previous.then(() => evaluateStack(stack, options));
-    // Surfaces in its turn (an unhandled rejection meanwhile would end the process).
-    next.catch(() => undefined);
+    // Surfaces in its turn (an unhandled rejection meanwhile would end the process); the next
+    // stack is evaluated either way.
     evaluated.push(next);
-    previous = next;
+    previous = next.catch(() => undefined);
   }
-  for (const [i, stack] of stacks.entries()) yield { stack, result: await (await evaluated[i]!).result };
+  for (const [i, stack] of stacks.entries()) {
+    let result: StackOutcome;
+    try {
+      result = await (await evaluated[i]!).result;
+    } catch (e) {
+      // A stack that cannot be read, or whose program throws, is reported at its place; the other
+      // stacks still are.
+      const known = e instanceof UsageError || e instanceof HelmUnavailable;
+      const message = e instanceof Error ? e.message.split("\n")[0]! : String(e);
+      result = { kind: "usage-error", stack, message: known ? message : `the program failed: ${message}` };
+    }
+    yield { stack, result };
+  }
 }
 
 /** A stack whose program has been evaluated; the rest of its preflight is under way. */
