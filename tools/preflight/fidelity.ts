@@ -9,7 +9,8 @@ import { budgetFindings } from "./budgets";
 import { K3S_CRDS, referenceFindings } from "./references";
 import type { Registration } from "./recorder";
 import { describe, identity, type Finding, type PlanObject } from "./objects";
-import { dependencyClosure, groupOf, type DroppedHook } from "./render";
+import { groupOf } from "./objects";
+import { dependencyClosure, type DroppedHook } from "./render";
 import { isKubernetesObjectType } from "./schemas";
 
 /** The plan's Kubernetes objects, with what each waits for. */

@@ -76,3 +76,43 @@ export function describe(o: Readonly<Record<string, unknown>>): string {
   const id = identity(o);
   return `${id.kind} ${id.namespace ? `${id.namespace}/` : ""}${id.name}`;
 }
+
+/** Built-in cluster-scoped kinds (everything else built in is namespaced): render and references read it. */
+export const BUILTIN_CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set([
+  "APIService",
+  "CertificateSigningRequest",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "ClusterTrustBundle",
+  "ComponentStatus",
+  "CSIDriver",
+  "CSINode",
+  "CustomResourceDefinition",
+  "DeviceClass",
+  "FlowSchema",
+  "IngressClass",
+  "IPAddress",
+  "MutatingAdmissionPolicy",
+  "MutatingAdmissionPolicyBinding",
+  "MutatingWebhookConfiguration",
+  "Namespace",
+  "Node",
+  "PersistentVolume",
+  "PriorityClass",
+  "PriorityLevelConfiguration",
+  "ResourceSlice",
+  "RuntimeClass",
+  "SelfSubjectReview",
+  "ServiceCIDR",
+  "StorageClass",
+  "TokenReview",
+  "ValidatingAdmissionPolicy",
+  "ValidatingAdmissionPolicyBinding",
+  "ValidatingWebhookConfiguration",
+  "VolumeAttachment",
+  "VolumeAttributesClass",
+]);
+
+/** The API group of an apiVersion (`apps/v1` → `apps`, `v1` → the core group, ""). */
+export const groupOf = (apiVersion: string): string =>
+  apiVersion.includes("/") ? apiVersion.split("/")[0]! : "";

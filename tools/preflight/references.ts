@@ -8,7 +8,14 @@
  */
 import { containersOf, podSpecsOf, type ContainerRef, type PodSpecRef } from "../../policies/lib/k8s";
 import { arr, obj, str, type Obj } from "../../policies/lib/values";
-import { describe, identity, type Finding, type PlanObject } from "./objects";
+import {
+  BUILTIN_CLUSTER_SCOPED_KINDS,
+  describe,
+  groupOf,
+  identity,
+  type Finding,
+  type PlanObject,
+} from "./objects";
 
 // ------------------------------------------------------------------------------------------------
 // Cluster-provided objects, namespaces and CRDs
@@ -217,30 +224,6 @@ const BUILTIN_GROUPS: ReadonlySet<string> = new Set([
   "storagemigration.k8s.io",
 ]);
 
-const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set([
-  "Namespace",
-  "Node",
-  "PersistentVolume",
-  "StorageClass",
-  "ClusterRole",
-  "ClusterRoleBinding",
-  "CustomResourceDefinition",
-  "MutatingWebhookConfiguration",
-  "ValidatingWebhookConfiguration",
-  "ValidatingAdmissionPolicy",
-  "ValidatingAdmissionPolicyBinding",
-  "PriorityClass",
-  "IngressClass",
-  "RuntimeClass",
-  "APIService",
-  "CSIDriver",
-  "CSINode",
-  "VolumeAttachment",
-  "CertificateSigningRequest",
-  "FlowSchema",
-  "PriorityLevelConfiguration",
-]);
-
 interface Svc {
   readonly o: PlanObject;
   readonly ns: string;
@@ -259,11 +242,6 @@ interface Pod {
   readonly ns: string;
   readonly pod: PodSpecRef;
   readonly labels: Readonly<Record<string, string>>;
-}
-
-function groupOf(apiVersion: string): string {
-  const slash = apiVersion.lastIndexOf("/");
-  return slash < 0 ? "" : apiVersion.slice(0, slash);
 }
 
 /** A Pulumi type token `policies/lib/k8s` understands, from the object's own apiVersion/kind. */
@@ -545,7 +523,8 @@ class Plan {
   nsOf(o: PlanObject): string | undefined {
     const id = identity(o.object);
     if (id.namespace) return id.namespace;
-    if (CLUSTER_SCOPED_KINDS.has(id.kind) && BUILTIN_GROUPS.has(groupOf(id.apiVersion))) return undefined;
+    if (BUILTIN_CLUSTER_SCOPED_KINDS.has(id.kind) && BUILTIN_GROUPS.has(groupOf(id.apiVersion)))
+      return undefined;
     if (this.clusterScopedCrs.has(`${groupOf(id.apiVersion)}/${id.kind}`)) return undefined;
     return "default";
   }

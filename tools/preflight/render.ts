@@ -15,46 +15,10 @@ import { join } from "node:path";
 import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import { ChartSourceError, firstLine, type ChartRef, type ChartSource } from "./charts";
 import { runHelm, type HelmResult } from "./helm";
-import { describe, identity, type Finding } from "./objects";
+import { BUILTIN_CLUSTER_SCOPED_KINDS, describe, groupOf, identity, type Finding } from "./objects";
 import { wrapSecret, type Registration } from "./recorder";
 
 export const CHART_TYPE = "kubernetes:helm.sh/v4:Chart";
-
-/** Built-in cluster-scoped kinds (everything else built in is namespaced). */
-const CLUSTER_SCOPED = new Set([
-  "APIService",
-  "CertificateSigningRequest",
-  "ClusterRole",
-  "ClusterRoleBinding",
-  "ClusterTrustBundle",
-  "ComponentStatus",
-  "CSIDriver",
-  "CSINode",
-  "CustomResourceDefinition",
-  "DeviceClass",
-  "FlowSchema",
-  "IngressClass",
-  "IPAddress",
-  "MutatingAdmissionPolicy",
-  "MutatingAdmissionPolicyBinding",
-  "MutatingWebhookConfiguration",
-  "Namespace",
-  "Node",
-  "PersistentVolume",
-  "PriorityClass",
-  "PriorityLevelConfiguration",
-  "ResourceSlice",
-  "RuntimeClass",
-  "SelfSubjectReview",
-  "ServiceCIDR",
-  "StorageClass",
-  "TokenReview",
-  "ValidatingAdmissionPolicy",
-  "ValidatingAdmissionPolicyBinding",
-  "ValidatingWebhookConfiguration",
-  "VolumeAttachment",
-  "VolumeAttributesClass",
-]);
 
 /** API groups Kubernetes itself serves (a kind there needs no CRD). */
 export function isBuiltinGroup(group: string): boolean {
@@ -65,8 +29,6 @@ export function isBuiltinGroup(group: string): boolean {
     ["apps", "batch", "policy", "autoscaling"].includes(group)
   );
 }
-
-export const groupOf = (apiVersion: string) => (apiVersion.includes("/") ? apiVersion.split("/")[0]! : "");
 
 /** The Pulumi type token of a Kubernetes object (`v1` is the `core` group). */
 export function typeToken(apiVersion: string, kind: string): string {
@@ -547,7 +509,7 @@ export async function renderCharts(
       const obj: Record<string, unknown> = { ...object, apiVersion };
       if (!id.namespace) {
         const s = isBuiltinGroup(group)
-          ? CLUSTER_SCOPED.has(id.kind)
+          ? BUILTIN_CLUSTER_SCOPED_KINDS.has(id.kind)
             ? "Cluster"
             : "Namespaced"
           : scope.get(`${group}/${id.kind}`);
