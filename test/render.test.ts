@@ -61,7 +61,8 @@ function cli(args: string[], env: Record<string, string> = {}) {
       cwd: ROOT,
       encoding: "utf8",
       timeout: 120_000,
-      env: { ...process.env, ...env },
+      // A private render cache: a run must render what it checks, not what an earlier test left.
+      env: { ...process.env, XDG_CACHE_HOME: join(home, "cache"), ...env },
     },
   );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { ChartSource } from "./preflight/charts";
 import { HelmUnavailable } from "./preflight/helm";
 import { RenderSession } from "./preflight/render";
+import { RenderCache, userRenderCache } from "./preflight/render-cache";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -31,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
         quiet: { type: "boolean", default: false },
         program: { type: "string" },
         charts: { type: "string" },
+        "render-cache": { type: "string" },
         "stack-traces": { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
@@ -66,7 +68,12 @@ async function main(argv: string[]): Promise<number> {
   const helmHome = args.values.charts ? mkdtempSync(join(tmpdir(), "preflight-charts-")) : undefined;
   const charts = args.values.charts && helmHome ? new ChartSource(args.values.charts, helmHome) : undefined;
   // And one render session: a chart every stack installs alike renders once per run.
-  const session = charts ? new RenderSession() : undefined;
+  // Renders persist across runs unless `--render-cache off`; a chart renders again when its content,
+  // arguments or values change (tools/preflight/render-cache.ts).
+  const cacheDir = args.values["render-cache"] ?? userRenderCache();
+  const session = charts
+    ? new RenderSession(undefined, undefined, cacheDir === "off" ? undefined : new RenderCache(cacheDir))
+    : undefined;
   const plans: Plan[] = [];
   const reports: StackReport[] = [];
   let exit = 0;
@@ -122,6 +129,10 @@ async function main(argv: string[]): Promise<number> {
     if (failed(plan) && exit === 0) exit = 1;
   }
   if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+  if (session && session.counts.cached > 0)
+    console.error(
+      `preflight: ${session.counts.cached} chart renders from the render cache, ${session.counts.rendered} by helm (--render-cache off renders all)`,
+    );
   // Every requested stack is in every report, with its status; one shape whatever their number.
   const emit = (target: string, text: string) =>
     target === "-" ? process.stdout.write(text) : writeFileSync(target, text);
@@ -156,6 +167,8 @@ Options:
   --stack NAME       a stack to evaluate (repeatable; default: every Pulumi.<stack>.yaml here)
   --charts DIR|pull  render every Helm chart from chart packages in DIR, or from the per-user cache
                      that \`pull\` fills (docs/render-mode.md)
+  --render-cache DIR|off  where renders persist between runs, keyed by chart content, arguments
+                     and values (default: ~/.cache/ai-delivery-platform/renders); off renders all
   --json FILE        write {"stacks": [...]}: each stack's status and plan, problems or reason
   --markdown FILE    write the Markdown report (CI's job summary)
                      FILE may be - for stdout (the per-stack text then goes to stderr)

@@ -198,12 +198,38 @@ function namedValueHit(
   return undefined;
 }
 
+type StringHit = { detector: SecretDetector; message: string } | undefined;
+
+/**
+ * Verdicts on long strings, by options and key: rendered charts repeat the same long prose (CRD
+ * schemas' descriptions, in every stack that installs the chart), and the detectors are pure. Short
+ * strings are cheaper to judge than to look up. Bounded: cleared when full.
+ */
+const MEMO_MIN_LENGTH = 256;
+const MEMO_MAX_ENTRIES = 50_000;
+const longStringVerdicts = new Map<string, Map<string, StringHit | null>>();
+let memoEntries = 0;
+
 /** Synchronous detectors over one string; `key` is the nearest secret-relevant name, if any. */
-export function detectInString(
-  value: string,
-  key: string | undefined,
-  opts: EntropyOptions,
-): { detector: SecretDetector; message: string } | undefined {
+export function detectInString(value: string, key: string | undefined, opts: EntropyOptions): StringHit {
+  if (value.length < MEMO_MIN_LENGTH) return detectUncached(value, key, opts);
+  const scope = `${opts.entropyThreshold}|${opts.minLength}|${key ?? ""}`;
+  let verdicts = longStringVerdicts.get(scope);
+  const known = verdicts?.get(value);
+  if (known !== undefined) return known ?? undefined;
+  const hit = detectUncached(value, key, opts);
+  if (memoEntries >= MEMO_MAX_ENTRIES) {
+    longStringVerdicts.clear();
+    memoEntries = 0;
+    verdicts = undefined;
+  }
+  if (!verdicts) longStringVerdicts.set(scope, (verdicts = new Map<string, StringHit | null>()));
+  verdicts.set(value, hit ?? null);
+  memoEntries++;
+  return hit;
+}
+
+function detectUncached(value: string, key: string | undefined, opts: EntropyOptions): StringHit {
   if (value.length < 8 || isUnknown(value)) return undefined;
   if (value.includes("PRIVATE KEY") && PRIVATE_KEY_RE.test(value))
     return { detector: "private-key", message: "a PEM private key" };

@@ -31,7 +31,19 @@ export interface Registration {
 export interface Recording {
   readonly registrations: Registration[];
   readonly byUrn: Map<string, Registration>;
+  /** What the program logged with pulumi.log.warn (an engine would show it; offline, the reports do). */
+  readonly warnings: ProgramWarning[];
 }
+
+/** A warning the program (or the SDK on its behalf) logged, with the resource it named. */
+export interface ProgramWarning {
+  readonly message: string;
+  /** The URN of the resource passed to pulumi.log.warn, once registered. */
+  urn?: string;
+}
+
+/** The recording the next runRecorded fills (one program runs at a time: the runtime is process-wide). */
+let active: Recording | undefined;
 
 export type SecretWrapped = { [specialSigKey]: typeof specialSecretSig; value: unknown };
 
@@ -45,16 +57,32 @@ export function wrapSecret(value: unknown): SecretWrapped {
   return { [specialSigKey]: specialSecretSig, value };
 }
 
-/** Copies a value, replacing every secret-wrapped part by `onSecret(inner value)`. */
+/**
+ * A value with every secret-wrapped part replaced by `onSecret(inner value)`. Copy on write: a part
+ * without secrets is returned as it is (callers treat the result as read-only), so rendered charts'
+ * megabytes of CRD schemas are neither copied nor left for the collector, and an object keeps its
+ * identity for the checks that remember what they judged.
+ */
 function mapSecrets(v: unknown, onSecret: (inner: unknown) => unknown): unknown {
+  if (v === null || typeof v !== "object") return v;
   if (isSecretWrapped(v)) return onSecret(v.value);
-  if (Array.isArray(v)) return v.map((x) => mapSecrets(x, onSecret));
-  if (v !== null && typeof v === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = mapSecrets(x, onSecret);
-    return out;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      const y = mapSecrets(x, onSecret);
+      if (y !== x) (out ??= v.slice())[i] = y;
+    }
+    return out ?? v;
   }
-  return v;
+  let out: Record<string, unknown> | undefined;
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    const x = o[k];
+    const y = mapSecrets(x, onSecret);
+    if (y !== x) (out ??= { ...o })[k] = y;
+  }
+  return out ?? o;
 }
 
 /** Recursively drops secret markers (what CrossGuard shows a policy). */
@@ -235,7 +263,8 @@ export async function installRecorder(project: string, stack: string): Promise<R
   // An organization too: the program reads pulumi.getOrganization() (the delivery's OIDC exchange).
   await pulumi.runtime.setMocks(mocks, project, stack, false, PREFLIGHT_ORGANIZATION);
   const monitor = sdk.getMonitor() as MonitorLike;
-  const recording: Recording = { registrations: [], byUrn: new Map() };
+  const recording: Recording = { registrations: [], byUrn: new Map(), warnings: [] };
+  active = recording;
   let current: Registration | undefined;
 
   const register = monitor.registerResource.bind(monitor);
@@ -299,10 +328,33 @@ export async function runRecorded<T extends object>(
     process.setSourceMapsEnabled(false);
     Error.stackTraceLimit = 0;
   }
+  // Without an engine the SDK prints warnings to stderr, out of every report: record them instead.
+  const log = pulumi.log as unknown as { warn: typeof pulumi.log.warn };
+  const warn = log.warn;
+  const target = active;
+  const urns: Promise<void>[] = [];
+  if (target)
+    log.warn = (message, resource) => {
+      const entry: ProgramWarning = { message };
+      target.warnings.push(entry);
+      if (resource)
+        urns.push(
+          (resource.urn as unknown as { promise(): Promise<string> }).promise().then(
+            (urn) => {
+              entry.urn = urn;
+            },
+            () => undefined,
+          ),
+        );
+      return Promise.resolve();
+    };
   try {
     await pulumi.runtime.runInPulumiStack(async () => program());
   } finally {
     await sdk.waitForRPCs();
+    await Promise.all(urns);
+    log.warn = warn;
+    if (active === target) active = undefined;
     process.setSourceMapsEnabled(sourceMaps);
     Error.stackTraceLimit = limit;
   }

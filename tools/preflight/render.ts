@@ -17,6 +17,7 @@ import { ChartSourceError, firstLine, type ChartRef, type ChartSource } from "./
 import { runHelm, type HelmResult } from "./helm";
 import { BUILTIN_CLUSTER_SCOPED_KINDS, describe, groupOf, identity, type Finding } from "./objects";
 import { wrapSecret, type Registration } from "./recorder";
+import { renderKey, type RenderCache } from "./render-cache";
 
 export const CHART_TYPE = "kubernetes:helm.sh/v4:Chart";
 
@@ -209,7 +210,8 @@ export type Rendering =
  * many of the same charts with the same values, and helm's output is a function of the chart, the
  * arguments and the values alone, so an identical invocation renders and parses once and its
  * stacks share the documents (read-only downstream: every registration copies what it changes).
- * Held in memory for the run and never written anywhere, so a new run always renders afresh.
+ * With a `cache`, successful renders also persist across runs (render-cache.ts: keyed by the
+ * chart's content, the arguments and the values), so a new run renders only what changed.
  */
 export class RenderSession {
   private readonly renders = new Map<string, Promise<Rendering>>();
@@ -222,17 +224,32 @@ export class RenderSession {
     private readonly helm: HelmRunner = runHelm,
     /** helm processes at once over all the session's stacks (they render side by side). */
     private readonly concurrency = availableParallelism(),
+    /** Renders kept across runs; none by default (tests, and `--render-cache off`). */
+    private readonly cache?: RenderCache,
   ) {}
 
-  /** `helm template ARGS` with `values` on stdin (`--values -`). */
-  template(args: readonly string[], values: string): Promise<Rendering> {
+  /** Renders this session took from the persistent cache, and rendered with helm. */
+  readonly counts = { cached: 0, rendered: 0 };
+
+  /** `helm template ARGS` with `values` on stdin (`--values -`); `chart` is the path in ARGS. */
+  template(args: readonly string[], values: string, chart?: string): Promise<Rendering> {
     const key = JSON.stringify([args, values]);
     let hit = this.renders.get(key);
-    if (!hit) this.renders.set(key, (hit = this.run(args, values)));
+    if (!hit) this.renders.set(key, (hit = this.run(args, values, chart)));
     return hit;
   }
 
-  private async run(args: readonly string[], values: string): Promise<Rendering> {
+  private async run(args: readonly string[], values: string, chart?: string): Promise<Rendering> {
+    const cacheKey =
+      this.cache && chart
+        ? renderKey({ path: chart, fingerprint: this.cache.fingerprint(chart) }, args, values)
+        : undefined;
+    const cached = cacheKey ? this.cache!.get(cacheKey) : undefined;
+    if (cached) {
+      this.counts.cached++;
+      return { kind: "rendered", raw: cached };
+    }
+    this.counts.rendered++;
     // First come, first served: the stack that asked first, the one reported first, renders first.
     if (this.running < this.concurrency) this.running++;
     else await new Promise<void>((start) => this.queued.push(start));
@@ -254,7 +271,9 @@ export class RenderSession {
     }
     if (result.code !== 0) return { kind: "failed", result };
     try {
-      return { kind: "rendered", raw: parseManifests(result.stdout, this.documents) };
+      const raw = parseManifests(result.stdout, this.documents);
+      if (cacheKey) this.cache!.set(cacheKey, raw);
+      return { kind: "rendered", raw };
     } catch (e) {
       return { kind: "unparsable", message: (e as Error).message };
     }
@@ -424,7 +443,7 @@ export async function renderCharts(
           v,
         ]),
       ];
-      const rendering = await session.template(args, JSON.stringify(inputs.values));
+      const rendering = await session.template(args, JSON.stringify(inputs.values), path);
       if (rendering.kind === "failed") {
         const r = rendering.result;
         const text = helmError(r.stderr) || firstLine(r.stderr);
