@@ -19,20 +19,26 @@ import {
   doc,
   ENVIRONMENTS,
   formatKey,
+  PROJECT_NAME,
+  suggest,
   type ConfigProblem,
   type KeyPath,
 } from "./schema-kit";
 import { secretsChecks, secretsSchema } from "./secrets/schema";
+import { namespaceProblems } from "./stack-keys";
 import { acmeEndpoints, tlsChecks, tlsSchema } from "./tls/schema";
 
 export {
   CONFIG_NAMESPACE,
   ENVIRONMENTS,
   formatKey,
+  PROJECT_NAME,
   RESERVED_NAMESPACES,
+  suggest,
   type ConfigProblem,
   type Environment,
 } from "./schema-kit";
+export { ALLOWED_NAMESPACES, PROVIDER_NAMESPACES } from "./stack-keys";
 export { acmeEndpoints, externalEndpoints, type ExternalEndpoint } from "./tls/schema";
 
 /** Every non-secret `platform:*` key. Unknown keys are rejected. */
@@ -183,31 +189,6 @@ function allowedKeys(root: z.ZodType, path: Path, value: unknown): string[] {
   return Object.keys((last && defOf(last).shape) ?? {});
 }
 
-/** Levenshtein distance, for "did you mean" on typo'd keys. */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
-export function suggest(key: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = distance(key.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best;
-}
-
 function problemsFromZod(error: z.ZodError, raw: Record<string, unknown>): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   for (const issue of error.issues) {
@@ -225,14 +206,25 @@ function problemsFromZod(error: z.ZodError, raw: Record<string, unknown>): Confi
       continue;
     }
     let message = issue.message;
-    if (issue.code === "invalid_type" && issue.message.includes("received undefined"))
-      message = "is required";
-    if (issue.code === "invalid_union" && formatKey(issue.path).startsWith("platform:cluster"))
+    if (valueAt(raw, issue.path) === undefined)
+      message =
+        issue.code === "invalid_value"
+          ? `is required: one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`
+          : "is required";
+    const [section, field] = issue.path;
+    if (issue.code === "invalid_union" && section === "cluster" && (field === undefined || field === "kind"))
       message = 'cluster.kind must be "k3s" or "existing"';
     const example = exampleAt(platformSchema, issue.path, raw);
     out.push({ key: formatKey(issue.path), message, ...(example ? { example } : {}) });
   }
   return out;
+}
+
+/** The raw value at a key path (undefined when absent). */
+function valueAt(raw: unknown, path: Path): unknown {
+  let cur = raw;
+  for (const seg of path) cur = (cur as Record<PropertyKey, unknown> | null | undefined)?.[seg];
+  return cur;
 }
 
 /**
@@ -257,17 +249,46 @@ export function crossChecks(c: PlatformConfig, configKeys: ReadonlySet<string> =
   ];
 }
 
+/** What the config is read for: names that make the problems read as the stack file does. */
+export interface ParseContext {
+  /** The Pulumi project: un-namespaced keys of a stack file arrive as `<project>:<key>`. */
+  readonly project?: string;
+  /** The stack file's name, for a file that sets nothing (`Pulumi.dev.yaml`). */
+  readonly stackFile?: string;
+}
+
+/** Every name under `platform:`: the sections and the secret keys. */
+const PLATFORM_KEYS: readonly string[] = [...Object.keys(platformSchema.shape), ...Object.keys(SECRET_KEYS)];
+
 /**
- * Parses raw `platform:*` config (values as Pulumi stores them: JSON text for objects) into a typed
- * config, or throws one ConfigError listing every problem.
+ * Parses raw config (values as Pulumi stores them: JSON text for objects) into a typed config, or
+ * throws one ConfigError listing every problem: of the `platform:*` keys, and of keys in namespaces
+ * nothing reads.
  */
 export function parsePlatformConfig(
   rawConfig: Readonly<Record<string, string>>,
   presentSecrets: ReadonlySet<string> = new Set(),
+  context: ParseContext = {},
 ): PlatformConfig {
   const raw: Record<string, unknown> = {};
-  const problems: ConfigProblem[] = [];
   const prefix = `${CONFIG_NAMESPACE}:`;
+  const problems: ConfigProblem[] = namespaceProblems(Object.keys(rawConfig), {
+    project: context.project ?? PROJECT_NAME,
+    platformKeys: PLATFORM_KEYS,
+  });
+  const secretKeys = new Set(SECRET_KEY_NAMES.map((k) => `${prefix}${k}`));
+  const settings = Object.keys(rawConfig).filter((k) => !secretKeys.has(k));
+  if (!settings.some((k) => k.startsWith(prefix))) {
+    // Nothing to parse: say so, instead of one "invalid option" per required key.
+    problems.push({
+      key: context.stackFile ?? "the stack file",
+      message:
+        `${settings.length === 0 ? "is empty" : `sets no ${prefix}* key`}: a stack needs at least ` +
+        `${prefix}environment and ${prefix}cluster under \`config:\` (copy the stack of the same tier, or see docs/config.md)`,
+      example: `{"${prefix}environment":"local","${prefix}cluster":{"kind":"existing"}}`,
+    });
+    throw new ConfigError(problems);
+  }
   for (const [fullKey, text] of Object.entries(rawConfig)) {
     if (!fullKey.startsWith(prefix)) continue;
     const key = fullKey.slice(prefix.length);
@@ -327,7 +348,10 @@ export function loadPlatformConfig(): {
   const all = pulumi.runtime.allConfig();
   const cfg = new pulumi.Config(CONFIG_NAMESPACE);
   const present = new Set(SECRET_KEY_NAMES.filter((k) => all[`${CONFIG_NAMESPACE}:${k}`] !== undefined));
-  const config = parsePlatformConfig(all, present);
+  const config = parsePlatformConfig(all, present, {
+    project: pulumi.getProject(),
+    stackFile: `Pulumi.${pulumi.getStack()}.yaml`,
+  });
   const secrets: Partial<Record<SecretKey, pulumi.Output<string>>> = {};
   for (const key of present) secrets[key] = cfg.requireSecret(key);
   const appsCfg = new pulumi.Config(APP_SECRETS_NAMESPACE);

@@ -2,7 +2,6 @@
  * Small zod building blocks shared by every section of the stack-config schema, so each module's
  * schema reads the same way and reports problems with the same words and examples.
  */
-import { isIP } from "node:net";
 import { z } from "zod";
 
 /** Attaches a description and an example (shown when a value is wrong) to a schema. */
@@ -25,13 +24,26 @@ export const dnsLabel = z
 /** A DNS hostname (lower case). */
 export const hostname = z.string().regex(HOSTNAME, "must be a DNS hostname such as gpu-01.edge.example.org");
 
-/** An IPv4/IPv6 address or a DNS hostname: how SSH reaches a host. */
-export const hostAddress = z
-  .string()
-  .refine(
-    (v) => isIP(v) !== 0 || HOSTNAME.test(v),
-    "must be an IP address or a DNS hostname such as 10.0.0.11 or edge-1.example.org",
-  );
+/** Digits and dots only: meant as an IPv4 address, never a hostname (no top-level domain is numeric). */
+const IPV4_LIKE = /^[0-9.]+$/;
+
+/** Why `value` is not a host address, in words that say which kind it was taken for. */
+function hostAddressMessage(value: unknown): string {
+  if (typeof value !== "string") return "must be an IP address or a DNS hostname (a string)";
+  if (IPV4_LIKE.test(value))
+    return `"${value}" is not an IPv4 address: four numbers 0-255 separated by dots, such as 10.0.0.11`;
+  if (value.includes(":")) return `"${value}" is not an IPv6 address, such as fd00::11`;
+  return `"${value}" must be an IP address or a DNS hostname such as 10.0.0.11 or edge-1.example.org`;
+}
+
+/**
+ * An IPv4/IPv6 address or a DNS hostname: how SSH reaches a host. Digits and dots must be a valid
+ * IPv4 address (`10.20.0.300` is refused, not taken for a hostname).
+ */
+export const hostAddress = z.union(
+  [z.ipv4(), z.ipv6(), z.string().regex(new RegExp(`^(?![0-9.]+$)${HOSTNAME.source.slice(1)}`))],
+  { error: (issue) => hostAddressMessage(issue.input) },
+);
 
 /** A Kubernetes resource quantity such as 20Gi, 500m or 2. */
 export const quantity = z
@@ -68,6 +80,45 @@ export function duplicates<T>(items: readonly T[], key: (item: T) => string): Ma
 
 /** The namespace of every stack-config key (`platform:<key>`). */
 export const CONFIG_NAMESPACE = "platform";
+
+/**
+ * The Pulumi project (`name:` in Pulumi.yaml): the stacks' state and every URN are named for it,
+ * as are the policy pack and the resources' `app.kubernetes.io/part-of` label.
+ */
+export const PROJECT_NAME = "ai-delivery-platform";
+
+/** Levenshtein distance, for "did you mean" on typo'd keys. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+/**
+ * The candidate a typo'd `key` most likely meant, when one is within `tolerance` edits (default: a
+ * third of its length, at least 2).
+ */
+export function suggest(
+  key: string,
+  candidates: readonly string[],
+  tolerance = Math.max(2, Math.floor(key.length / 3)),
+): string | undefined {
+  let best: string | undefined;
+  let bestDistance = tolerance + 1;
+  for (const c of candidates) {
+    const d = distance(key.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
 
 /**
  * The tiers a stack can be (`platform:environment`): defaults, sizes and policy levels key on the

@@ -1,16 +1,32 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import {
   ConfigError,
   ENVIRONMENTS,
   parsePlatformConfig,
+  PROJECT_NAME,
+  PROVIDER_NAMESPACES,
   RESERVED_NAMESPACES,
   SECRET_KEY_NAMES,
   suggest,
 } from "../components/config";
+import { PART_OF } from "../components/meta";
 import { preflightStack, renderStack } from "./harness";
 import { committedConfig } from "./stack-overrides";
-import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
+import { runStack } from "../tools/preflight/run";
+import { listStacks, loadStackConfig, UsageError } from "../tools/preflight/stack-config";
 
 const STACKS = listStacks(process.cwd());
 
@@ -87,6 +103,18 @@ const BAD: [string, Record<string, unknown>, string, string[]?][] = [
     "bad host address",
     { ...base(), "platform:cluster": { ...k3s, servers: [{ name: "s1", address: "10.0.0.300!" }] } },
     "platform:cluster.servers[0].address",
+    ["sshPrivateKey"],
+  ],
+  [
+    "IPv4 address out of range",
+    { ...base(), "platform:cluster": { ...k3s, servers: [{ name: "s1", address: "10.20.0.300" }] } },
+    "platform:cluster.servers[0].address",
+    ["sshPrivateKey"],
+  ],
+  [
+    "bad IPv6 TLS SAN",
+    { ...base(), "platform:cluster": { ...k3s, tlsSans: ["fd00::1", "fd00::zz"] } },
+    "platform:cluster.tlsSans[1]",
     ["sshPrivateKey"],
   ],
   [
@@ -320,6 +348,183 @@ describe("malformed configs", () => {
     if (result.kind !== "config-error") return;
     expect(result.registered).toBe(0);
     expect(result.problems).toHaveLength(2);
+  });
+});
+
+describe("host addresses", () => {
+  const withAddress = (address: string) =>
+    problemsOf({ ...base(), "platform:cluster": { ...k3s, servers: [{ name: "s1", address }] } }, [
+      "sshPrivateKey",
+    ]).filter((p) => p.key === "platform:cluster.servers[0].address");
+
+  it("refuses digits and dots that are no IPv4 address, naming the key and the right form", () => {
+    const [p] = withAddress("10.20.0.300");
+    expect(p?.message).toBe(
+      '"10.20.0.300" is not an IPv4 address: four numbers 0-255 separated by dots, such as 10.0.0.11',
+    );
+    expect(p?.example).toBe('"10.0.10.11"');
+    expect(withAddress("10.20.0")).toHaveLength(1);
+    expect(withAddress("fd00::zz")[0]?.message).toContain("is not an IPv6 address");
+    expect(withAddress("edge_1")[0]?.message).toContain("must be an IP address or a DNS hostname");
+  });
+
+  it("accepts IPv4, IPv6 and hostnames", () => {
+    for (const address of ["10.20.0.30", "fd00::11", "edge-1.example.org", "edge1"])
+      expect(withAddress(address), address).toEqual([]);
+  });
+});
+
+describe("keys outside platform:", () => {
+  const keysOf = (extra: Record<string, unknown>) => problemsOf({ ...base(), ...extra });
+
+  it("refuses a typo'd namespace, suggesting the platform key", () => {
+    const [p] = keysOf({ "platfrom:mesh": { enabled: true } });
+    expect(p).toMatchObject({ key: "platfrom:mesh" });
+    expect(p!.message).toContain('unknown namespace "platfrom" (did you mean platform:mesh?)');
+  });
+
+  it("refuses an un-namespaced key as written, suggesting the platform key", () => {
+    // Pulumi reads `monitoring:` in a stack file as <project>:monitoring.
+    const [p] = keysOf({ [`${PROJECT_NAME}:monitoring`]: { enabled: true } });
+    expect(p).toMatchObject({ key: "monitoring" });
+    expect(p!.message).toContain("did you mean platform:monitoring?");
+    expect(keysOf({ [`${PROJECT_NAME}:monitorng`]: {} })[0]!.message).toContain("platform:monitoring");
+  });
+
+  it("suggests a provider's namespace for its typo, and no far-fetched key for an unknown one", () => {
+    expect(keysOf({ "kubernets:context": "k3d-platform" })[0]!.message).toContain(
+      "did you mean kubernetes:context?",
+    );
+    const [aws] = keysOf({ "aws:region": "eu-west-1" });
+    expect(aws!.key).toBe("aws:region");
+    expect(aws!.message).not.toContain("did you mean");
+    expect(aws!.message).toContain("kubernetes:, github:, vercel:, command:, random:, pulumi:");
+  });
+
+  it("allows the namespaces of the providers package.json depends on, Pulumi's own and apps:", () => {
+    const deps = Object.keys(
+      (JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> })
+        .dependencies,
+    )
+      .filter((d) => /^@pulumi(verse)?\//.test(d) && d !== "@pulumi/pulumi")
+      .map((d) => d.split("/")[1]!);
+    expect([...PROVIDER_NAMESPACES].sort()).toEqual([...deps, "pulumi"].sort());
+    const extra = Object.fromEntries(
+      [...PROVIDER_NAMESPACES, "apps"].map((n) => [`${n}:setting`, "value"] as const),
+    );
+    expect(keysOf(extra)).toEqual([]);
+  });
+
+  it("an empty stack says it is empty, instead of an invalid option", () => {
+    expect(problemsOf({})).toEqual([
+      expect.objectContaining({
+        key: "the stack file",
+        message: expect.stringMatching(
+          /^is empty: a stack needs at least platform:environment and platform:cluster/,
+        ),
+      }),
+    ]);
+    const flat = { "platform:sshPrivateKey": "canary" };
+    try {
+      parsePlatformConfig(flat, new Set(), { stackFile: "Pulumi.qa.yaml" });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as ConfigError).message).toContain("Pulumi.qa.yaml: is empty");
+    }
+    expect(problemsOf({ "platfrom:environment": "dev" }).map((p) => p.message)).toEqual([
+      expect.stringContaining("did you mean platform:environment?"),
+      expect.stringMatching(/^sets no platform:\* key/),
+    ]);
+  });
+
+  it("a required key that is absent is said to be required, with the values it takes", () => {
+    const [p] = problemsOf({ "platform:cluster": { kind: "existing" } });
+    expect(p).toMatchObject({
+      key: "platform:environment",
+      message: 'is required: one of "local", "dev", "staging", "prod"',
+    });
+  });
+});
+
+describe("Pulumi.yaml", () => {
+  const scratch = (project: string) => {
+    const dir = mkdtempSync(join(tmpdir(), "project-"));
+    writeFileSync(
+      join(dir, "Pulumi.yaml"),
+      readFileSync("Pulumi.yaml", "utf8").replace(/^name: .*$/m, `name: ${project}`),
+    );
+    copyFileSync("Pulumi.local.yaml", join(dir, "Pulumi.local.yaml"));
+    return dir;
+  };
+
+  it("is the project every name assumes: the policy pack, the part-of label, package.json", () => {
+    expect((parse(readFileSync("Pulumi.yaml", "utf8")) as { name: string }).name).toBe(PROJECT_NAME);
+    expect(PART_OF).toBe(PROJECT_NAME);
+    expect((JSON.parse(readFileSync("package.json", "utf8")) as { name: string }).name).toBe(PROJECT_NAME);
+    expect(readFileSync("policies/index.ts", "utf8")).toContain(`new PolicyPack("${PROJECT_NAME}"`);
+  });
+
+  it("the preflight refuses a project of another name, saying which name is right", () => {
+    expect(() => loadStackConfig(scratch("my-platform"), "local")).toThrow(UsageError);
+    expect(() => loadStackConfig(scratch("my-platform"), "local")).toThrow(
+      `Pulumi.yaml names the project "my-platform", but this program's stacks, URNs and policy pack are the project "${PROJECT_NAME}": set \`name: ${PROJECT_NAME}\``,
+    );
+    expect(loadStackConfig(scratch(PROJECT_NAME), "local").project).toBe(PROJECT_NAME);
+  });
+});
+
+describe("ESC environments", () => {
+  /** A scratch project with a stack that imports ESC and leaves the tier and cluster to it. */
+  function escStack(environment: string): string {
+    const dir = mkdtempSync(join(tmpdir(), "esc-"));
+    copyFileSync("Pulumi.yaml", join(dir, "Pulumi.yaml"));
+    const local = parse(readFileSync("Pulumi.local.yaml", "utf8")) as { config: Record<string, unknown> };
+    const { ["platform:environment"]: _e, ["platform:cluster"]: _c, ...rest } = local.config;
+    writeFileSync(join(dir, "Pulumi.esc.yaml"), `${environment}\nconfig: ${JSON.stringify(rest)}\n`);
+    symlinkSync(join(process.cwd(), "web"), join(dir, "web"));
+    symlinkSync(join(process.cwd(), "services"), join(dir, "services"));
+    mkdirSync(join(dir, "policies", "config"), { recursive: true });
+    copyFileSync("policies/config/local.json", join(dir, "policies", "config", "esc.json"));
+    return dir;
+  }
+
+  it("keys an imported environment may supply are external, not missing", () => {
+    const sc = loadStackConfig(escStack("environment:\n  - my-project/dev"), "esc");
+    expect(sc.environments).toEqual(["my-project/dev"]);
+    expect(sc.notes.map((n) => n.key)).toEqual(["environment", "platform:environment", "platform:cluster"]);
+    expect(sc.notes[2]!.message).toBe(
+      'supplied by ESC environment my-project/dev, not checked offline (evaluated with the stand-in {"kind":"existing"})',
+    );
+    expect(() => parsePlatformConfig(sc.config, new Set(SECRET_KEY_NAMES))).not.toThrow();
+  });
+
+  it("without the import the same file is a config error naming the required keys", () => {
+    const sc = loadStackConfig(escStack(""), "esc");
+    expect(sc.notes).toEqual([]);
+    expect(() => parsePlatformConfig(sc.config, new Set(SECRET_KEY_NAMES))).toThrow(
+      /platform:environment: is required/,
+    );
+  });
+
+  it("the preflight's report notes them as warnings and passes", async () => {
+    const r = await runStack("esc", { dir: escStack("environment: [my-project/common, my-project/dev]") });
+    if (r.kind !== "plan") throw new Error(JSON.stringify(r.problems));
+    const notes = r.plan.findings.filter((f) => f.check === "config");
+    expect(notes.map((f) => [f.severity, f.field])).toEqual([
+      ["warning", "environment"],
+      ["warning", "platform:environment"],
+      ["warning", "platform:cluster"],
+    ]);
+    expect(notes[0]!.message).toBe(
+      "Pulumi.esc.yaml imports ESC environments my-project/common, my-project/dev: what it supplies is not checked offline",
+    );
+    expect(r.plan.summary.mandatory).toBe(0);
+  });
+
+  it("refuses an environment: that is not a list of names", () => {
+    expect(() => loadStackConfig(escStack("environment: my-project/dev"), "esc")).toThrow(
+      'Pulumi.esc.yaml: environment must be a list of ESC environment names, e.g. "environment: [my-project/dev]"',
+    );
   });
 });
 

@@ -390,6 +390,9 @@ function stackFileFindings(sc: StackConfig, regs: readonly Registration[]): Find
     field: s.path ? `${s.key}.${s.path}` : s.key,
     message: describePlaintextSecret(sc.stackFile, s),
   }));
+  // What an imported ESC environment may supply is not checked offline: said, never failed.
+  for (const n of sc.notes)
+    out.push({ check: "config", severity: "warning", urn, field: n.key, message: n.message });
   const setup = unwrapSecrets(root?.outputs?.["localRegistrySetup"]) as { summary?: unknown } | undefined;
   if (setup && typeof setup.summary === "string")
     out.push({
