@@ -114,7 +114,7 @@ describe("a render session with a persistent cache", () => {
     const helm = countingHelm();
     await renderWith(new RenderSession(helm.runner, 1, new RenderCache(dir)), source);
     const [entry] = readdirSync(dir);
-    writeFileSync(join(dir, entry!), '{"format":1,"key":"another","raw":[]}');
+    writeFileSync(join(dir, entry!), '{"format":2,"key":"another","docs":[]}');
     const again = new RenderSession(helm.runner, 1, new RenderCache(dir));
     const plan = await renderWith(again, source);
     expect(again.counts).toEqual({ cached: 0, rendered: 1 });

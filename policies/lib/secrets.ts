@@ -297,6 +297,18 @@ interface Candidate {
   readonly end: number;
 }
 
+/**
+ * What a scan found under an object, by the object and the scan's settings (paths relative to it).
+ * Rendered charts share one parsed object between every stack that installs the same CRD, so its
+ * megabytes of schema are walked once per run. Weak: forgotten with the objects. The scans treat
+ * what they walk as read-only, as CrossGuard hands it to them.
+ */
+interface SubtreeVerdict {
+  readonly findings: readonly SecretFinding[];
+  readonly candidates: readonly { path: readonly (string | number)[]; value: string }[];
+}
+const subtreeVerdicts = new WeakMap<object, Map<string, SubtreeVerdict>>();
+
 /** Runs secretlint once over the candidate strings and maps messages back to their paths. */
 async function secretlintFindings(
   candidates: readonly { path: readonly (string | number)[]; value: string }[],
@@ -390,6 +402,12 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
     }
   };
 
+  // Subtrees near the root are remembered by identity (see subtreeVerdicts) when nothing path-bound
+  // (a sink skipper) can change their verdict.
+  const scope = skip
+    ? undefined
+    : `${opts.entropyThreshold}|${opts.minLength}|${opts.secretlint !== false}|${allow.map(String).join(",")}`;
+
   const visit = (v: unknown, key: string | undefined, path: (string | number)[], depth: number): void => {
     if (skip && skip(path)) return;
     if (typeof v === "string") {
@@ -397,6 +415,29 @@ export async function scanForSecrets(root: unknown, opts: ScanOptions): Promise<
       return;
     }
     if (v === null || typeof v !== "object" || depth > 64) return;
+    if (scope !== undefined && depth >= 1 && depth <= 2) {
+      const sig = `${key ?? ""}|${scope}`;
+      const known = subtreeVerdicts.get(v)?.get(sig);
+      if (known) {
+        for (const f of known.findings) findings.push({ ...f, path: [...path, ...f.path] });
+        for (const c of known.candidates) candidates.push({ ...c, path: [...path, ...c.path] });
+        return;
+      }
+      const [f0, c0, depthOf] = [findings.length, candidates.length, path.length];
+      visitNode(v, key, path, depth);
+      const rel = <T extends { path: readonly (string | number)[] }>(x: T): T => ({
+        ...x,
+        path: x.path.slice(depthOf),
+      });
+      let verdicts = subtreeVerdicts.get(v);
+      if (!verdicts) subtreeVerdicts.set(v, (verdicts = new Map<string, SubtreeVerdict>()));
+      verdicts.set(sig, { findings: findings.slice(f0).map(rel), candidates: candidates.slice(c0).map(rel) });
+      return;
+    }
+    visitNode(v, key, path, depth);
+  };
+
+  const visitNode = (v: object, key: string | undefined, path: (string | number)[], depth: number): void => {
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
         path.push(i);

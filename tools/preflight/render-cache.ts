@@ -16,7 +16,13 @@ import { HELM } from "../../components/versions";
 import type { RawObject } from "./render";
 
 /** Bumped when the stored shape changes, so old entries are misses rather than misreads. */
-const FORMAT = 1;
+const FORMAT = 2;
+
+/** A stored document: its template and its JSON text (the text is what identical documents share). */
+interface StoredDocument {
+  readonly source: string;
+  readonly json: string;
+}
 
 /** `${XDG_CACHE_HOME:-~/.cache}/ai-delivery-platform/renders`: the CLI's default. */
 export function userRenderCache(): string {
@@ -75,7 +81,12 @@ export class RenderCache {
     return f;
   }
 
-  get(key: string): readonly RawObject[] | undefined {
+  /**
+   * The entry's documents, or undefined on a miss. `documents` interns them by text: renders with
+   * other values still print the same CRDs, and one parsed object for all of them is parsed once
+   * and judged once by the checks that remember what they judged.
+   */
+  get(key: string, documents?: Map<string, unknown>): readonly RawObject[] | undefined {
     let text: string;
     try {
       text = readFileSync(join(this.dir, `${key}.json`), "utf8");
@@ -83,10 +94,15 @@ export class RenderCache {
       return undefined;
     }
     try {
-      const entry = JSON.parse(text) as { format?: unknown; key?: unknown; raw?: unknown };
+      const entry = JSON.parse(text) as { format?: unknown; key?: unknown; docs?: unknown };
       // The key inside guards against a truncated or foreign file under the right name.
-      if (entry.format !== FORMAT || entry.key !== key || !Array.isArray(entry.raw)) return undefined;
-      return entry.raw as RawObject[];
+      if (entry.format !== FORMAT || entry.key !== key || !Array.isArray(entry.docs)) return undefined;
+      return (entry.docs as StoredDocument[]).map(({ source, json }) => {
+        const known = documents?.get(json) as Record<string, unknown> | undefined;
+        const object = known ?? (JSON.parse(json) as Record<string, unknown>);
+        if (!known) documents?.set(json, object);
+        return { object, source };
+      });
     } catch {
       return undefined;
     }
@@ -98,7 +114,8 @@ export class RenderCache {
       const target = join(this.dir, `${key}.json`);
       // Write then rename: a concurrent run reads a whole entry or none.
       const partial = `${target}.${process.pid}.partial`;
-      writeFileSync(partial, JSON.stringify({ format: FORMAT, key, raw }));
+      const docs: StoredDocument[] = raw.map((r) => ({ source: r.source, json: JSON.stringify(r.object) }));
+      writeFileSync(partial, JSON.stringify({ format: FORMAT, key, docs }));
       renameSync(partial, target);
       this.prune();
     } catch {

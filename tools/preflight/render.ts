@@ -217,6 +217,8 @@ export class RenderSession {
   private readonly renders = new Map<string, Promise<Rendering>>();
   /** Parsed documents by their text, shared by every render of the session. */
   private readonly documents = new Map<string, unknown>();
+  /** The same for documents read from the persistent cache (by their JSON text). */
+  private readonly cachedDocuments = new Map<string, unknown>();
   private running = 0;
   private readonly queued: (() => void)[] = [];
 
@@ -244,7 +246,7 @@ export class RenderSession {
       this.cache && chart
         ? renderKey({ path: chart, fingerprint: this.cache.fingerprint(chart) }, args, values)
         : undefined;
-    const cached = cacheKey ? this.cache!.get(cacheKey) : undefined;
+    const cached = cacheKey ? this.cache!.get(cacheKey, this.cachedDocuments) : undefined;
     if (cached) {
       this.counts.cached++;
       return { kind: "rendered", raw: cached };
