@@ -182,6 +182,7 @@ describe("preflight CLI", () => {
       "stack",
       "summary",
       "violations",
+      "warnings",
     ]);
     expect(plan.resources[0]).toEqual(
       expect.objectContaining({

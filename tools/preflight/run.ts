@@ -16,7 +16,12 @@ import {
 import { deploymentStartBudgets } from "../../components/inference/spec";
 import { definePlatform } from "../../components/program";
 import { K3S_VERSION } from "../../components/versions";
-import { runPolicies, type ResourceRecord, type Violation } from "../../policies/lib/runner";
+import {
+  PolicyConfigError,
+  runPolicies,
+  type ResourceRecord,
+  type Violation,
+} from "../../policies/lib/runner";
 import { policies as packPolicies } from "../../policies/rules";
 import { huntCanaries, type SecretLeak } from "./hunt";
 import {
@@ -25,8 +30,11 @@ import {
   redactSecrets,
   runRecorded,
   unwrapSecrets,
+  type ProgramWarning,
   type Registration,
 } from "./recorder";
+import { PolicyConfigFileError, readPolicyConfigFile } from "./policy-config";
+import { describeYamlError, yamlSyntaxError } from "./yaml-errors";
 import type { ChartSource, ChartSourceError } from "./charts";
 import { fidelityFindings } from "./fidelity";
 import type { Finding } from "./objects";
@@ -34,7 +42,7 @@ import { CHART_TYPE, renderCharts, type ChartRender, type DroppedHook, type Rend
 import { isKubernetesObjectType, validateObject } from "./schemas";
 import { HelmUnavailable } from "./helm";
 import { loadStackConfig, UsageError, type StackConfig } from "./stack-config";
-import { describePlaintextSecret } from "./stack-secrets";
+import { describePlaintextSecret, plaintextSecretLines } from "./stack-secrets";
 
 export interface PlanResource {
   readonly urn: string;
@@ -56,6 +64,8 @@ export interface Plan {
   readonly secretLeaks: SecretLeak[];
   /** What the engine and the API server would refuse or never finish: render, admission, references, budgets. */
   readonly findings: Finding[];
+  /** What the program logged with pulumi.log.warn (a GPU pool that may run short...): reported, never failing. */
+  readonly warnings: ProgramWarning[];
   /** Render mode only: each chart rendered, with its object count, and the hooks helm.v4.Chart drops. */
   readonly charts?: { readonly rendered: ChartRender[]; readonly droppedHooks: DroppedHook[] };
   readonly summary: {
@@ -72,6 +82,8 @@ export interface Plan {
     /** Fidelity findings that fail the preflight, and warnings. */
     fidelityErrors: number;
     fidelityWarnings: number;
+    /** Warnings the program logged. */
+    programWarnings: number;
     ms: number;
   };
 }
@@ -122,29 +134,48 @@ export interface RunStackOptions {
   readonly kubeVersion?: string;
 }
 
-function readPolicyConfig(dir: string, stack: string): PolicyPackConfig {
+function readPolicyConfig(dir: string, stack: string, policies: Policies): PolicyPackConfig {
+  const name = `policies/config/${stack}.json`;
   const file = join(dir, "policies", "config", `${stack}.json`);
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
+  if (!existsSync(file)) {
     // Without it the pack runs on its defaults: not what `pulumi preview` runs in CI, and a page of
     // violations that say nothing about the missing file.
     const configDir = join(dir, "policies", "config");
     const others = existsSync(configDir) ? readdirSync(configDir).filter((f) => f.endsWith(".json")) : [];
     throw new UsageError(
-      `no policy config for stack "${stack}": policies/config/${stack}.json is missing ` +
-        `(${(e as NodeJS.ErrnoException).code ?? String(e)}). The preflight and the workflows run the pack ` +
+      `no policy config for stack "${stack}": ${name} is missing (ENOENT). ` +
+        `The preflight and the workflows run the pack ` +
         `with it (--policy-pack-config): copy the config of a stack of the same tier ` +
         `(${others.map((f) => `policies/config/${f}`).join(", ") || "none yet"}) and set its "environment" ` +
         `properties to the stack's platform:environment.`,
     );
   }
   try {
-    return JSON.parse(text) as PolicyPackConfig;
+    // Read and checked against the pack here, so a bad entry names the file and the field.
+    return readPolicyConfigFile(file, policies);
   } catch (e) {
-    throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
+    if (e instanceof PolicyConfigFileError) throw new UsageError(`${name}: ${e.detail}`);
+    throw e;
   }
+}
+
+/**
+ * A stack or project file that does not parse, as one usage error naming its line, column and the
+ * keys around it (and the lines that hold a credential, as stack-config does for a broken file).
+ */
+function checkYamlSyntax(dir: string, file: string): void {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, file), "utf8");
+  } catch {
+    return; // loadStackConfig says what is missing
+  }
+  const error = yamlSyntaxError(text);
+  if (!error) return;
+  const leaks = plaintextSecretLines(text).map(
+    (l) => `; line ${l.line} (${l.key}) holds ${l.what} in plain text: use \`pulumi config set --secret\``,
+  );
+  throw new UsageError(`${describeYamlError(file, error)}${leaks.join("")}`);
 }
 
 const STACK_TYPE = "pulumi:pulumi:Stack";
@@ -198,6 +229,8 @@ async function evaluateStack(stack: string, options: RunStackOptions): Promise<E
   const done = (result: StackResult): EvaluatedStack => ({ result: Promise.resolve(result) });
   const started = performance.now();
   const dir = options.dir ?? process.cwd();
+  checkYamlSyntax(dir, "Pulumi.yaml");
+  checkYamlSyntax(dir, `Pulumi.${stack}.yaml`);
   const sc = loadStackConfig(dir, stack, options.overrides);
   const recording = await installRecorder(sc.project, sc.stack);
   pulumi.runtime.setAllConfig(sc.config, sc.secretKeys);
@@ -238,6 +271,7 @@ async function evaluateStack(stack: string, options: RunStackOptions): Promise<E
     stackConfig: sc,
     platformConfig,
     programRegs: recording.registrations,
+    warnings: recording.warnings,
     started,
   });
   // The caller awaits it in its turn; a rejection meanwhile is not unhandled.
@@ -254,9 +288,11 @@ async function checkStack(evaluated: {
   stackConfig: StackConfig;
   platformConfig: PlatformConfig | undefined;
   programRegs: Registration[];
+  warnings: readonly ProgramWarning[];
   started: number;
 }): Promise<StackResult> {
-  const { stack, options, dir, canaries, stackConfig, platformConfig, programRegs, started } = evaluated;
+  const { stack, options, dir, canaries, stackConfig, platformConfig, programRegs, warnings, started } =
+    evaluated;
 
   // What CrossGuard shows a policy: plain values (computed once, shared with the hunt).
   const plainCache = new Map<Registration, Record<string, unknown>>();
@@ -276,10 +312,17 @@ async function checkStack(evaluated: {
   // Rendered objects join the plan beside the program's own, as a real preview registers them.
   const regs = render ? [...programRegs, ...render.registrations] : programRegs;
   const records = policyRecords(regs, plainOf);
-  const policyConfig = options.policyConfig ?? readPolicyConfig(dir, stack);
-  const violations = await runPolicies(options.policies ?? packPolicies, records, {
-    ...(policyConfig ? { config: policyConfig } : {}),
-  });
+  const policies = options.policies ?? packPolicies;
+  const policyConfig = options.policyConfig ?? readPolicyConfig(dir, stack, policies);
+  let violations: Violation[];
+  try {
+    violations = await runPolicies(policies, records, { ...(policyConfig ? { config: policyConfig } : {}) });
+  } catch (e) {
+    // A config handed in (tests, --program) that does not match the pack: a user error too.
+    if (e instanceof PolicyConfigError)
+      throw new UsageError(`policy config of stack "${stack}": ${e.message}`);
+    throw e;
+  }
 
   const schemaErrors: { urn: string; message: string }[] = [];
   const unvalidated = new Set<string>();
@@ -320,6 +363,7 @@ async function checkStack(evaluated: {
     schemaErrors,
     secretLeaks,
     findings,
+    warnings: warnings.map((w) => ({ message: w.message, ...(w.urn ? { urn: w.urn } : {}) })),
     ...(render ? { charts: { rendered: render.charts, droppedHooks: render.droppedHooks } } : {}),
     summary: {
       resources: regs.filter((r) => r.custom).length,
@@ -338,6 +382,7 @@ async function checkStack(evaluated: {
       },
       fidelityErrors: findings.filter((f) => f.severity === "error").length,
       fidelityWarnings: findings.filter((f) => f.severity === "warning").length,
+      programWarnings: warnings.length,
       ms: Math.round(performance.now() - started),
     },
   };
