@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import chartProgram from "./fixtures/chart-program";
-import { detectInString, DEFAULT_ENTROPY } from "../policies/lib/secrets";
+import { detectInString, DEFAULT_ENTROPY, scanForSecrets } from "../policies/lib/secrets";
 import { ChartSource } from "../tools/preflight/charts";
 import { runHelm } from "../tools/preflight/helm";
 import { unwrapSecrets, redactSecrets, wrapSecret } from "../tools/preflight/recorder";
@@ -232,5 +232,26 @@ describe("the CLI's render cache", () => {
     expect(off.status, off.stderr).toBe(0);
     expect(off.stderr).not.toContain("from the render cache");
     expect(readdirSync(home)).toEqual([]);
+  });
+});
+
+describe("a shared subtree scanned once", () => {
+  it("reports its findings at each place it is found, and judges it anew under other settings", async () => {
+    const random = Array.from(
+      { length: 48 },
+      (_, i) => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789"[(i * i * 7919 + i) % 46],
+    ).join("");
+    const spec = { config: { password: random }, note: "plain" };
+    const opts = { ...DEFAULT_ENTROPY, secretlint: false };
+    const first = await scanForSecrets({ spec }, opts);
+    expect(first.map((f) => f.path)).toEqual([["spec", "config", "password"]]);
+    const second = await scanForSecrets({ kind: "X", other: spec }, opts);
+    expect(second.map((f) => f.path)).toEqual([["other", "config", "password"]]);
+    // An allow pattern is another scan: the remembered verdict does not stand in for it.
+    const allowed = await scanForSecrets({ spec }, { ...opts, allowPatterns: [new RegExp(random)] });
+    expect(allowed).toEqual([]);
+    // And a path-bound skipper is never answered from memory.
+    const skipped = await scanForSecrets({ spec }, { ...opts, skip: (p) => p[1] === "config" });
+    expect(skipped).toEqual([]);
   });
 });
