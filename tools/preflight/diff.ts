@@ -133,19 +133,24 @@ export function inputChanges(before: unknown, after: unknown, path = ""): InputC
   const change = (): InputChange[] => [
     { path, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) },
   ];
-  if (isObject(before) && isObject(after)) {
-    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])];
-    return keys.flatMap((k) => inputChanges(before[k], after[k], segment(path, k)));
+  // A subtree one side lacks is its leaves (an empty object or list stays one change).
+  const empty = (other: unknown) => (isObject(other) ? {} : Array.isArray(other) ? [] : undefined);
+  const [b, a] = [before ?? empty(after), after ?? empty(before)];
+  const size = (v: unknown) => (isObject(v) ? Object.keys(v).length : Array.isArray(v) ? v.length : 0);
+  if (size(b) + size(a) === 0) return change();
+  if (isObject(b) && isObject(a)) {
+    const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+    return keys.flatMap((k) => inputChanges(b[k], a[k], segment(path, k)));
   }
-  if (Array.isArray(before) && Array.isArray(after)) {
-    const a = byName(before);
-    const b = byName(after);
-    if (a && b && (a.size > 0 || b.size > 0)) {
-      const names = [...new Set([...a.keys(), ...b.keys()])];
-      return names.flatMap((n) => inputChanges(a.get(n), b.get(n), `${path}[${n}]`));
+  if (Array.isArray(b) && Array.isArray(a)) {
+    const named = [byName(b), byName(a)] as const;
+    if (named[0] && named[1]) {
+      const [x, y] = named;
+      const names = [...new Set([...x.keys(), ...y.keys()])];
+      return names.flatMap((n) => inputChanges(x.get(n), y.get(n), `${path}[${n}]`));
     }
-    const n = Math.max(before.length, after.length);
-    return Array.from({ length: n }, (_, i) => inputChanges(before[i], after[i], `${path}[${i}]`)).flat();
+    const n = Math.max(b.length, a.length);
+    return Array.from({ length: n }, (_, i) => inputChanges(b[i], a[i], `${path}[${i}]`)).flat();
   }
   return change();
 }
@@ -191,8 +196,8 @@ const isKubernetesObject = (inputs: unknown) =>
 /**
  * The inputs whose change makes the provider replace the resource rather than update it, among
  * those that changed: a Kubernetes object's identity and its kind's immutable fields (an immutable
- * ConfigMap's or Secret's data too); any input of a `random:` resource; otherwise a top-level
- * `name`, `namespace` or `kind`.
+ * ConfigMap's or Secret's data too); a command's `triggers`; any input of a `random:` resource;
+ * otherwise a top-level `name`, `namespace` or `kind`.
  */
 export function replaceTriggers(type: string, before: unknown, after: unknown): string[] {
   let paths: readonly string[];
@@ -209,6 +214,9 @@ export function replaceTriggers(type: string, before: unknown, after: unknown): 
         ? ["data", "stringData", "binaryData"]
         : []),
     ];
+  } else if (type.startsWith("command:")) {
+    // A command reruns its create (a replacement) when a trigger changes.
+    paths = ["triggers"];
   } else if (type.startsWith("random:")) {
     return inputChanges(before, after).map((c) => c.path || "inputs");
   } else paths = ["name", "namespace", "kind"];
@@ -289,6 +297,8 @@ export function diffPlans(
       added.push(ref(r));
       continue;
     }
+    // A local component's props are what it registered as outputs, not inputs: nothing to update.
+    if (r.custom === false && r.type.startsWith("platform:")) continue;
     const [was, is] = [maskCanaries(b.inputs), maskCanaries(r.inputs)];
     const changes = inputChanges(was, is);
     if (changes.length === 0) continue;
@@ -337,7 +347,7 @@ export function diffCounts(d: StackDiff): string {
 const SECRET = "[secret]";
 
 /** A value as a diff line shows it: JSON, cut at `max` characters. */
-export function showValue(v: unknown, max = 80): string {
+export function showValue(v: unknown, max = 120): string {
   if (v === undefined) return "(none)";
   if (v === SECRET) return SECRET;
   // JSON of anything a plan holds (functions and symbols never reach one).

@@ -21,6 +21,8 @@ export interface HintContext {
   readonly sources: ReadonlyMap<string, string>;
   /** Top-level config keys of the stack (`platform:inference`), to point a module's warning at its config. */
   readonly configKeys?: ReadonlySet<string>;
+  /** The plan's resources by URN (type and parent), to find the component above a resource. */
+  readonly resources?: ReadonlyMap<string, { readonly type: string; readonly parent?: string }>;
 }
 
 /** The type chain (outermost parent first, the resource's own type last) and name of a URN. */
@@ -33,22 +35,46 @@ export function parseUrn(urn: string): { types: string[]; name: string } | undef
   return { types: rest.slice(0, sep).split("$"), name: rest.slice(sep + 2) };
 }
 
+/**
+ * The types from the resource up through its parents, its own first. A URN names only its parent's
+ * type, so the plan's parent links (`ctx.resources`) carry the walk further up; without them the
+ * URN's own two are all there is.
+ */
+export function lineage(urn: string, ctx: Pick<HintContext, "resources"> = {}): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (let cur: string | undefined = urn; cur && !seen.has(cur);) {
+    seen.add(cur);
+    const node: { readonly type: string; readonly parent?: string } | undefined = ctx.resources?.get(cur);
+    if (!node) {
+      out.push(...(parseUrn(cur)?.types ?? []).reverse());
+      break;
+    }
+    out.push(node.type);
+    cur = node.parent;
+  }
+  return out;
+}
+
 /** The nearest `platform:<module>:<Type>` component that is or encloses the resource. */
-export function ownerComponent(urn: string): { type: string; module: string } | undefined {
-  const types = parseUrn(urn)?.types ?? [];
-  for (let i = types.length - 1; i >= 0; i--) {
-    const m = /^platform:([^:]+):[^:]+$/.exec(types[i]!);
-    if (m) return { type: types[i]!, module: m[1]! };
+export function ownerComponent(
+  urn: string,
+  ctx: Pick<HintContext, "resources"> = {},
+): { type: string; module: string } | undefined {
+  for (const type of lineage(urn, ctx)) {
+    const m = /^platform:([^:]+):[^:]+$/.exec(type);
+    if (m) return { type, module: m[1]! };
   }
   return undefined;
 }
 
 /** True when the resource is a Helm chart or was rendered out of one. */
-export const isChartOrRendered = (urn: string): boolean => (parseUrn(urn)?.types ?? []).includes(CHART);
+export const isChartOrRendered = (urn: string, ctx: Pick<HintContext, "resources"> = {}): boolean =>
+  lineage(urn, ctx).includes(CHART);
 
 /** `components/inference/service.ts`, or the module's folder when no file declares the type. */
 export function sourceOf(urn: string, ctx: HintContext): string {
-  const owner = ownerComponent(urn);
+  const owner = ownerComponent(urn, ctx);
   if (!owner) return "components/program.ts";
   return ctx.sources.get(owner.type) ?? `components/${owner.module === "index" ? "" : `${owner.module}/`}`;
 }
@@ -56,7 +82,7 @@ export function sourceOf(urn: string, ctx: HintContext): string {
 /** "fix it in X" for a resource, naming the chart values when it is a chart's. */
 function fixIn(urn: string, ctx: HintContext): string {
   const file = sourceOf(urn, ctx);
-  return isChartOrRendered(urn) ? `the chart's values are set in ${file}` : `fix it in ${file}`;
+  return isChartOrRendered(urn, ctx) ? `the chart's values are set in ${file}` : `fix it in ${file}`;
 }
 
 /** A config problem or a plain-text credential: the stack file's key. */
@@ -79,13 +105,13 @@ export function resourceHint(urn: string, ctx: HintContext): string {
 
 /** A secret that landed outside a secret sink. */
 export function leakHint(urn: string, ctx: HintContext): string {
-  const where = isChartOrRendered(urn) ? "in the chart's values set in" : "where it is set in";
+  const where = isChartOrRendered(urn, ctx) ? "in the chart's values set in" : "where it is set in";
   return `keep the value secret (a Secret reference, pulumi.secret) ${where} ${sourceOf(urn, ctx)}`;
 }
 
 /** A warning the program logged: its stack config when the module has one, and the module that logs it. */
 export function warningHint(urn: string | undefined, ctx: HintContext): string {
-  const owner = urn ? ownerComponent(urn) : undefined;
+  const owner = urn ? ownerComponent(urn, ctx) : undefined;
   if (!urn || !owner) return `see ${ctx.stackFile}`;
   const key = `platform:${owner.module}`;
   const file = sourceOf(urn, ctx);
@@ -97,7 +123,7 @@ export function warningHint(urn: string | undefined, ctx: HintContext): string {
 /** A fidelity finding: the stack file for a config check, the module otherwise. */
 export function findingHint(f: { check: string; urn: string; field?: string }, ctx: HintContext): string {
   if (f.check === "config") return configHint(f.field ?? "the key", ctx);
-  const owner = ownerComponent(f.urn);
+  const owner = ownerComponent(f.urn, ctx);
   if (!owner)
     return f.check === "cluster"
       ? `create the cluster as the stack output ${f.field ?? ""} says (the cluster is platform:cluster in ${ctx.stackFile})`
@@ -140,8 +166,12 @@ const CONFIG_KEYS: ReadonlySet<string> = new Set(
 );
 
 /** The hint context of a committed stack: its stack file, its policy config, the module sources. */
-export function hintContextFor(stack: string): HintContext {
+export function hintContextFor(
+  stack: string,
+  resources?: readonly { readonly urn: string; readonly type: string; readonly parent?: string }[],
+): HintContext {
   return {
+    ...(resources ? { resources: new Map(resources.map((r) => [r.urn, r])) } : {}),
     stackFile: `Pulumi.${stack}.yaml`,
     policyConfigFile: `policies/config/${stack}.json`,
     sources: componentSources(),

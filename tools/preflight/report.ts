@@ -29,7 +29,10 @@ export type HintedPlan = Omit<
 };
 
 /** The plan with a remediation hint on every finding (the file to edit). */
-export function withHints(plan: Plan, ctx: HintContext = hintContextFor(plan.stack)): HintedPlan {
+export function withHints(
+  plan: Plan,
+  ctx: HintContext = hintContextFor(plan.stack, plan.resources),
+): HintedPlan {
   const names = new Map(plan.resources.map((r) => [r.urn, r.name]));
   return {
     ...plan,
@@ -103,7 +106,7 @@ export function summaryLine(plan: Plan, paint: Palette = PLAIN): string {
 export function problemsText(
   plan: Plan,
   paint: Palette = PLAIN,
-  ctx: HintContext = hintContextFor(plan.stack),
+  ctx: HintContext = hintContextFor(plan.stack, plan.resources),
 ): string {
   const h = withHints(plan, ctx);
   const lines: string[] = [];
