@@ -16,6 +16,7 @@ import {
   ConfigError,
   ENVIRONMENTS,
   parsePlatformConfig,
+  platformSchema,
   PROJECT_NAME,
   PROVIDER_NAMESPACES,
   RESERVED_NAMESPACES,
@@ -462,6 +463,31 @@ describe("Pulumi.yaml", () => {
     expect(PART_OF).toBe(PROJECT_NAME);
     expect((JSON.parse(readFileSync("package.json", "utf8")) as { name: string }).name).toBe(PROJECT_NAME);
     expect(readFileSync("policies/index.ts", "utf8")).toContain(`new PolicyPack("${PROJECT_NAME}"`);
+  });
+
+  it("its template asks `pulumi new` for exactly the keys without a default, with defaults that parse", () => {
+    const { template } = parse(readFileSync("Pulumi.yaml", "utf8")) as {
+      template: { config: Record<string, Record<string, unknown>> } & Record<string, unknown>;
+    };
+    // The fields Pulumi's project schema gives a template and its config values.
+    for (const field of Object.keys(template))
+      expect(["description", "quickstart", "important", "config"]).toContain(field);
+    expect(template["quickstart"]).toContain(`Keep the project name ${PROJECT_NAME}`);
+    const required = Object.entries(platformSchema.shape)
+      .filter(([, schema]) => !schema.safeParse(undefined).success)
+      .map(([name]) => `platform:${name}`);
+    expect(Object.keys(template.config)).toEqual(required);
+    for (const [key, value] of Object.entries(template.config)) {
+      for (const field of Object.keys(value))
+        expect(["description", "default", "secret"], key).toContain(field);
+      expect(value["description"], key).toEqual(expect.any(String));
+      expect(value["default"], key).toEqual(expect.any(String));
+    }
+    // `pulumi new` stores each answer as a string; the program parses JSON text the same.
+    const answered = Object.fromEntries(
+      Object.entries(template.config).map(([k, v]) => [k, String(v["default"])]),
+    );
+    expect(parsePlatformConfig(answered).environment).toBe("local");
   });
 
   it("the preflight refuses a project of another name, saying which name is right", () => {

@@ -16,6 +16,10 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import type { PolicyPackConfig } from "@pulumi/policy";
+// ajv and ajv-formats are in node_modules for @kubernetes-models/validate and fastify; the test
+// checks the generated schema with them as a YAML editor's validator would.
+import Ajv from "ajv";
+import addFormats from "ajv-formats";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { preflightStack } from "./harness";
@@ -31,6 +35,7 @@ import { validatePackConfig } from "../policies/lib/config";
 import { policies } from "../policies/rules";
 import { main, REFERENCE_FILE, renderReference, slug, USAGE } from "../tools/config-docs";
 import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
+import { renderSchema, SCHEMA_FILE, SCHEMA_MODELINE, stackFileSchema } from "../tools/stack-schema";
 
 const ROOT = process.cwd();
 const README_BUDGET = 20 * 1024;
@@ -112,9 +117,10 @@ describe("README", () => {
     const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
     expect(scripts["test"]).toBeDefined();
     expect(scripts["preflight"]).toBeDefined();
-    expect(read(".ci/run")).toMatch(/^npm ci\nnpm test$/m);
-    expect(read(".github/workflows/ci.yml")).toContain("run: npm test");
+    expect(read(".ci/run")).toMatch(/^npm ci && npm test$/m);
+    expect(read(".github/workflows/ci.yml")).toContain("run: npm ci && npm test");
     expect(read(".github/workflows/ci.yml")).toContain("npm run preflight");
+    expect(scripts["test"]).toMatch(/^tsx tools\/test-deps\.ts && /);
   });
 
   it("names, for every secret, exactly the committed stacks that need it", () => {
@@ -196,6 +202,69 @@ describe("README", () => {
           resources.some((r) => r.type === type && r.name.includes(`app-${name}`)),
           `${type} of ${name}`,
         ).toBe(true);
+  });
+
+  it("add an environment: a copy of the stack of the same tier, and of its policy config, pass their checks", () => {
+    const dir = mkdtempSync(join(tmpdir(), "add-environment-"));
+    writeFileSync(join(dir, "Pulumi.yaml"), read("Pulumi.yaml"));
+    writeFileSync(join(dir, "Pulumi.qa.yaml"), read("Pulumi.staging.yaml"));
+    const sc = loadStackConfig(dir, "qa");
+    expect(parsePlatformConfig(sc.config, new Set(SECRET_KEY_NAMES)).environment).toBe("staging");
+    const policyConfig = JSON.parse(read("policies/config/staging.json")) as PolicyPackConfig;
+    expect(validatePackConfig(policies, policyConfig)).toEqual([]);
+  });
+
+  it("deploy for real: the stack and files its commands name exist, the policy config is the stack's", () => {
+    const body = snippets("Deploy for real", "sh").join("\n");
+    const stack = /pulumi stack select (\S+)/.exec(body)?.[1];
+    expect(listStacks(ROOT)).toContain(stack);
+    const packs = [...body.matchAll(/--policy-pack (\S+)/g)].map((m) => m[1]!);
+    const configs = [...body.matchAll(/--policy-pack-config (\S+)/g)].map((m) => m[1]!);
+    expect(packs.length).toBeGreaterThan(0);
+    expect(configs).toHaveLength(packs.length);
+    for (const pack of packs) expect(existsSync(join(ROOT, pack, "PulumiPolicy.yaml")), pack).toBe(true);
+    for (const config of configs) {
+      expect(config).toBe(`policies/config/${stack}.json`);
+      expect(validatePackConfig(policies, JSON.parse(read(config)) as PolicyPackConfig)).toEqual([]);
+    }
+    // The prerequisites it names, and the bootstrap order it points to.
+    const section = readme.slice(readme.indexOf("### Deploy for real"), readme.indexOf("### Set or rotate"));
+    for (const needed of ["Pulumi Cloud", "Docker engine", "docker buildx create --use", "network path"])
+      expect(section, needed).toContain(needed);
+    expect(section).toContain("](docs/deploying.md)");
+  });
+
+  it("read a preflight report: the command it gives runs offline and writes what it says", () => {
+    const dir = mkdtempSync(join(tmpdir(), "read-report-"));
+    const r = spawnSync(
+      join(ROOT, "node_modules", ".bin", "tsx"),
+      [
+        join(ROOT, "tools", "preflight.ts"),
+        "--stack",
+        "local",
+        "--out",
+        join(dir, "out"),
+        "--markdown",
+        join(dir, "report.md"),
+        "--json",
+        join(dir, "report.json"),
+      ],
+      { cwd: ROOT, encoding: "utf8", timeout: 120_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const section = readme.slice(readme.indexOf("### Read a preflight report"), readme.indexOf("### Exempt"));
+    for (const option of ["--markdown FILE", "--json FILE", "--charts DIR|pull"])
+      expect(section, option).toContain(option);
+    // The component tree, one `[level] ...: message` line per finding with the resource's URN, a summary line.
+    expect(r.stdout).toMatch(/^ +platform:index:Platform local \(\d+ resources\)$/m);
+    expect(r.stdout).toMatch(/^ {2}\[[a-z ]+\] .+\n {6}at urn:pulumi:local::/m);
+    expect(r.stdout).toMatch(/^local: \d+ resources in \d+ components; .* 0 mandatory/m);
+    expect(readFileSync(join(dir, "report.md"), "utf8")).toMatch(/^# Preflight\n[\s\S]*\| local \| \d+ \|/);
+    const json = JSON.parse(readFileSync(join(dir, "report.json"), "utf8")) as {
+      stacks: { stack: string }[];
+    };
+    expect(json.stacks.map((s) => s.stack)).toEqual(["local"]);
+    expect(existsSync(join(dir, "out", "local", "plan.json"))).toBe(true);
   });
 
   it("add an environment: staging is a tier the schema accepts, and the files the steps name exist", () => {
@@ -283,6 +352,10 @@ describe("docs", () => {
     expect(await renderReference()).toBe(read(REFERENCE_FILE));
   });
 
+  it(`${SCHEMA_FILE} is the schema generated from the current zod schema`, async () => {
+    expect(await renderSchema()).toBe(read(SCHEMA_FILE));
+  });
+
   it(`${REFERENCE_FILE} documents every top-level and secret key`, () => {
     const reference = read(REFERENCE_FILE);
     for (const key of [...Object.keys(platformSchema.shape), ...Object.keys(SECRET_KEYS)])
@@ -290,8 +363,66 @@ describe("docs", () => {
   });
 });
 
+describe("the stack file JSON Schema", () => {
+  const ajv = new Ajv({ allErrors: true });
+  addFormats(ajv);
+  const validate = ajv.compile(stackFileSchema());
+  const errorsOf = (doc: unknown) =>
+    validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ""}`);
+  const stackFile = (stack: string) =>
+    parse(read(`Pulumi.${stack}.yaml`)) as { config: Record<string, Record<string, unknown>> };
+
+  it.each(listStacks(ROOT))("Pulumi.%s.yaml starts with the editor's schema line and is valid", (stack) => {
+    expect(read(`Pulumi.${stack}.yaml`).split("\n")[0]).toBe(SCHEMA_MODELINE);
+    expect(errorsOf(stackFile(stack))).toEqual([]);
+  });
+
+  it("refuses what the config check refuses: a typo'd namespace, a bad address, a plain-text secret", () => {
+    const dev = stackFile("dev");
+    dev.config["platfrom:mesh"] = {};
+    (dev.config["platform:cluster"]!["servers"] as { address: string }[])[0]!.address = "10.20.0.300";
+    dev.config["platform:githubToken"] = "ghp_plain" as never;
+    const errors = errorsOf(dev);
+    expect(errors).toContain("/config must NOT have additional properties");
+    expect(errors).toContain('/config/platform:cluster/servers/0/address must match format "ipv4"');
+    expect(errors).toContain("/config/platform:githubToken must be object");
+    const local = stackFile("local");
+    local.config["platform:mesh"] = { enabld: true };
+    expect(errorsOf(local)).toContain("/config/platform:mesh must NOT have additional properties");
+  });
+
+  it("requires the keys without a default, unless an ESC environment may supply them", () => {
+    expect(errorsOf({})).toContain(" must have required property 'config'");
+    expect(errorsOf({ config: { "platform:environment": "local" } })).toContain(
+      "/config must have required property 'platform:cluster'",
+    );
+    expect(errorsOf({ environment: ["my-project/dev"] })).toEqual([]);
+    expect(errorsOf({ environment: "my-project/dev" })).toContain("/environment must be array");
+  });
+
+  it("allows the providers' settings, apps: secrets and Pulumi's values as `pulumi new` stores them", () => {
+    const template = (
+      parse(read("Pulumi.yaml")) as { template: { config: Record<string, { default: string }> } }
+    ).template.config;
+    const config = Object.fromEntries(Object.entries(template).map(([k, v]) => [k, v.default]));
+    expect(
+      errorsOf({
+        config: {
+          ...config,
+          "kubernetes:context": "k3d-platform",
+          "pulumi:tags": { team: "platform" },
+          "apps:api-token": { secure: "v1:abc" },
+        },
+      }),
+    ).toEqual([]);
+    expect(errorsOf({ config: { ...config, "apps:api-token": "plain" } })).toContain(
+      "/config/apps:api-token must be object",
+    );
+  });
+});
+
 describe("npm run config-docs", () => {
-  /** A scratch repository root with a stale reference. */
+  /** A scratch repository root with a stale reference (and no schema yet). */
   function scratch(): { root: string; file: string } {
     const root = mkdtempSync(join(tmpdir(), "config-docs-"));
     mkdirSync(join(root, "docs"));
@@ -330,10 +461,19 @@ describe("npm run config-docs", () => {
     const stale = await run(["--check"], root);
     expect(stale.code).toBe(1);
     expect(stale.err).toContain(`${REFERENCE_FILE} is stale`);
+    expect(stale.err).toContain(`${SCHEMA_FILE} is missing`);
     expect(readFileSync(file, "utf8")).toBe("stale\n");
+    expect(existsSync(join(root, SCHEMA_FILE))).toBe(false);
     expect((await run([], root)).code).toBe(0);
     expect(readFileSync(file, "utf8")).toBe(read(REFERENCE_FILE));
+    expect(readFileSync(join(root, SCHEMA_FILE), "utf8")).toBe(read(SCHEMA_FILE));
     expect((await run(["--check"], root)).code).toBe(0);
+    writeFileSync(join(root, SCHEMA_FILE), "{}\n");
+    const schemaStale = await run(["--check"], root);
+    expect(schemaStale).toMatchObject({
+      code: 1,
+      err: `config-docs: ${SCHEMA_FILE} is stale: run \`npm run config-docs\``,
+    });
   });
 
   it("the CLI exits with those codes", () => {

@@ -1,9 +1,10 @@
 /**
  * The platform's own workflows: actionlint finds nothing, the ruleset's required checks are exactly
  * the job names GitHub reports for ci.yml, deploys go dev then prod through their environments, the
- * test job has what .ci/run installs, one lock group per stack, no job outside `environment: prod` can
- * reach a prod credential (read from the workflows and the secrets the stacks register), every action
- * is pinned by SHA with least permissions, and no job goes green on a path that skipped its work.
+ * test job runs the README's test command alone (npm test brings its packages), one lock group per
+ * stack, no job outside `environment: prod` can reach a prod credential (read from the workflows and
+ * the secrets the stacks register), every action is pinned by SHA with least permissions, and no job
+ * goes green on a path that skipped its work.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -36,6 +37,7 @@ import {
   WORKFLOW_FILES,
 } from "../components/delivery/pipeline";
 import { listStacks } from "../tools/preflight/stack-config";
+import { installCommand, TEST_PACKAGES } from "../tools/test-deps";
 import { githubConfig } from "./delivery-fixtures";
 import { render, renderStack } from "./harness";
 import { committedConfig } from "./stack-overrides";
@@ -215,7 +217,7 @@ function expandJobs(file: string, wf: Workflow = workflow(file)): RunJob[] {
 }
 const ALL_JOBS = () => WORKFLOW_FILES.flatMap((f) => expandJobs(f));
 
-// --- item: the test job must have what .ci/run installs -------------------------------------------
+// --- item: the test command alone is what CI runs; npm test brings what it needs ------------------
 
 /** Packages a shell script installs with apt-get (the flags dropped). */
 function aptPackages(script: string): string[] {
@@ -225,38 +227,49 @@ function aptPackages(script: string): string[] {
   return [...out];
 }
 const CI_RUN = ".ci/run";
+/** The README's test command. */
+const TEST_COMMAND = "npm ci && npm test";
 
 describe("the test job has what the test suite needs", () => {
-  const needed = aptPackages(read(CI_RUN));
+  const testing = () =>
+    ALL_JOBS().filter((j) => j.job.steps.some((s) => /\bnpm (test|run test)\b|\.ci\/run/.test(s.run ?? "")));
 
-  it("reads the package list from .ci/run (nats-server for the gateway tests)", () => {
-    expect(needed).toContain("nats-server");
-    expect(aptPackages("sudo apt-get install -y -qq a b >/dev/null; apt-get install c")).toEqual([
-      "a",
-      "b",
-      "c",
-    ]);
+  it("npm test starts with the step that brings the Debian packages (one list: tools/test-deps.ts)", () => {
+    const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
+    expect(scripts["test"]).toMatch(/^tsx tools\/test-deps\.ts && /);
+    expect(TEST_PACKAGES.map((p) => p.name)).toEqual(["nats-server", "chromium", "fonts-dejavu-core"]);
+    // What a person is told to run installs the same list.
+    expect(
+      aptPackages(
+        installCommand(
+          TEST_PACKAGES.map((p) => p.name),
+          true,
+        ),
+      ),
+    ).toEqual(TEST_PACKAGES.map((p) => p.name));
   });
 
-  it("every job running npm test installs every package .ci/run installs", () => {
-    const testing = ALL_JOBS().filter((j) =>
-      j.job.steps.some((s) => /\bnpm (test|run test)\b|\.ci\/run/.test(s.run ?? "")),
-    );
-    expect(testing.map((j) => `${j.file}:${j.id}`)).toContain(`${CI_WORKFLOW}:test`);
-    for (const j of testing) {
-      // A job that runs .ci/run itself installs what it installs.
-      const script = j.job.steps.map((s) => (s.run ?? "").replace(/\.ci\/run/g, read(CI_RUN))).join("\n");
-      expect({ job: j.id, missing: needed.filter((p) => !aptPackages(script).includes(p)) }).toEqual({
-        job: j.id,
-        missing: [],
-      });
+  it(".ci/run and every job running npm test run the README's command and install nothing themselves", () => {
+    expect(
+      read(CI_RUN)
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#") && !l.startsWith("set ")),
+    ).toEqual([TEST_COMMAND]);
+    expect(testing().map((j) => `${j.file}:${j.id}`)).toContain(`${CI_WORKFLOW}:test`);
+    for (const j of testing()) {
+      const runs = j.job.steps.map((s) => s.run ?? "").join("\n");
+      expect({ job: j.id, apt: aptPackages(runs) }).toEqual({ job: j.id, apt: [] });
     }
+    const test = workflow(CI_WORKFLOW).jobs["test"]!;
+    expect(test.steps.filter((s) => s.run).map((s) => s.run)).toEqual([TEST_COMMAND]);
   });
 
-  it("the test job runs on Debian (the packages are Debian's) and installs chromium for the web tests", () => {
-    const test = workflow(CI_WORKFLOW).jobs["test"]!;
-    expect(test.container).toMatch(/bookworm/);
-    expect(aptPackages(test.steps.map((s) => s.run ?? "").join("\n"))).toContain("chromium");
+  it("every job running npm test is where it may install them: Debian, as root (a container)", () => {
+    for (const j of testing()) {
+      const image = typeof j.job.container === "string" ? j.job.container : j.job.container?.image;
+      expect({ job: j.id, image }).toEqual({ job: j.id, image: expect.stringMatching(/bookworm|debian/) });
+      expect(JSON.stringify(j.job.container)).not.toMatch(/--user|options/);
+    }
   });
 });
 
@@ -266,7 +279,7 @@ describe("pull requests", () => {
   it("runs on pull_request: npm ci, npm test, the preflight into the job summary", () => {
     expect(Object.keys(ci.on)).toEqual(["pull_request"]);
     const runs = (job: string) => ci.jobs[job]!.steps.map((s) => s.run ?? "");
-    expect(runs("test")).toEqual(expect.arrayContaining(["npm ci", "npm test"]));
+    expect(runs("test")).toEqual(expect.arrayContaining(["npm ci && npm test"]));
     expect(runs("preflight")).toEqual(
       expect.arrayContaining(["npm ci", "npm run preflight -- --markdown preflight.md"]),
     );

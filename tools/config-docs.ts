@@ -1,23 +1,33 @@
 /**
- * `npm run config-docs [-- --check]`: writes docs/config.md, the stack-config reference, from
- * the zod schema (descriptions, defaults, examples), so the docs cannot drift from what the program
- * accepts. One section per top-level key, a table of its fields, each description on its own line.
- * `--check` writes nothing and exits 1 when the file is stale; `--help` prints the usage.
+ * `npm run config-docs [-- --check]`: writes docs/config.md, the stack-config reference, and
+ * schema/stack-config.schema.json, the JSON Schema YAML editors check stack files with, from the zod
+ * schema (descriptions, defaults, examples), so neither can drift from what the program accepts.
+ * One section per top-level key, a table of its fields, each description on its own line.
+ * `--check` writes nothing and exits 1 when a file is stale; `--help` prints the usage.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import * as prettier from "prettier";
 import type { z } from "zod";
-import { CONFIG_NAMESPACE, platformSchema, SECRET_KEYS } from "../components/config";
+import { APP_SECRETS_NAMESPACE } from "../components/apps/schema";
+import {
+  CONFIG_NAMESPACE,
+  platformSchema,
+  PROJECT_NAME,
+  PROVIDER_NAMESPACES,
+  SECRET_KEYS,
+} from "../components/config";
+import { renderSchema, SCHEMA_FILE, SCHEMA_MODELINE } from "./stack-schema";
 
-/** The generated file, relative to the repository root. */
+/** The generated reference, relative to the repository root. */
 export const REFERENCE_FILE = "docs/config.md";
 
 export const USAGE = `usage: npm run config-docs [-- --check]
 
-Writes ${REFERENCE_FILE} (the stack-config reference) from the zod schema in components/.
+Writes ${REFERENCE_FILE} (the stack-config reference) and ${SCHEMA_FILE} (the JSON Schema of a
+stack file, for YAML editors) from the zod schema in components/.
 
-  --check     write nothing; exit 1 when ${REFERENCE_FILE} is stale
+  --check     write nothing; exit 1 when either file is stale
   -h, --help  print this help and exit`;
 
 const REPO_ROOT = join(__dirname, "..");
@@ -80,6 +90,9 @@ function typeName(s: z.ZodType): string {
     }
     case "record":
       return "map";
+    case "union":
+      // An address is a string of one of several forms; the description says which.
+      return [...new Set((d.options ?? []).map(typeName))].join(" \\| ");
     default:
       return d.type;
   }
@@ -239,8 +252,14 @@ export function configReference(): string {
     "",
     `Every key of a stack file (\`Pulumi.<stack>.yaml\`) the program reads lives under the \`${CONFIG_NAMESPACE}:\` namespace.`,
     `Unknown keys under \`${CONFIG_NAMESPACE}:\` are rejected (with a "did you mean"), and every problem is reported at`,
-    "once with its key path and an example of a right value, before any resource is registered. Keys in other",
-    "namespaces are not checked by the program.",
+    "once with its key path and an example of a right value, before any resource is registered.",
+    "",
+    `Besides \`${CONFIG_NAMESPACE}:\`, a stack may set \`${APP_SECRETS_NAMESPACE}:\` stack secrets and the settings of the`,
+    `providers the program uses (${PROVIDER_NAMESPACES.map((n) => `\`${n}:\``).join(", ")}), which the`,
+    "program does not check. A key in any other namespace is a config error naming the key it most likely",
+    `meant: \`platfrom:mesh\` → \`${CONFIG_NAMESPACE}:mesh\`; an un-namespaced \`monitoring:\` (Pulumi reads it as`,
+    `\`${PROJECT_NAME}:monitoring\`) → \`${CONFIG_NAMESPACE}:monitoring\`. The project in \`Pulumi.yaml\` must be named`,
+    `\`${PROJECT_NAME}\` (its stacks' state, URNs and policy pack are): the preflight refuses another name.`,
     "",
     "Keys are relative to their section: `servers[].address` is the `address` of each item of the section's",
     "`servers` list. **required** means a value must be given whenever its parent is given.",
@@ -249,6 +268,8 @@ export function configReference(): string {
     "",
     ...all.map((s) => `- [\`${s.key}\`](#${slug(`\`${s.key}\``)})`),
     "- [Secret keys](#secret-keys)",
+    "- [Editor completion](#editor-completion)",
+    "- [ESC environments](#esc-environments)",
     "",
     ...all.flatMap(sectionText),
     "## Secret keys",
@@ -262,6 +283,42 @@ export function configReference(): string {
     ...Object.entries(SECRET_KEYS).map(
       ([k, v]) => `| \`${CONFIG_NAMESPACE}:${k}\` | ${esc(v.description)} |`,
     ),
+    "",
+    "## Editor completion",
+    "",
+    `[\`${SCHEMA_FILE}\`](../${SCHEMA_FILE}) is the JSON Schema of a whole stack file, generated with`,
+    "this page. Every committed stack file starts with the comment that points YAML editors at it:",
+    "",
+    "```yaml",
+    SCHEMA_MODELINE,
+    "```",
+    "",
+    "VS Code's YAML extension (`redhat.vscode-yaml`) reads that line by itself. To check a new stack file",
+    "before it has the line, map the schema in the workspace's `.vscode/settings.json`:",
+    "",
+    "```json",
+    `{ "yaml.schemas": { "./${SCHEMA_FILE}": "Pulumi.*.yaml" } }`,
+    "```",
+    "",
+    "The schema checks each value's shape, types, enums and patterns (an IPv4 address is four numbers",
+    "0-255); checks across fields and sections are the preflight's (`npm run preflight`).",
+    "",
+    "## ESC environments",
+    "",
+    "A stack file may import [Pulumi ESC](https://www.pulumi.com/docs/esc/) environments, whose",
+    "`pulumiConfig` then supplies keys at `pulumi preview`/`up`:",
+    "",
+    "```yaml",
+    "environment:",
+    "  - my-project/dev",
+    "```",
+    "",
+    "Offline, what they supply cannot be read. The preflight reports it instead of failing: a note",
+    "`supplied by ESC environment my-project/dev, not checked offline` for each required key the file",
+    `itself lacks, evaluated with a stand-in (\`${CONFIG_NAMESPACE}:environment\` as \`local\`, \`${CONFIG_NAMESPACE}:cluster\` as its`,
+    "example), and one for the import, as warnings that never fail it. Secrets are not read offline",
+    "anyway: the preflight plants a canary for each. Keys in namespaces the program does not read are",
+    "refused whether the file or an environment supplies them.",
     "",
   ];
   return lines.join("\n");
@@ -306,24 +363,34 @@ export async function main(argv: readonly string[], io: Io = {}): Promise<number
       return 2;
     }
   }
-  const file = join(io.root ?? REPO_ROOT, REFERENCE_FILE);
-  const next = await renderReference();
-  let current: string | undefined;
-  try {
-    current = readFileSync(file, "utf8");
-  } catch {
-    current = undefined;
+  const generated: [string, string][] = [
+    [REFERENCE_FILE, await renderReference()],
+    [SCHEMA_FILE, await renderSchema()],
+  ];
+  let stale = 0;
+  for (const [name, next] of generated) {
+    const file = join(io.root ?? REPO_ROOT, name);
+    let current: string | undefined;
+    try {
+      current = readFileSync(file, "utf8");
+    } catch {
+      current = undefined;
+    }
+    if (check) {
+      if (current === next) continue;
+      err(
+        `config-docs: ${name} is ${current === undefined ? "missing" : "stale"}: run \`npm run config-docs\``,
+      );
+      stale++;
+      continue;
+    }
+    if (current !== next) {
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, next);
+    }
+    out(`config-docs: ${name} ${current === next ? "is up to date" : "written"}`);
   }
-  if (check) {
-    if (current === next) return 0;
-    err(
-      `config-docs: ${REFERENCE_FILE} is ${current === undefined ? "missing" : "stale"}: run \`npm run config-docs\``,
-    );
-    return 1;
-  }
-  if (current !== next) writeFileSync(file, next);
-  out(`config-docs: ${REFERENCE_FILE} ${current === next ? "is up to date" : "written"}`);
-  return 0;
+  return stale > 0 ? 1 : 0;
 }
 
 if (require.main === module) void main(process.argv.slice(2)).then((code) => process.exit(code));
