@@ -1,109 +1,113 @@
-import http from "node:http";
-import https from "node:https";
+import { type Dispatcher, Pool } from "undici";
+
+/** The backend's timeouts as undici reports them (no response headers in time, a stalled body, no connection). */
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** Whether a backend call failed because the backend did not answer (or went silent) in time. */
+export function isBackendTimeout(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && TIMEOUT_CODES.has(code);
+}
 
 /**
- * Connection to the OpenAI-compatible backend (vLLM, llama.cpp server, ...). One keep-alive agent per
- * process, reused by the relay and the workers. `baseUrl` ends with the API prefix, e.g. http://vllm:8000/v1.
+ * Connection to the OpenAI-compatible backend (vLLM, llama.cpp server, ...): one undici pool per
+ * process, reused by the relay and the workers. Keep-alive connections (at most `maxSockets`), no
+ * pipelining (one request per connection at a time: a streaming generation holds its connection).
+ * `baseUrl` ends with the API prefix, e.g. http://vllm:8000/v1.
  */
 export class Backend {
-  readonly agent: http.Agent;
-  readonly transport: typeof http | typeof https;
-  readonly hostname: string;
-  readonly port: number;
+  readonly pool: Pool;
   /** The base URL's path without a trailing slash (e.g. `/v1`): endpoint paths are appended to it. */
   readonly basePath: string;
-  /** Header pairs shared by every chat call (Host, content type, backend auth), flat as in rawHeaders. */
-  private readonly fixedHeaders: readonly string[];
+  /** No response headers within this long, or this long without a byte of the body: a timeout. */
+  readonly timeoutMs: number;
+  /** Request headers, made once: flat name/value lists per Accept value (undici adds Host and Content-Length). */
+  private readonly headers: { json: string[]; sse: string[] };
 
   constructor(baseUrl: string, opts: { apiKey?: string; maxSockets?: number; timeoutMs?: number } = {}) {
     const u = new URL(baseUrl);
-    this.transport = u.protocol === "https:" ? https : http;
-    this.hostname = u.hostname.replace(/^\[|\]$/g, "");
-    this.port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
     this.basePath = u.pathname.replace(/\/+$/, "");
-    // URL.host is what Node would put in Host itself: brackets for IPv6, port only when not the default.
-    this.fixedHeaders = [
-      "host",
-      u.host,
+    this.timeoutMs = opts.timeoutMs ?? 300_000;
+    const fixed = [
       "content-type",
       "application/json",
       ...(opts.apiKey ? ["authorization", `Bearer ${opts.apiKey}`] : []),
     ];
-    this.timeoutMs = opts.timeoutMs ?? 300_000;
-    const agentOpts = {
-      keepAlive: true,
-      keepAliveMsecs: 10_000,
-      maxSockets: opts.maxSockets ?? 512,
-      maxFreeSockets: 256,
+    this.headers = {
+      json: [...fixed, "accept", "application/json"],
+      sse: [...fixed, "accept", "text/event-stream"],
     };
-    this.agent = u.protocol === "https:" ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
+    this.pool = new Pool(u.origin, {
+      connections: opts.maxSockets ?? 512,
+      pipelining: 1,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      // Idle connections are kept this long, or as long as the backend's Keep-Alive hint says, less 2 s.
+      keepAliveTimeout: 10_000,
+      connect: { timeout: Math.min(10_000, this.timeoutMs) },
+    });
   }
 
-  readonly timeoutMs: number;
-
   /**
-   * Starts a POST to `path` (below the base URL, e.g. `/chat/completions`) with a ready-made body.
-   * The caller handles 'response' and 'error'.
+   * Starts a POST to `path` (below the base URL, e.g. `/chat/completions`) with a ready-made body;
+   * `handler` gets the response as it arrives (undici's dispatch handler: headers, chunks, end, error).
    */
-  post(path: string, body: Buffer, accept: string): http.ClientRequest {
-    // A flat header array is written out as given: Node skips its per-request setHeader/getHeader
-    // bookkeeping (and adds no Host of its own, hence the explicit one in fixedHeaders).
-    const headers = [...this.fixedHeaders, "content-length", String(body.length), "accept", accept];
-    const req = this.transport.request({
-      hostname: this.hostname,
-      port: this.port,
-      method: "POST",
-      path: this.basePath + path,
-      agent: this.agent,
-      headers,
-    });
-    req.end(body);
-    return req;
+  dispatch(path: string, body: Buffer, sse: boolean, handler: Dispatcher.DispatchHandler): void {
+    this.pool.dispatch(
+      {
+        path: this.basePath + path,
+        method: "POST",
+        headers: sse ? this.headers.sse : this.headers.json,
+        body,
+      },
+      handler,
+    );
   }
 
   /**
    * Non-streaming chat completion for workers. Resolves with the status and parsed JSON body;
    * rejects with a {@link BackendError} for network failures and timeouts (retryable).
    */
-  chatJson(payload: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
-    return new Promise((resolve, reject) => {
-      const req = this.post("/chat/completions", Buffer.from(JSON.stringify(payload)), "application/json");
-      const onAbort = () => req.destroy(new BackendError("request aborted", true));
-      if (signal) {
-        if (signal.aborted) onAbort();
-        else signal.addEventListener("abort", onAbort, { once: true });
-      }
-      req.setTimeout(this.timeoutMs, () =>
-        req.destroy(new BackendError(`no response from backend within ${this.timeoutMs} ms`, true)),
-      );
-      req.on("error", (err) => {
-        signal?.removeEventListener("abort", onAbort);
-        reject(
-          err instanceof BackendError ? err : new BackendError(`backend unreachable: ${err.message}`, true),
-        );
+  async chatJson(payload: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.pool.request({
+        path: `${this.basePath}/chat/completions`,
+        method: "POST",
+        headers: this.headers.json,
+        body: Buffer.from(JSON.stringify(payload)),
+        signal,
       });
-      req.on("response", (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", (err) => reject(new BackendError(`backend response failed: ${err.message}`, true)));
-        res.on("end", () => {
-          signal?.removeEventListener("abort", onAbort);
-          const text = Buffer.concat(chunks).toString("utf8");
-          let body: unknown = undefined;
-          try {
-            body = JSON.parse(text);
-          } catch {
-            // left undefined: the caller reports a non-JSON answer
-          }
-          // Only the parsed body: its raw text (which may quote the prompt) has no business travelling on.
-          resolve({ status: res.statusCode ?? 0, body });
-        });
-      });
-    });
+    } catch (err) {
+      if (signal?.aborted) throw new BackendError("request aborted", true);
+      if (isBackendTimeout(err))
+        throw new BackendError(`no response from backend within ${this.timeoutMs} ms`, true);
+      throw new BackendError(`backend unreachable: ${(err as Error).message}`, true);
+    }
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      if (signal?.aborted) throw new BackendError("request aborted", true);
+      throw new BackendError(`backend response failed: ${(err as Error).message}`, true);
+    }
+    let body: unknown = undefined;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // left undefined: the caller reports a non-JSON answer
+    }
+    // Only the parsed body: its raw text (which may quote the prompt) has no business travelling on.
+    return { status: res.statusCode, body };
   }
 
+  /** Closes every connection now; requests still under way fail. */
   close(): void {
-    this.agent.destroy();
+    this.pool.destroy().catch(() => undefined);
   }
 }
 

@@ -1,5 +1,6 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
-import type { Backend } from "./backend";
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
+import { type Backend, isBackendTimeout } from "./backend";
 import { type ApiErrorBody, apiError } from "./errors";
 import type { Metrics } from "./metrics";
 import type { RelayEndpoint } from "./relay-request";
@@ -58,14 +59,21 @@ export function usageTokens(chunk: Buffer | undefined, member: Buffer): number {
  * before retrying a 429/503) and OpenAI's `x-ratelimit-*` budget headers.
  */
 export function passThroughHeaders(h: IncomingHttpHeaders): Record<string, string> {
+  const flat: string[] = [];
+  addPassThrough(h, flat);
   const out: Record<string, string> = {};
-  for (const name of Object.keys(h)) {
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+/** {@link passThroughHeaders}, appended to a flat name/value list (what writeHead takes fastest). */
+function addPassThrough(h: IncomingHttpHeaders, out: string[]): void {
+  for (const name in h) {
     if (name === "retry-after" || name === "retry-after-ms" || name.startsWith("x-ratelimit-")) {
       const v = h[name];
-      if (typeof v === "string") out[name] = v;
+      if (typeof v === "string") out.push(name, v);
     }
   }
-  return out;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -114,13 +122,12 @@ export function normalizeBackendError(status: number, body: Buffer): Buffer {
   );
 }
 
-function sendJson(res: ServerResponse, status: number, body: Buffer | ApiErrorBody, extra = {}) {
+const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+function sendJson(res: ServerResponse, status: number, body: Buffer | ApiErrorBody, extra: string[] = []) {
   const buf = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-  res.writeHead(status, {
-    ...extra,
-    "content-type": "application/json; charset=utf-8",
-    "content-length": buf.length,
-  });
+  extra.push("content-type", JSON_CONTENT_TYPE, "content-length", String(buf.length));
+  res.writeHead(status, extra);
   res.end(buf);
 }
 
@@ -133,12 +140,220 @@ export interface RelayHandle {
   terminate(status: number, body: ApiErrorBody): void;
 }
 
+/** The client left, or the gateway ended the relay: why the upstream request is aborted. */
+class RelayAbort extends Error {
+  override readonly name = "RelayAbort";
+}
+const CLIENT_LEFT = new RelayAbort("the client closed the connection");
+const TERMINATED = new RelayAbort("the gateway ended the relay");
+
+/**
+ * One relayed request: undici's dispatch handler for the upstream response, which it writes straight
+ * to the client's response as it arrives. One object per request, no streams in between.
+ */
+class Relay implements Dispatcher.DispatchHandler, RelayHandle {
+  private controller: Dispatcher.DispatchController | null = null;
+  /** The duration metric is recorded (the relay's outcome is settled). */
+  private done = false;
+  /** The upstream request is over (answered whole, failed or aborted): nothing left to cancel. */
+  private upstreamOver = false;
+  /** The gateway ended the relay (terminate, or the client left): later upstream events are ignored. */
+  private aborted = false;
+  private status = 0;
+  private isSse = false;
+  private firstByteNs = 0n;
+  private events = 0;
+  private sawDone = false;
+  private lastChunk: Buffer | undefined = undefined;
+  /** Set for a backend error status: its body, read whole (small), is completed into OpenAI's shape. */
+  private errorChunks: Buffer[] | null = null;
+  private errorSize = 0;
+  private errorHeaders: string[] = [];
+  private drainWatched = false;
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly res: ServerResponse,
+    private readonly ep: RelayEndpoint,
+    private readonly modelLabel: string,
+    private readonly markers: Markers | null,
+    private readonly stream: boolean,
+    private readonly startNs: bigint,
+    /** Called once the client's response is closed (ended or cut): e.g. the stream admission's release. */
+    private readonly onClosed: () => void,
+  ) {
+    res.once("close", this.onClientClose);
+  }
+
+  private finish(status: number) {
+    if (this.done) return;
+    this.done = true;
+    const seconds = Number(process.hrtime.bigint() - this.startNs) / 1e9;
+    this.metrics.httpDuration.observe({ method: "POST", route: this.ep.route, status_code: status }, seconds);
+  }
+
+  private readonly onClientClose = () => {
+    this.onClosed();
+    if (this.res.writableFinished) return;
+    // The client left before the end: cancel the upstream generation.
+    if (!this.aborted) {
+      this.aborted = true;
+      this.metrics.relayCancelled.inc();
+    }
+    this.abortUpstream(CLIENT_LEFT);
+    this.finish(499);
+  };
+
+  private readonly onDrain = () => this.controller?.resume();
+
+  private abortUpstream(reason: RelayAbort) {
+    if (this.upstreamOver) return;
+    this.upstreamOver = true;
+    // Not yet on a connection: onRequestStart aborts it when it gets one.
+    this.controller?.abort(reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.aborted) controller.abort(this.res.destroyed ? CLIENT_LEFT : TERMINATED);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (this.aborted || this.res.destroyed) {
+      controller.abort(CLIENT_LEFT);
+      return;
+    }
+    this.status = statusCode;
+    const ct = headers["content-type"];
+    const out: string[] = [];
+    addPassThrough(headers, out);
+    if (statusCode >= 400) {
+      this.errorChunks = [];
+      this.errorHeaders = out;
+      return;
+    }
+    this.isSse =
+      this.stream && statusCode === 200 && typeof ct === "string" && ct.startsWith("text/event-stream");
+    if (typeof ct === "string") out.push("content-type", ct);
+    if (this.isSse) out.push("cache-control", "no-cache", "x-accel-buffering", "no");
+    else {
+      const cl = headers["content-length"];
+      if (typeof cl === "string") out.push("content-length", cl);
+    }
+    this.res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.aborted) return;
+    if (this.errorChunks) {
+      if (this.errorSize < MAX_ERROR_BODY) this.errorChunks.push(chunk);
+      this.errorSize += chunk.length;
+      return;
+    }
+    if (this.firstByteNs === 0n) {
+      this.firstByteNs = process.hrtime.bigint();
+      if (this.isSse)
+        this.metrics.timeToFirstToken.observe(
+          { model: this.modelLabel },
+          Number(this.firstByteNs - this.startNs) / 1e9,
+        );
+    }
+    const m = this.markers;
+    if (m) {
+      if (this.isSse) {
+        this.events += countMarkers(chunk, m.sse);
+        if (m.sseDone && !this.sawDone && chunk.indexOf(DONE) !== -1) this.sawDone = true;
+      } else this.lastChunk = chunk;
+    }
+    // Backpressure: the upstream socket is not read while the client's socket buffer is full.
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      if (!this.drainWatched) {
+        this.drainWatched = true;
+        this.res.on("drain", this.onDrain);
+      }
+    }
+  }
+
+  onResponseEnd(): void {
+    this.upstreamOver = true;
+    if (this.aborted || this.res.destroyed) return;
+    const status = this.status;
+    if (this.errorChunks) {
+      const raw = this.errorSize > MAX_ERROR_BODY ? Buffer.alloc(0) : Buffer.concat(this.errorChunks);
+      sendJson(this.res, status, normalizeBackendError(status, raw), this.errorHeaders);
+      this.finish(status);
+      return;
+    }
+    // The final `data: [DONE]` sentinel is not a token.
+    if (this.sawDone && this.events > 0) this.events--;
+    this.res.end();
+    this.finish(status);
+    const m = this.markers;
+    if (m && status === 200 && this.firstByteNs !== 0n) {
+      const genSeconds =
+        Number(process.hrtime.bigint() - (this.isSse ? this.firstByteNs : this.startNs)) / 1e9;
+      const tokens = this.isSse ? this.events : usageTokens(this.lastChunk, m.usage);
+      if (tokens > 0 && genSeconds > 0) {
+        this.metrics.tokensPerSecond.observe(
+          { model: this.modelLabel, source: "relay" },
+          tokens / genSeconds,
+        );
+      }
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.upstreamOver = true;
+    if (this.aborted || err instanceof RelayAbort) return;
+    const res = this.res;
+    if (res.headersSent) {
+      // Mid-stream failure: cut the client connection so the truncation is visible.
+      res.destroy();
+      this.finish(res.statusCode);
+      return;
+    }
+    if (res.destroyed) return;
+    const timeout = isBackendTimeout(err);
+    const status = timeout ? 504 : 502;
+    const code = (err as NodeJS.ErrnoException).code;
+    sendJson(
+      res,
+      status,
+      timeout
+        ? apiError("upstream_error", "backend_timeout", "The model backend did not answer in time")
+        : apiError(
+            "upstream_error",
+            "backend_unreachable",
+            `The model backend is unreachable (${code ?? "connection failed"})`,
+          ),
+    );
+    this.finish(status);
+  }
+
+  terminate(status: number, errBody: ApiErrorBody): void {
+    const res = this.res;
+    if (this.aborted || this.done || res.writableEnded || res.destroyed) return;
+    this.aborted = true;
+    this.abortUpstream(TERMINATED);
+    if (!res.headersSent) sendJson(res, status, errBody);
+    else if (this.isSse) res.end(`data: ${JSON.stringify(errBody)}\n\n`);
+    else res.destroy();
+    this.finish(status);
+  }
+}
+
 /**
  * Relays one request of endpoint `ep` (chat, completions, embeddings, responses) to the backend. The
- * request body is forwarded byte for byte (no re-serialisation); the response is piped with
- * backpressure (the upstream socket is paused while the client's socket buffer is full) and the
- * upstream request is destroyed when the client goes away. SSE chunks are only scanned for the
- * endpoint's token marker, to count events for the tokens-per-second metric.
+ * request body is forwarded byte for byte (no re-serialisation); the upstream response is written
+ * to the client as it arrives, with backpressure (the upstream socket is not read while the
+ * client's socket buffer is full), and the upstream request is aborted when the client goes away.
+ * SSE chunks are only scanned for the endpoint's token marker, to count events for the
+ * tokens-per-second metric.
  */
 export function relay(
   backend: Backend,
@@ -149,159 +364,9 @@ export function relay(
   model: string,
   stream: boolean,
   startNs: bigint,
+  onClosed: () => void = () => undefined,
 ): RelayHandle {
-  const modelLabel = metrics.model(model);
-  const markers = markersOf(ep);
-  const up = backend.post(ep.upstreamPath, body, stream ? "text/event-stream" : "application/json");
-  let upRes: IncomingMessage | undefined;
-  let done = false;
-  /** Set once the gateway ended the relay itself; later upstream events are ignored. */
-  let terminated = false;
-  let isSse = false;
-  let firstByteNs = 0n;
-  let events = 0;
-  let sawDone = false;
-  let lastChunk: Buffer | undefined;
-
-  const finish = (status: number) => {
-    if (done) return;
-    done = true;
-    const seconds = Number(process.hrtime.bigint() - startNs) / 1e9;
-    metrics.httpDuration.observe({ method: "POST", route: ep.route, status_code: status }, seconds);
-  };
-
-  up.setTimeout(backend.timeoutMs, () =>
-    up.destroy(Object.assign(new Error("backend timeout"), { code: "ETIMEDOUT" })),
-  );
-
-  up.on("error", (err: NodeJS.ErrnoException) => {
-    if (terminated) return;
-    if (res.headersSent) {
-      // Mid-stream failure: cut the client connection so the truncation is visible.
-      res.destroy();
-      finish(res.statusCode);
-      return;
-    }
-    if (res.destroyed) return;
-    const timeout = err.code === "ETIMEDOUT";
-    const status = timeout ? 504 : 502;
-    sendJson(
-      res,
-      status,
-      timeout
-        ? apiError("upstream_error", "backend_timeout", "The model backend did not answer in time")
-        : apiError(
-            "upstream_error",
-            "backend_unreachable",
-            `The model backend is unreachable (${err.code ?? "connection failed"})`,
-          ),
-    );
-    finish(status);
-  });
-
-  res.on("close", () => {
-    if (!res.writableFinished) {
-      // Client left: cancel the upstream generation.
-      if (!terminated) metrics.relayCancelled.inc();
-      up.destroy();
-      upRes?.destroy();
-      finish(499);
-    }
-  });
-
-  up.on("response", (r) => {
-    upRes = r;
-    if (terminated) {
-      r.destroy();
-      return;
-    }
-    const status = r.statusCode ?? 502;
-    const ct = r.headers["content-type"];
-    isSse = stream && status === 200 && typeof ct === "string" && ct.startsWith("text/event-stream");
-    const headers: Record<string, string | number> = passThroughHeaders(r.headers);
-    if (res.destroyed) return;
-
-    if (status >= 400) {
-      // Small, and read whole: it is completed into OpenAI's shape before it goes out.
-      const chunks: Buffer[] = [];
-      let size = 0;
-      r.on("data", (c: Buffer) => {
-        if (size < MAX_ERROR_BODY) chunks.push(c);
-        size += c.length;
-      });
-      r.on("end", () => {
-        if (terminated || res.destroyed) return;
-        const raw = Buffer.concat(chunks);
-        sendJson(
-          res,
-          status,
-          normalizeBackendError(status, size > MAX_ERROR_BODY ? Buffer.alloc(0) : raw),
-          headers,
-        );
-        finish(status);
-      });
-      r.on("error", () => {
-        if (!terminated) res.destroy();
-        finish(status);
-      });
-      return;
-    }
-
-    if (ct) headers["content-type"] = ct;
-    if (isSse) {
-      headers["cache-control"] = "no-cache";
-      headers["x-accel-buffering"] = "no";
-    } else if (r.headers["content-length"]) {
-      headers["content-length"] = r.headers["content-length"];
-    }
-    res.writeHead(status, headers);
-
-    r.on("data", (chunk: Buffer) => {
-      if (terminated) return;
-      if (firstByteNs === 0n) {
-        firstByteNs = process.hrtime.bigint();
-        if (isSse)
-          metrics.timeToFirstToken.observe({ model: modelLabel }, Number(firstByteNs - startNs) / 1e9);
-      }
-      if (markers) {
-        if (isSse) {
-          events += countMarkers(chunk, markers.sse);
-          if (markers.sseDone && !sawDone && chunk.indexOf(DONE) !== -1) sawDone = true;
-        } else lastChunk = chunk;
-      }
-      if (!res.write(chunk)) r.pause();
-    });
-    res.on("drain", () => r.resume());
-    r.on("end", () => {
-      if (terminated) return;
-      // The final `data: [DONE]` sentinel is not a token.
-      if (sawDone && events > 0) events--;
-      res.end();
-      finish(status);
-      if (markers && status === 200 && firstByteNs !== 0n) {
-        const genSeconds = Number(process.hrtime.bigint() - (isSse ? firstByteNs : startNs)) / 1e9;
-        const tokens = isSse ? events : usageTokens(lastChunk, markers.usage);
-        if (tokens > 0 && genSeconds > 0) {
-          metrics.tokensPerSecond.observe({ model: modelLabel, source: "relay" }, tokens / genSeconds);
-        }
-      }
-    });
-    r.on("error", () => {
-      if (!terminated) res.destroy();
-      finish(status);
-    });
-  });
-
-  return {
-    terminate(status, errBody) {
-      if (terminated || done || res.writableEnded || res.destroyed) return;
-      terminated = true;
-      up.destroy();
-      upRes?.destroy();
-      if (!res.headersSent) sendJson(res, status, errBody);
-      else if (isSse) res.end(`data: ${JSON.stringify(errBody)}\n\n`);
-      else res.destroy();
-      finish(status);
-    },
-  };
+  const r = new Relay(metrics, res, ep, metrics.model(model), markersOf(ep), stream, startNs, onClosed);
+  backend.dispatch(ep.upstreamPath, body, stream, r);
+  return r;
 }

@@ -7,7 +7,7 @@ import Fastify, {
   type onRequestHookHandler,
 } from "fastify";
 import type { Socket } from "node:net";
-import { STATUS_CODES, type ServerResponse } from "node:http";
+import { STATUS_CODES } from "node:http";
 import { type ApiKey, type KeyStore, RateLimiter, type Scope, keyUnusable, presentedKey } from "./auth";
 import type { Backend } from "./backend";
 import {
@@ -40,6 +40,7 @@ import {
 } from "./limits";
 import { type Metrics, methodLabel } from "./metrics";
 import { modelList, modelObject, visibleModels } from "./models";
+import { LazyChildLogger } from "./log";
 import { relay } from "./relay";
 import { RELAY_ENDPOINTS, type RelayEndpoint, checkRelayRequest } from "./relay-request";
 
@@ -157,6 +158,9 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const app = Fastify({
     logger: { level: opts.logLevel ?? "info" },
     logController: new LogController({ disableRequestLogging: true }),
+    // No pino child per request: one is made only when the request logs (see LazyChildLogger).
+    childLoggerFactory: (logger, bindings, options) =>
+      new LazyChildLogger(logger, bindings, options) as unknown as typeof logger,
     bodyLimit: maxBodyBytes,
     // Answered by our own hook below, in our error shape.
     return503OnClosing: false,
@@ -217,14 +221,6 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
     done();
   });
-  // A response that ends while closing (an open stream drained) leaves its kept-alive socket idle:
-  // close it then, as Fastify's close did with the sockets idle when it began. Node's idle test spares
-  // a socket on which another request has begun meanwhile.
-  app.server.on("request", (_req, res: ServerResponse) => {
-    res.once("finish", () => {
-      if (closing) setImmediate(() => app.server.closeIdleConnections());
-    });
-  });
 
   app.addHook("onRequest", (req, reply, done) => {
     if ((req.socket as { [OVER_LIMIT]?: boolean })[OVER_LIMIT]) {
@@ -271,9 +267,13 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   );
 
   app.addHook("onResponse", (req, reply, done) => {
-    // A hijacked relay response still emits 'finish', so Fastify runs this hook for it too; the relay
-    // observes the duration itself (it also sees 499s and upstream errors), so skip it here to avoid
-    // counting every relayed request twice.
+    // A response that ends while closing (an open stream drained) leaves its kept-alive socket idle:
+    // close it then, as Fastify's close did with the sockets idle when it began. Node's idle test
+    // spares a socket on which another request has begun meanwhile. (Fastify runs this hook on every
+    // response's 'finish', hijacked relays included.)
+    if (closing) setImmediate(() => app.server.closeIdleConnections());
+    // The relay observes the duration itself (it also sees 499s and upstream errors), so skip it
+    // here to avoid counting every relayed request twice.
     if (req.relayed) {
       done();
       return;
@@ -583,9 +583,18 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       }
       req.relayed = true;
       reply.hijack();
-      const handle = relay(backend, metrics, reply.raw, ep, body!.raw, model, stream, req.startNs);
-      const release = streams.add({ key, terminate: (status, b) => handle.terminate(status, b) });
-      reply.raw.once("close", release);
+      const stream$ = { key, terminate: (status: number, b: ApiErrorBody) => handle.terminate(status, b) };
+      const handle = relay(
+        backend,
+        metrics,
+        reply.raw,
+        ep,
+        body!.raw,
+        model,
+        stream,
+        req.startNs,
+        streams.add(stream$),
+      );
     });
   for (const ep of RELAY_ENDPOINTS) relayRoute(ep);
 
