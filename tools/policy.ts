@@ -17,6 +17,7 @@ import { PolicyConfigError } from "../policies/lib/config";
 import { LoadError, loadPaths, type LoadNote, type SourceInfo } from "../policies/lib/loader";
 import { resolvePolicyConfig, runPolicies, type Violation } from "../policies/lib/runner";
 import { policies } from "../policies/rules";
+import { PolicyConfigFileError, readPolicyConfigFile } from "./preflight/policy-config";
 
 export const USAGE =
   "usage: npm run policy -- check [--format text|json|sarif] [--config FILE] [--output FILE] [--category ID] PATH... | list [--format text|json] | --help";
@@ -127,17 +128,16 @@ export function parseArgs(argv: readonly string[]): Args {
   return { command, format, paths, ...opts };
 }
 
+/**
+ * A policy-pack config, read as user input: unreadable, not JSON (with its line and column), not an
+ * object, or not matching the pack (naming each field) is one LoadError line, exit 2.
+ */
 function readConfig(file: string): PolicyPackConfig {
-  let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    return readPolicyConfigFile(file, policies);
   } catch (e) {
-    throw new LoadError(file, `cannot read config (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  try {
-    return JSON.parse(text) as PolicyPackConfig;
-  } catch (e) {
-    throw new LoadError(file, `invalid JSON (${(e as Error).message})`);
+    if (e instanceof PolicyConfigFileError) throw new LoadError(file, e.detail);
+    throw e;
   }
 }
 

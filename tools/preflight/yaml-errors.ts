@@ -68,9 +68,11 @@ export function keyPathAt(text: string, line: number): string[] {
   for (let i = 0; i <= last; i++) {
     const raw = lines[i]!;
     if (!isContent(raw) || raw.startsWith("---") || raw.startsWith("...")) continue;
-    const indent = /^[ \t]*/.exec(raw)![0].length;
+    // A tab (an error in YAML, and often the error reported) counts to the next multiple of 8.
+    const lead = /^[ \t]*/.exec(raw)![0];
+    const indent = [...lead].reduce((n, c) => (c === "\t" ? n + 8 - (n % 8) : n + 1), 0);
     let col = indent;
-    let rest = raw.slice(indent);
+    let rest = raw.slice(lead.length);
     let first = true;
     // A line may open several items (`- - a: 1`), then at most one key.
     while (/^-(\s|$)/.test(rest)) {
