@@ -279,20 +279,29 @@ export function imagesOf(type: string, props: Obj): ImageRefLocation[] {
 
 /**
  * Helm values images: objects with a `repository` (optionally `registry`, `tag`, `digest`), as
- * most charts use. A chart default (no tag in values) is the chart's business and not reported.
+ * most charts use, or `sha` for the digest (prometheus-community's charts and Grafana's: bare hex
+ * their templates print after `@sha256:`, or kube-state-metrics' whole `sha256:...`). A chart
+ * default (no tag in values) is the chart's business and not reported.
  */
 function collectHelmImages(v: Obj, path: (string | number)[], out: ImageRefLocation[], depth: number): void {
   if (depth > 12) return;
   const repo = v["repository"];
-  if (typeof repo === "string" && ["tag", "digest", "registry"].some((k) => typeof v[k] === "string")) {
+  if (
+    typeof repo === "string" &&
+    ["tag", "digest", "sha", "registry"].some((k) => typeof v[k] === "string")
+  ) {
     if (
-      [repo, v["tag"], v["digest"], v["registry"]].some((x) => typeof x === "string" && str(x) === undefined)
+      [repo, v["tag"], v["digest"], v["sha"], v["registry"]].some(
+        (x) => typeof x === "string" && str(x) === undefined,
+      )
     ) {
       return; // unknown during preview
     }
     const registry = str(v["registry"]);
     const tag = str(v["tag"]);
-    const digest = str(v["digest"]);
+    const sha = str(v["sha"]);
+    const digest =
+      str(v["digest"]) || (sha ? (sha.startsWith("sha256:") ? sha : `sha256:${sha}`) : undefined);
     let image = registry ? `${registry}/${repo}` : repo;
     if (tag) image += `:${tag}`;
     if (digest) image += `@${digest}`;

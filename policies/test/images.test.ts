@@ -111,6 +111,21 @@ describe("image-digest-in-prod", () => {
       (await validate(P, helmChart({ image: { repository: "grafana/grafana", tag: "11.3.0" } }))).violations,
     ).toHaveLength(1);
   });
+  it("reads a Helm value's digest from `digest`, from `sha` (bare hex or prefixed) and from `tag@digest`", async () => {
+    const hex = DIGEST.slice("sha256:".length);
+    for (const image of [
+      { registry: "docker.io", repository: "grafana/grafana", tag: "11.3.0", digest: DIGEST },
+      { registry: "docker.io", repository: "grafana/grafana", tag: "11.3.0", sha: hex },
+      { registry: "registry.k8s.io", repository: "kube-state-metrics/kube-state-metrics", sha: DIGEST },
+      { repository: "ghcr.io/kedacore/keda", tag: `2.20.2@${DIGEST}` },
+    ])
+      expect((await validate(P, helmChart({ image }))).violations, JSON.stringify(image)).toEqual([]);
+    // An empty `sha` (the charts' default) pins nothing.
+    expect(
+      (await validate(P, helmChart({ image: { repository: "grafana/grafana", tag: "11.3.0", sha: "" } })))
+        .violations,
+    ).toHaveLength(1);
+  });
 });
 
 describe("image-allowed-registries", () => {
