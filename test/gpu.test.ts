@@ -10,7 +10,7 @@ import {
   type DevicePluginConfig,
 } from "../components/gpu/sharing";
 import { devicePluginValues, K3S_CONTAINERD, NvidiaGpuStack, operatorValues } from "../components/gpu/stack";
-import { charts } from "../components/versions";
+import { chartImages, charts } from "../components/versions";
 import {
   GPU_OPERATOR_CHART_VERSION,
   GPU_OPERATOR_VALUES,
@@ -80,6 +80,31 @@ describe("GPU operator values", () => {
     expect(unknownValueKeys({ operator: { defaultRuntime: "containerd" } }, GPU_OPERATOR_VALUES)).toEqual([
       "operator.defaultRuntime",
     ]);
+  });
+
+  it("pins the operands the ClusterPolicy starts by their traced digests, tags kept", () => {
+    const img = chartImages.gpuOperator.images;
+    const v = operatorValues({ distribution: "k3s", pools: [l4, h100], gpu, monitoring: true });
+    // The operator builds `repository/image:version`: `tag@digest` keeps the tag beside the digest.
+    const version = (i: { tag: string; digest?: string }) => `${i.tag}@${i.digest}`;
+    expect(v.toolkit.version).toBe(version(img.toolkit));
+    expect(v.devicePlugin.version).toBe(version(img.devicePlugin));
+    expect(v.gfd).toEqual({ version: version(img.devicePlugin) });
+    expect(v.dcgmExporter.version).toBe(version(img.dcgmExporter));
+    expect(v.migManager.version).toBe(version(img.migManager));
+    expect(v.driver.manager).toEqual({ version: version(img.driverManager) });
+    // The tags are the chart's defaults: pinning moves no version.
+    expect(img.toolkit.tag).toBe("v1.20.0");
+    expect(img.devicePlugin.tag).toBe("v0.20.0");
+    // Untraced (the operator itself, NFD): left to the chart.
+    expect(img.operator.digest).toBeUndefined();
+    expect(v.operator).toEqual({ runtimeClass: "nvidia" });
+    // Device-plugin mode: the chart prints `repository:tag`, so the digest rides in the tag.
+    const plugin = chartImages.nvidiaDevicePlugin.images.devicePlugin;
+    expect(devicePluginValues({ distribution: "k3s", pools: [l4], gpu, monitoring: true }).image).toEqual({
+      tag: version(plugin),
+    });
+    expect(charts.nvidiaDevicePlugin.version).toBe(chartImages.nvidiaDevicePlugin.chartVersion);
   });
 
   it("leaves the runtime's default paths elsewhere", () => {

@@ -35,7 +35,8 @@ import { hubToken, InferenceStack, overcommittedPools } from "../components/infe
 import { SecretStore } from "../components/secrets/store";
 import { GPU_POOL_LABEL } from "../components/meta";
 import * as pulumi from "@pulumi/pulumi";
-import { charts, images } from "../components/versions";
+import { chartImages, charts, images, pinnedRef } from "../components/versions";
+import { loadStackConfig } from "../tools/preflight/stack-config";
 import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { isSecretWrapped, render, renderStack } from "./harness";
 import { existingClusterFor } from "./stack-overrides";
@@ -290,6 +291,43 @@ describe("gateway specs", () => {
       expect(probe).toMatchObject({ tcpSocket: { port: NATS_EXPORTER_PORT } });
   });
 
+  it("NATS and KEDA run their images by the digests versions.ts traces, with their tags", () => {
+    const nats = natsValues("prod", true);
+    const img = chartImages.nats.images;
+    // `fullImageName`: the chart's `digest` would drop the tag.
+    expect(nats.container.image).toEqual({
+      fullImageName: `nats:2.14.2-alpine@${img.server.digest}`,
+    });
+    // Untraced images keep the chart's default: nothing is set for them.
+    for (const [values, image] of [
+      [nats.reloader, img.reloader],
+      [nats.promExporter, img.exporter],
+    ] as const)
+      expect(values.image).toEqual(image.digest ? { fullImageName: pinnedRef(image) } : undefined);
+    const keda = kedaValues(true).image;
+    const k = chartImages.keda.images;
+    // The chart takes a tag only and prints `registry/repository:tag`: the digest rides in it.
+    expect(keda).toEqual({
+      keda: { tag: `2.20.2@${k.operator.digest}` },
+      metricsApiServer: { tag: `2.20.2@${k.metricsApiServer.digest}` },
+      webhooks: { tag: `2.20.2@${k.webhooks.digest}` },
+    });
+    expect(charts.keda.version).toBe(chartImages.keda.chartVersion);
+  });
+
+  it("prod's policy still reports a model image given without a digest", async () => {
+    const committed = loadStackConfig(process.cwd(), "prod").config["platform:inference"];
+    const inference = JSON.parse(String(committed));
+    const override = { repository: images.vllm.repository, tag: images.vllm.tag };
+    inference.services[0].image = override;
+    const r = await renderStack("prod", { overrides: { "platform:inference": inference } });
+    const ref = `${override.repository}:${override.tag}`;
+    expect(
+      r.plan.violations.filter((v) => v.policy === "image-digest-in-prod").map((v) => v.message),
+    ).toEqual([expect.stringContaining(`image ${ref} is not pinned by digest (required in prod)`)]);
+    expect(r.plan.violations.find((v) => v.policy === "image-digest-in-prod")?.level).toBe("mandatory");
+  });
+
   it("sets only values keys verified against the pinned nats and keda charts", () => {
     for (const [values, pin, keys] of [
       [natsValues("prod", true), "nats", chartValuesKeys.nats],
@@ -469,8 +507,10 @@ describe("InferenceStack objects", () => {
     );
     expect(r.get("kubernetes:core/v1:PersistentVolumeClaim", "t-llm-cache").protect).toBe(true);
     const dep = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-llm-server"));
-    // No upstream-traceable digest for the pinned tag: by tag (image-digest-in-prod reports it).
-    expect(dep.spec.template.spec.containers[0].image).toBe(`${images.vllm.repository}:${images.vllm.tag}`);
+    // By its traced digest, the tag kept beside it.
+    expect(dep.spec.template.spec.containers[0].image).toBe(
+      `${images.vllm.repository}:${images.vllm.tag}@${images.vllm.digest}`,
+    );
   });
 
   it("awaits every model Deployment for its start budget, not the provider's default 10 minutes", async () => {

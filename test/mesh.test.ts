@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { describe, expect, it } from "vitest";
 import { meshSchema } from "../components/mesh/schema";
 import {
+  cniValues,
   DEFAULT_TLS_SECRET,
   flaggerValues,
   FLAGGER_OWN_PROMETHEUS,
@@ -13,7 +14,7 @@ import {
   workloadAuthorizationPolicies,
 } from "../components/mesh/mesh";
 import { MESH_CONTRACT, MESH_GATEWAY } from "../components/meta";
-import { charts } from "../components/versions";
+import { chartImages, charts, type ImageVersion } from "../components/versions";
 import { validateObject } from "../tools/preflight/schemas";
 import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { render, renderStack, type Rendered } from "./harness";
@@ -213,6 +214,42 @@ describe("ServiceMesh graph", () => {
     }
   });
 
+  it("pins Istio's and Flagger's images once versions.ts traces their digests; until then the charts' own", () => {
+    const cfg = meshSchema.parse({});
+    const img = {
+      ...chartImages.istiod.images,
+      ...chartImages.istioCni.images,
+      ...chartImages.flagger.images,
+    };
+    const values = () => ({
+      istiod: istiodValues(cfg, "k3s", "prod"),
+      cni: cniValues("k3s"),
+      flagger: flaggerValues(PROM),
+    });
+    const untraced = Object.values(img).every((i) => !i.digest);
+    if (untraced) {
+      // None of them has a traced digest today (versions.ts says why): no image value is set.
+      const v = values();
+      expect([v.istiod.global.proxy.image, v.istiod.pilot.image, v.cni.image, v.flagger.image]).toEqual([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+      ]);
+      expect(v.istiod.global.proxy_init).toBeUndefined();
+    }
+    // With digests recorded: whole references (the templates use a value containing "/" as it is),
+    // the proxy also for the init container and every injected gateway; Flagger's in its tag.
+    const fake = `sha256:${"cd".repeat(32)}`;
+    const v = withDigests([img.pilot, img.proxy, img.installCni, img.flagger], fake, values);
+    const ref = (i: ImageVersion) => `${i.repository}:${i.tag}@${fake}`;
+    expect(v.istiod.global.proxy.image).toBe(ref(img.proxy));
+    expect(v.istiod.global.proxy_init).toEqual({ image: ref(img.proxy) });
+    expect(v.istiod.pilot.image).toBe(ref(img.pilot));
+    expect(v.cni.image).toBe(ref(img.installCni));
+    expect(v.flagger.image).toEqual({ tag: `1.44.0@${fake}` });
+  });
+
   it("maps distributions to Istio platforms", () => {
     expect(istioPlatform("k3d")).toBe("k3d");
     expect(istioPlatform("generic")).toBeUndefined();
@@ -248,3 +285,22 @@ describe("mesh in the stacks", () => {
     },
   );
 });
+
+/**
+ * Runs `fn` with `digest` set on each image record (restored after): how a module's values look
+ * once versions.ts records a digest it does not have today. The records are plain objects at run
+ * time (`as const` is only their type).
+ */
+function withDigests<T>(records: readonly ImageVersion[], digest: string, fn: () => T): T {
+  const saved = records.map((r) => r.digest);
+  const writable = records as unknown as { digest?: string }[];
+  for (const r of writable) r.digest = digest;
+  try {
+    return fn();
+  } finally {
+    writable.forEach((r, i) => {
+      if (saved[i] === undefined) delete r.digest;
+      else r.digest = saved[i];
+    });
+  }
+}

@@ -11,7 +11,7 @@ import {
 } from "../components/monitoring/monitoring";
 import { sloRuleGroups } from "../components/monitoring/rules";
 import { SecretStore } from "../components/secrets/store";
-import { charts } from "../components/versions";
+import { chartImages, charts, images } from "../components/versions";
 import { validateObject } from "../tools/preflight/schemas";
 import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { isSecretWrapped, render, renderStack, type Rendered } from "./harness";
@@ -208,6 +208,47 @@ describe("MonitoringStack graph", () => {
     expect((await stack({ otel: false })).ofType(CHART).map((c) => c.name)).not.toContain(
       "mon-otel-collector",
     );
+  });
+
+  it("pins every image of the monitoring charts by its traced digest, in each chart's own keys", async () => {
+    const r = await stack({}, "prod");
+    const v = r.plain(r.get(CHART, "mon-kube-prometheus-stack"))["values"];
+    const img = chartImages.kubePrometheusStack.images;
+    const hex = (d: string | undefined) => d!.replace(/^sha256:/, "");
+    // `{registry, repository, tag, sha}`: the templates print `registry/repository:tag@sha256:<sha>`.
+    expect(v.prometheusOperator.image).toEqual({
+      registry: "quay.io",
+      repository: "prometheus-operator/prometheus-operator",
+      tag: "v0.93.1",
+      sha: hex(img.prometheusOperator.digest),
+    });
+    // Images that reach pods only through the operator: its reloader flag and the custom resources.
+    expect(v.prometheusOperator.prometheusConfigReloader.image.sha).toBe(hex(img.configReloader.digest));
+    expect(v.prometheus.prometheusSpec.image).toMatchObject({
+      tag: "v3.14.0-distroless",
+      sha: hex(img.prometheus.digest),
+    });
+    expect(v.alertmanager.alertmanagerSpec.image).toMatchObject({
+      tag: "v0.34.0",
+      sha: hex(img.alertmanager.digest),
+    });
+    expect(v.grafana.image).toMatchObject({ repository: "grafana/grafana", sha: hex(img.grafana.digest) });
+    expect(v.grafana.sidecar.image.sha).toBe(hex(img.grafanaSidecar.digest));
+    // kube-state-metrics prints `@<sha>`: the whole digest. node-exporter forbids `sha`: `digest`.
+    expect(v["kube-state-metrics"].image.sha).toBe(img.kubeStateMetrics.digest);
+    expect(v["prometheus-node-exporter"].image).toEqual({ digest: img.nodeExporter.digest });
+    // Untraced (thanos): the chart's default stays, nothing set.
+    expect(v.prometheusOperator.thanosImage).toBeUndefined();
+    // The collector: `tag@digest`, since the chart's `digest` key would print the digest alone.
+    const otel = r.plain(r.get(CHART, "mon-otel-collector"))["values"];
+    expect(otel.image).toEqual({
+      repository: images.otelCollectorContrib.repository,
+      tag: `${images.otelCollectorContrib.tag}@${images.otelCollectorContrib.digest}`,
+    });
+    // Every stack pins alike (what dev runs is what prod runs).
+    expect(
+      r.plain((await stack({}, "dev")).get(CHART, "mon-kube-prometheus-stack"))["values"].grafana.image,
+    ).toEqual(v.grafana.image);
   });
 
   it("ships a GPU dashboard ConfigMap with nothing secret-looking", async () => {

@@ -2,7 +2,7 @@
 // versions.ts, against a fake fetch; no network.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { images } from "../components/versions";
+import { chartImages, charts, images, type ImageVersion } from "../components/versions";
 import { registryOf, resolveDigest, setDigest } from "../tools/pins";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
@@ -85,6 +85,46 @@ describe("npm run pins", () => {
       const next = setDigest(source, image, DIGEST);
       expect(next, `${image.repository}:${image.tag}`).not.toBe(source);
       expect(next).toContain(`tag: "${image.tag}", digest: "${DIGEST}"`);
+    }
+  });
+});
+
+/** Every image versions.ts records: the platform's own and each chart's, named for messages. */
+const recorded: [string, ImageVersion][] = [
+  ...Object.entries(images),
+  ...Object.entries(chartImages).flatMap(([chart, c]) =>
+    Object.entries(c.images).map(([name, i]): [string, ImageVersion] => [`${chart}.${name}`, i]),
+  ),
+];
+
+describe("versions.ts image records", () => {
+  it("records every digest as a sha256 digest", () => {
+    const digests = recorded.filter(([, i]) => i.digest !== undefined);
+    expect(digests.length).toBeGreaterThan(0);
+    for (const [name, i] of digests) expect(i.digest, name).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it("gives one repository:tag one digest wherever it is recorded", () => {
+    const seen = new Map<string, string | undefined>();
+    for (const [name, i] of recorded) {
+      const ref = `${i.repository}:${i.tag}`;
+      if (seen.has(ref)) expect(i.digest, `${name} (${ref})`).toBe(seen.get(ref));
+      else seen.set(ref, i.digest);
+    }
+  });
+
+  it("reads each chart's images from the chart version pinned in charts", () => {
+    for (const [chart, c] of Object.entries(chartImages))
+      expect(c.chartVersion, `${chart}: re-read its images after a chart bump`).toBe(
+        charts[chart as keyof typeof charts].version,
+      );
+  });
+
+  it("writes each chart image so that a digest can be set in place (as `npm run pins` does)", () => {
+    const source = readFileSync("components/versions.ts", "utf8");
+    for (const [name, i] of recorded) {
+      const next = setDigest(source, i, DIGEST);
+      expect(next, name).toContain(`tag: "${i.tag}", digest: "${DIGEST}"`);
     }
   });
 });

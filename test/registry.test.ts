@@ -60,9 +60,9 @@ describe("in-cluster registry", () => {
     const d = r.plain(r.get(DEPLOYMENT, "local-registry-deployment"));
     const pod = d.spec.template.spec;
     const c = pod.containers[0];
-    // No upstream-traceable digest for 3.1.1: pinned by tag until one is recorded.
-    expect(images.registry).toEqual({ repository: "docker.io/distribution/distribution", tag: "3.1.1" });
-    expect(c.image).toBe("docker.io/distribution/distribution:3.1.1");
+    // ghcr.io's copy: the digest traced for 3.1.1 is its; pinned on every stack, tag kept beside it.
+    expect(images.registry).toMatchObject({ repository: "ghcr.io/distribution/distribution", tag: "3.1.1" });
+    expect(c.image).toBe(`ghcr.io/distribution/distribution:3.1.1@${images.registry.digest}`);
     expect(d.spec.replicas).toBe(1);
     expect(d.spec.strategy.type).toBe("Recreate");
     expect(pod.securityContext).toMatchObject({

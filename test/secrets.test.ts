@@ -4,8 +4,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parsePlatformConfig } from "../components/config";
 import { externalSecretsSchema } from "../components/secrets/schema";
-import { clusterSecretStoreProvider, SecretStore, stableSecretName } from "../components/secrets/store";
-import { charts } from "../components/versions";
+import {
+  clusterSecretStoreProvider,
+  externalSecretsValues,
+  SecretStore,
+  stableSecretName,
+} from "../components/secrets/store";
+import { chartImages, charts } from "../components/versions";
 import { isSecretWrapped, render, renderStack } from "./harness";
 import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { existingClusterFor } from "./stack-overrides";
@@ -115,6 +120,28 @@ describe("External Secrets Operator", () => {
     });
     const ns = r.plain(r.get("kubernetes:core/v1:Namespace", "ns-external-secrets"))["metadata"];
     expect(ns.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+  });
+
+  it("runs the operator's one image by its digest once traced; until then the chart's own", () => {
+    const image = chartImages.externalSecrets.images.externalSecrets as { tag: string; digest?: string };
+    const parts = (v: ReturnType<typeof externalSecretsValues>) => [
+      v.image,
+      v.webhook.image,
+      v.certController.image,
+    ];
+    // Untraced today (versions.ts says why): nothing set, the chart renders its appVersion tag.
+    if (!image.digest) expect(parts(externalSecretsValues())).toEqual([undefined, undefined, undefined]);
+    // With a digest recorded, the chart (`repository:tag`, no flavour) gets it in the tag, for the
+    // controller, its webhook and its cert controller alike.
+    const saved = image.digest;
+    image.digest = `sha256:${"ef".repeat(32)}`;
+    try {
+      const tag = { tag: `v2.9.0@${image.digest}` };
+      expect(parts(externalSecretsValues())).toEqual([tag, tag, tag]);
+    } finally {
+      if (saved === undefined) delete image.digest;
+      else image.digest = saved;
+    }
   });
 
   it("is absent unless enabled", async () => {

@@ -9,7 +9,7 @@ import {
   certificateSpec,
   issuerObjects,
 } from "../components/tls/cert-manager";
-import { charts } from "../components/versions";
+import { chartImages, charts } from "../components/versions";
 import { validateObject } from "../tools/preflight/schemas";
 import { render, renderStack, type Rendered } from "./harness";
 import { existingClusterFor } from "./stack-overrides";
@@ -115,6 +115,22 @@ describe("CertManager", () => {
     // Custom resources wait for the chart that installs their CRDs (and the CA chain).
     expect(cert.dependsOn).toContain(chart.urn);
     expect(cert.dependsOn.some((u) => u.endsWith("tls-ca-issuer"))).toBe(true);
+  });
+
+  it("runs cert-manager's images by their traced digests, tags kept (on every stack)", async () => {
+    const img = chartImages.certManager.images;
+    const prod = await stack("prod");
+    const values = prod.plain(prod.get(CHART, "prod-tls-chart"))["values"];
+    // `tag` and `digest`: the chart renders `repository:tag@digest` (a digest alone would drop the tag).
+    const pinned = (i: { tag: string; digest?: string }) => ({ tag: i.tag, digest: i.digest });
+    expect(values.image).toEqual(pinned(img.controller));
+    expect(values.webhook.image).toEqual(pinned(img.webhook));
+    expect(values.cainjector.image).toEqual(pinned(img.cainjector));
+    expect(values.startupapicheck.image).toEqual(pinned(img.startupapicheck));
+    // The HTTP-01 solver's digest is untraced: nothing set, the chart's own reference stays.
+    expect(values.acmesolver?.image).toEqual(img.acmesolver.digest ? pinned(img.acmesolver) : undefined);
+    const local = await stack("local");
+    expect(local.plain(local.get(CHART, "local-tls-chart"))["values"].image).toEqual(values.image);
   });
 
   it("acme: the DNS-01 token is a Secret in cert-manager's namespace, before the issuer", async () => {

@@ -13,7 +13,7 @@ import { stringify } from "yaml";
 import type { Distribution, GpuPool } from "../cluster/handle";
 import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT, platformNamespace } from "../meta";
 import { pinnedChart } from "../k8s-kit";
-import { charts, type ChartVersion } from "../versions";
+import { chartImages, charts, pinnedTag, type ChartVersion, type ImageVersion } from "../versions";
 import type { GpuConfig } from "./schema";
 import { defaultSharingConfig, devicePluginConfigs, migStrategy } from "./sharing";
 
@@ -47,8 +47,8 @@ interface Toleration {
  */
 export interface GpuOperatorValues {
   readonly operator: { readonly runtimeClass: string };
-  readonly driver: { readonly enabled: boolean };
-  readonly toolkit: { readonly enabled: true; readonly env: readonly EnvVar[] };
+  readonly driver: { readonly enabled: boolean; readonly manager?: OperandVersion };
+  readonly toolkit: { readonly enabled: true; readonly env: readonly EnvVar[] } & Partial<OperandVersion>;
   readonly nfd: { readonly enabled: boolean };
   readonly daemonsets: { readonly tolerations: readonly Toleration[] };
   readonly devicePlugin: {
@@ -58,17 +58,45 @@ export interface GpuOperatorValues {
       readonly default: string;
       readonly data: Record<string, string>;
     };
-  };
+  } & Partial<OperandVersion>;
+  readonly gfd?: OperandVersion;
   readonly mig: { readonly strategy: "single" | "mixed" };
-  readonly migManager: { readonly enabled: boolean; readonly config: { readonly default: string } };
+  readonly migManager: {
+    readonly enabled: boolean;
+    readonly config: { readonly default: string };
+  } & Partial<OperandVersion>;
   readonly dcgmExporter: {
     readonly enabled: true;
     readonly serviceMonitor: { readonly enabled: boolean; readonly interval: string };
-  };
+  } & Partial<OperandVersion>;
+}
+
+/**
+ * An operand's ClusterPolicy `version`, set only when its digest is traced (versions.ts
+ * `chartImages`). The operator builds each operand's image as `repository/image:version` (only a
+ * version starting `sha256:` gets an `@` instead), and reads the version for nothing else, so
+ * `v1.20.0@sha256:...` pins the digest and keeps the tag; repository and image stay the chart's.
+ */
+interface OperandVersion {
+  readonly version: string;
+}
+function operandVersion(image: ImageVersion): Partial<OperandVersion> {
+  const version = pinnedTag(image);
+  return version ? { version } : {};
+}
+/** `{ [key]: { version } }` for an operand whose values live under their own key, when pinned. */
+function operandAt<K extends string>(key: K, image: ImageVersion): Partial<Record<K, OperandVersion>> {
+  const version = pinnedTag(image);
+  return (version ? { [key]: { version } } : {}) as Partial<Record<K, OperandVersion>>;
 }
 
 /** The device-plugin chart values this platform sets (chart nvidia-device-plugin). */
 export interface DevicePluginValues {
+  /**
+   * The chart renders `repository:tag` and reads the tag nowhere else, so a traced digest rides in
+   * it (`v0.20.0@sha256:...`, the chart's default tag before it); set only when traced.
+   */
+  readonly image?: { readonly tag: string };
   readonly runtimeClassName: string;
   readonly migStrategy: "none" | "single" | "mixed";
   readonly config: { readonly map: Record<string, string>; readonly default: string };
@@ -116,13 +144,17 @@ export interface GpuStackOptions {
 
 export function operatorValues(o: GpuStackOptions): GpuOperatorValues {
   const strategy = migStrategy(o.pools);
+  // The operands reach pods only through the ClusterPolicy, where the pack cannot see them.
+  const img = chartImages.gpuOperator.images;
   return {
     operator: { runtimeClass: GPU_RUNTIME_CLASS },
-    driver: { enabled: o.gpu.driver === "operator" },
-    toolkit: { enabled: true, env: toolkitEnv(o.distribution) },
+    // The driver's own image is per-OS (`<version>-<os>`), with no traced digest; its manager's is.
+    driver: { enabled: o.gpu.driver === "operator", ...operandAt("manager", img.driverManager) },
+    toolkit: { enabled: true, env: toolkitEnv(o.distribution), ...operandVersion(img.toolkit) },
     nfd: { enabled: !o.nfdPreinstalled },
     daemonsets: { tolerations: [GPU_TOLERATION] },
     devicePlugin: {
+      ...operandVersion(img.devicePlugin),
       config: {
         create: true,
         name: DEVICE_PLUGIN_CONFIG_MAP,
@@ -130,15 +162,27 @@ export function operatorValues(o: GpuStackOptions): GpuOperatorValues {
         data: sharingData(o.pools),
       },
     },
+    // GPU feature discovery runs the device plugin's image.
+    ...operandAt("gfd", img.devicePlugin),
     mig: { strategy: strategy === "none" ? "single" : strategy },
     // Profiles come from the operator's default MIG config, chosen per node by the mig.config label.
-    migManager: { enabled: strategy !== "none", config: { default: "all-disabled" } },
-    dcgmExporter: { enabled: true, serviceMonitor: { enabled: o.monitoring, interval: "15s" } },
+    migManager: {
+      enabled: strategy !== "none",
+      config: { default: "all-disabled" },
+      ...operandVersion(img.migManager),
+    },
+    dcgmExporter: {
+      enabled: true,
+      serviceMonitor: { enabled: o.monitoring, interval: "15s" },
+      ...operandVersion(img.dcgmExporter),
+    },
   };
 }
 
 export function devicePluginValues(o: GpuStackOptions): DevicePluginValues {
+  const tag = pinnedTag(chartImages.nvidiaDevicePlugin.images.devicePlugin);
   return {
+    ...(tag ? { image: { tag } } : {}),
     runtimeClassName: GPU_RUNTIME_CLASS,
     migStrategy: migStrategy(o.pools),
     config: { map: sharingData(o.pools), default: defaultSharingConfig(o.pools) },

@@ -11,7 +11,7 @@ import type { Environment } from "../schema-kit";
 import { pinnedChart } from "../k8s-kit";
 import { appLabels, MESH_CONTRACT, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
 import type { SecretStore } from "../secrets/store";
-import { charts } from "../versions";
+import { chartImages, charts, pinnedRef, pinnedTag, type ImageVersion } from "../versions";
 import type { InferenceConfig } from "./schema";
 import {
   PROMETHEUS_NAMESPACES,
@@ -159,8 +159,8 @@ export interface NatsValues {
     };
     monitor: { enabled: true; port: number };
   };
-  container: NatsContainerMerge;
-  reloader: NatsContainerMerge;
+  container: NatsContainerMerge & NatsImage;
+  reloader: NatsContainerMerge & NatsImage;
   podTemplate: {
     merge: { metadata: { annotations: Record<string, string> }; spec: { securityContext: object } };
   };
@@ -169,7 +169,21 @@ export interface NatsValues {
     enabled: boolean;
     podMonitor: { enabled: boolean };
     merge: NatsContainerMerge["merge"] & { readinessProbe: object; livenessProbe: object };
-  };
+  } & NatsImage;
+}
+
+/** A NATS chart container's image, set only when its digest is traced (versions.ts `chartImages`). */
+interface NatsImage {
+  image?: { fullImageName: string };
+}
+
+/**
+ * The chart's `image.digest` renders `repo@digest` and drops the tag; `fullImageName` takes the
+ * whole reference, so the pod shows the version it runs as well as the digest it pins.
+ */
+function natsImage(image: ImageVersion): NatsImage {
+  const ref = pinnedRef(image);
+  return ref ? { image: { fullImageName: ref } } : {};
 }
 
 /**
@@ -180,6 +194,7 @@ export interface NatsValues {
  */
 export function natsValues(environment: Environment, monitoring: boolean): NatsValues {
   const replicas = natsReplicas(environment);
+  const img = chartImages.nats.images;
   const sidecarResources = { requests: { cpu: "10m", memory: "32Mi" }, limits: { memory: "64Mi" } };
   return {
     config: {
@@ -192,12 +207,16 @@ export function natsValues(environment: Environment, monitoring: boolean): NatsV
       monitor: { enabled: true, port: NATS_MONITOR_PORT },
     },
     container: {
+      ...natsImage(img.server),
       merge: {
         resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "1Gi" } },
         securityContext: restrictedContainerSecurity(),
       },
     },
-    reloader: { merge: { resources: sidecarResources, securityContext: restrictedContainerSecurity() } },
+    reloader: {
+      ...natsImage(img.reloader),
+      merge: { resources: sidecarResources, securityContext: restrictedContainerSecurity() },
+    },
     podTemplate: {
       merge: {
         metadata: {
@@ -217,6 +236,7 @@ export function natsValues(environment: Environment, monitoring: boolean): NatsV
     promExporter: {
       enabled: monitoring,
       podMonitor: { enabled: monitoring },
+      ...natsImage(img.exporter),
       merge: {
         resources: sidecarResources,
         securityContext: restrictedContainerSecurity(),
@@ -231,17 +251,34 @@ export function natsValues(environment: Environment, monitoring: boolean): NatsV
 
 /** Typed values of the keda chart (the subset we set). */
 export interface KedaValues {
+  /** Set per component only when its digest is traced (versions.ts `chartImages`). */
+  image: Partial<Record<"keda" | "metricsApiServer" | "webhooks", { tag: string }>>;
   resources: Record<"operator" | "metricServer" | "webhooks", object>;
   podSecurityContext: Record<"operator" | "metricServer" | "webhooks", object>;
   securityContext: Record<"operator" | "metricServer" | "webhooks", object>;
   prometheus: { operator: { enabled: boolean; serviceMonitor: { enabled: boolean } } };
 }
 
+/**
+ * The KEDA chart takes only a tag per image (rendered `registry/repository:tag`, and used nowhere
+ * else), so a digest rides in it: `2.20.2@sha256:...`. Registry and repository stay the chart's.
+ */
+function kedaImage(key: keyof KedaValues["image"], image: ImageVersion): KedaValues["image"] {
+  const tag = pinnedTag(image);
+  return tag ? { [key]: { tag } } : {};
+}
+
 export function kedaValues(monitoring: boolean): KedaValues {
   const res = { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } };
   const pod = restrictedPodSecurity();
   const ctr = restrictedContainerSecurity();
+  const img = chartImages.keda.images;
   return {
+    image: {
+      ...kedaImage("keda", img.operator),
+      ...kedaImage("metricsApiServer", img.metricsApiServer),
+      ...kedaImage("webhooks", img.webhooks),
+    },
     resources: { operator: res, metricServer: res, webhooks: res },
     podSecurityContext: { operator: pod, metricServer: pod, webhooks: pod },
     securityContext: { operator: ctr, metricServer: ctr, webhooks: ctr },

@@ -10,7 +10,7 @@ import type { Distribution } from "../cluster/handle";
 import type { Environment } from "../schema-kit";
 import { customResource, pinnedChart } from "../k8s-kit";
 import { MESH_CONTRACT, MESH_GATEWAY, platformNamespace, type PodSecurityLevel } from "../meta";
-import { charts } from "../versions";
+import { chartImages, charts, pinnedRef, pinnedTag } from "../versions";
 import type { MeshConfig } from "./schema";
 
 export const ISTIO_NAMESPACE = MESH_GATEWAY.split("/")[0]!;
@@ -95,10 +95,17 @@ export function meshResources(env: Environment): {
 export interface IstiodValues {
   global: {
     platform?: string;
-    proxy: { resources: LimitedResources };
+    /**
+     * `image` (set only with a traced digest, versions.ts `chartImages`) is a whole reference: the
+     * injection templates use a value containing "/" as it is, for every sidecar and gateway.
+     */
+    proxy: { resources: LimitedResources; image?: string };
+    proxy_init?: { image: string };
     defaultPodDisruptionBudget: { enabled: boolean };
   };
   pilot: {
+    /** A whole reference too (a value containing "/"), only with a traced digest. */
+    image?: string;
     autoscaleEnabled: boolean;
     replicaCount: number;
     resources: Resources;
@@ -115,14 +122,19 @@ export interface IstiodValues {
 export function istiodValues(cfg: MeshConfig, distribution: Distribution, env: Environment): IstiodValues {
   const platform = istioPlatform(distribution);
   const r = meshResources(env);
+  const pilot = pinnedRef(chartImages.istiod.images.pilot);
+  const proxy = pinnedRef(chartImages.istiod.images.proxy);
   return {
     global: {
       ...(platform ? { platform } : {}),
-      proxy: { resources: r.proxy },
+      // The ingress gateway's chart says `image: auto`: injection gives it this proxy too.
+      proxy: { resources: r.proxy, ...(proxy ? { image: proxy } : {}) },
+      ...(proxy ? { proxy_init: { image: proxy } } : {}),
       // A PDB (minAvailable 1) over a single istiod blocks every node drain: only with 2+ replicas.
       defaultPodDisruptionBudget: { enabled: cfg.istiodReplicas > 1 },
     },
     pilot: {
+      ...(pilot ? { image: pilot } : {}),
       autoscaleEnabled: false,
       replicaCount: cfg.istiodReplicas,
       resources: r.istiod,
@@ -143,13 +155,17 @@ export function istiodValues(cfg: MeshConfig, distribution: Distribution, env: E
 
 export interface CniValues {
   global: { platform?: string };
+  /** A whole reference (the chart uses a value containing "/" as it is), only with a traced digest. */
+  image?: string;
   resources: Resources;
 }
 
 export function cniValues(distribution: Distribution): CniValues {
   const platform = istioPlatform(distribution);
+  const image = pinnedRef(chartImages.istioCni.images.installCni);
   return {
     global: platform ? { platform } : {},
+    ...(image ? { image } : {}),
     resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
   };
 }
@@ -190,6 +206,8 @@ export function ingressGatewayValues(cfg: MeshConfig, env: Environment): Ingress
 }
 
 export interface FlaggerValues {
+  /** The chart renders `repository:tag` only: a traced digest rides in the tag (`1.44.0@sha256:...`). */
+  image?: { tag: string };
   meshProvider: "istio";
   metricsServer: string;
   prometheus: { install: boolean };
@@ -208,7 +226,9 @@ export const FLAGGER_OWN_PROMETHEUS = `http://flagger-prometheus.${FLAGGER_NAMES
  * small Prometheus for the same metrics, so canaries keep their automatic rollback either way.
  */
 export function flaggerValues(prometheus?: { url: string; namespace: string }): FlaggerValues {
+  const tag = pinnedTag(chartImages.flagger.images.flagger);
   return {
+    ...(tag ? { image: { tag } } : {}),
     meshProvider: "istio",
     metricsServer: prometheus?.url ?? FLAGGER_OWN_PROMETHEUS,
     prometheus: { install: !prometheus },

@@ -11,7 +11,7 @@ import type { Environment } from "../schema-kit";
 import { customResource, pinnedChart } from "../k8s-kit";
 import { appLabels, GPU_POOL_LABEL, platformNamespace } from "../meta";
 import type { SecretRef, SecretStore } from "../secrets/store";
-import { charts, images, type ImageVersion } from "../versions";
+import { chartImages, charts, images, pinnedTag, type ImageVersion } from "../versions";
 import { gpuDashboard } from "./dashboard";
 import { sloRuleGroups } from "./rules";
 import type { MonitoringConfig } from "./schema";
@@ -114,7 +114,8 @@ export interface KubePrometheusStackValues {
     /** The operator's TLS listener mounts the `<fullname>-admission` Secret: on only with its issuer. */
     tls: { enabled: boolean };
     admissionWebhooks: AdmissionWebhookValues;
-  };
+    prometheusConfigReloader?: ShaImage;
+  } & ShaImage;
   defaultRules: { rules: Partial<Record<ControlPlaneRule, boolean>> };
   kubeControllerManager: { enabled: boolean };
   kubeScheduler: { enabled: boolean };
@@ -138,14 +139,14 @@ export interface KubePrometheusStackValues {
       podMetadata?: { labels: Record<string, string>; annotations: Record<string, string> };
       volumes?: Record<string, unknown>[];
       volumeMounts?: Record<string, unknown>[];
-    };
+    } & ShaImage;
   };
   alertmanager: {
     alertmanagerSpec: {
       resources: Resources;
       alertmanagerConfigSelector: { matchLabels: Record<string, string> };
       alertmanagerConfigMatcherStrategy: { type: "None" | "OnNamespace" };
-    };
+    } & ShaImage;
   };
   grafana: {
     fullnameOverride: string;
@@ -165,10 +166,37 @@ export interface KubePrometheusStackValues {
         startupProbe: SidecarProbe;
       };
       datasources: { startupProbe: SidecarProbe };
-    };
+    } & ShaImage;
+  } & ShaImage;
+  "kube-state-metrics": { metricLabelsAllowlist: string[]; resources: Resources } & ShaImage;
+  /** The subchart's `image.digest` (it forbids `sha`); its tag and distroless suffix stay the chart's. */
+  "prometheus-node-exporter": { resources: Resources; image?: { digest: string } };
+}
+
+/**
+ * An image of kube-prometheus-stack or one of its subcharts, set only when its digest is traced
+ * (versions.ts `chartImages`): each renders `registry/repository:tag@sha256:<sha>`, so the tag
+ * stays beside the digest.
+ */
+interface ShaImage {
+  image?: { registry: string; repository: string; tag: string; sha: string };
+}
+
+/**
+ * `sha` is the bare hex everywhere (the templates prepend `@sha256:`) except kube-state-metrics,
+ * whose template prints `@<sha>`: it takes the whole `sha256:...`.
+ */
+function shaImage(image: ImageVersion, form: "hex" | "prefixed" = "hex"): ShaImage {
+  if (!image.digest) return {};
+  const slash = image.repository.indexOf("/");
+  return {
+    image: {
+      registry: image.repository.slice(0, slash),
+      repository: image.repository.slice(slash + 1),
+      tag: image.tag,
+      sha: form === "hex" ? image.digest.replace(/^sha256:/, "") : image.digest,
+    },
   };
-  "kube-state-metrics": { metricLabelsAllowlist: string[]; resources: Resources };
-  "prometheus-node-exporter": { resources: Resources };
 }
 
 /** An HTTP probe of a k8s-sidecar's health server (the chart sets its HEALTH_PORT from the port). */
@@ -249,6 +277,8 @@ export function kubePrometheusStackValues(
 ): KubePrometheusStackValues {
   const size = monitoringSizing(env);
   const cp = controlPlaneMonitors(opts.distribution);
+  const img = chartImages.kubePrometheusStack.images;
+  const reloader = shaImage(img.configReloader).image;
   const meshCerts = opts.mesh
     ? {
         podMetadata: {
@@ -268,7 +298,13 @@ export function kubePrometheusStackValues(
   return {
     fullnameOverride: FULLNAME,
     crds: { enabled: true },
-    prometheusOperator: { resources: size.operator, ...admissionWebhookValues(opts.certManager) },
+    prometheusOperator: {
+      ...shaImage(img.prometheusOperator),
+      // The operator starts this next to Prometheus and Alertmanager (no pod of the chart runs it).
+      ...(reloader ? { prometheusConfigReloader: { image: reloader } } : {}),
+      resources: size.operator,
+      ...admissionWebhookValues(opts.certManager),
+    },
     // Off where the component cannot be scraped (its monitor and its rules, so nothing pages).
     defaultRules: {
       rules: {
@@ -285,7 +321,9 @@ export function kubePrometheusStackValues(
     kubeEtcd: { enabled: cp.etcd },
     prometheus: {
       serviceAccount: { create: true, name: PROMETHEUS_SERVICE_ACCOUNT },
+      // The Prometheus custom resource's image: the operator runs it, so the pack never sees it.
       prometheusSpec: {
+        ...shaImage(img.prometheus),
         replicas: cfg.prometheusReplicas,
         retention: cfg.retention,
         resources: size.prometheus,
@@ -305,6 +343,7 @@ export function kubePrometheusStackValues(
     },
     alertmanager: {
       alertmanagerSpec: {
+        ...shaImage(img.alertmanager),
         resources: size.alertmanager,
         alertmanagerConfigSelector: { matchLabels: { ...ALERTMANAGER_CONFIG_LABEL } },
         // The platform's receiver takes alerts from every namespace, not only `monitoring`.
@@ -312,6 +351,7 @@ export function kubePrometheusStackValues(
       },
     },
     grafana: {
+      ...shaImage(img.grafana),
       fullnameOverride: "grafana",
       // The password lives only in the Secret; values carry its name and keys.
       admin: {
@@ -325,6 +365,7 @@ export function kubePrometheusStackValues(
       initChownData: { enabled: false },
       resources: size.grafana,
       sidecar: {
+        ...shaImage(img.grafanaSidecar),
         resources: size.grafanaSidecar,
         dashboards: {
           enabled: true,
@@ -338,17 +379,22 @@ export function kubePrometheusStackValues(
     },
     // GPU panels and alerts join DCGM series to nodes by their pool label.
     "kube-state-metrics": {
+      ...shaImage(img.kubeStateMetrics, "prefixed"),
       metricLabelsAllowlist: [`nodes=[${GPU_POOL_LABEL}]`],
       resources: size.kubeStateMetrics,
     },
-    "prometheus-node-exporter": { resources: size.nodeExporter },
+    "prometheus-node-exporter": {
+      ...(img.nodeExporter.digest ? { image: { digest: img.nodeExporter.digest } } : {}),
+      resources: size.nodeExporter,
+    },
   };
 }
 
 export interface OtelCollectorValues {
   mode: "deployment";
   fullnameOverride: string;
-  image: { repository: string; tag: string; digest?: string };
+  /** `tag` carries the digest when one is traced: the chart's `digest` key would drop the tag. */
+  image: { repository: string; tag: string };
   replicaCount: number;
   resources: Resources;
   securityContext: Record<string, unknown>;
@@ -374,11 +420,8 @@ export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): Ot
   return {
     mode: "deployment",
     fullnameOverride: "otel-collector",
-    image: {
-      repository: image.repository,
-      tag: image.tag,
-      ...(image.digest ? { digest: image.digest } : {}),
-    },
+    // `repository:tag` is all the template prints without `image.digest` (with it, `repository@digest`).
+    image: { repository: image.repository, tag: pinnedTag(image) ?? image.tag },
     replicaCount: env === "prod" ? 2 : 1,
     resources: monitoringSizing(env).otel,
     securityContext: {

@@ -9,7 +9,7 @@ import * as random from "@pulumi/random";
 import { requireSecretValue, type PlatformSecrets, type SecretKey } from "../config";
 import { appLabels, platformNamespace } from "../meta";
 import { pinnedChart } from "../k8s-kit";
-import { charts } from "../versions";
+import { chartImages, charts, pinnedTag } from "../versions";
 import type { ExternalSecretsConfig } from "./schema";
 
 export interface SecretRef {
@@ -67,28 +67,42 @@ export function clusterSecretStoreProvider(c: ExternalSecretsConfig): Record<str
 }
 
 /** Typed values of the external-secrets chart (the parts we set). */
-export interface ExternalSecretsValues {
+export interface ExternalSecretsValues extends EsoImage {
   installCRDs: boolean;
   serviceAccount: { create: boolean; name: string };
   resources: { requests: { cpu: string; memory: string }; limits: { memory: string } };
   /** The controller's health server (`--live-addr`) answers both probes; the chart has them off. */
   livenessProbe: { enabled: true };
   readinessProbe: { enabled: true };
-  webhook: { resources: ExternalSecretsValues["resources"]; livenessProbe: { enabled: true } };
-  certController: { resources: ExternalSecretsValues["resources"]; livenessProbe: { enabled: true } };
+  webhook: { resources: ExternalSecretsValues["resources"]; livenessProbe: { enabled: true } } & EsoImage;
+  certController: {
+    resources: ExternalSecretsValues["resources"];
+    livenessProbe: { enabled: true };
+  } & EsoImage;
+}
+/**
+ * The chart renders `repository:tag` (plus `-flavour`, unset here): a traced digest rides in the tag
+ * (`v2.9.0@sha256:...`); set only when one is traced (versions.ts `chartImages`).
+ */
+interface EsoImage {
+  image?: { tag: string };
 }
 
 export function externalSecretsValues(): ExternalSecretsValues {
   const resources = { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } };
+  // One image for the controller, its webhook and its cert controller.
+  const tag = pinnedTag(chartImages.externalSecrets.images.externalSecrets);
+  const image: EsoImage = tag ? { image: { tag } } : {};
   // Readiness is on by default for the webhook and cert controller; liveness is off everywhere.
   return {
+    ...image,
     installCRDs: true,
     serviceAccount: { create: true, name: "external-secrets" },
     resources,
     livenessProbe: { enabled: true },
     readinessProbe: { enabled: true },
-    webhook: { resources, livenessProbe: { enabled: true } },
-    certController: { resources, livenessProbe: { enabled: true } },
+    webhook: { ...image, resources, livenessProbe: { enabled: true } },
+    certController: { ...image, resources, livenessProbe: { enabled: true } },
   };
 }
 

@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { appLabels, platformNamespace } from "../meta";
 import { pinnedChart } from "../k8s-kit";
 import type { SecretStore } from "../secrets/store";
-import { charts } from "../versions";
+import { chartImages, charts, type ImageVersion } from "../versions";
 import type { IssuerChoice } from "./schema";
 
 export const CERT_MANAGER_API = "cert-manager.io/v1";
@@ -150,13 +150,31 @@ export function certificateSpec(
 }
 
 /** The subset of the cert-manager chart's values the platform sets (typed: opaque under mocks). */
-export interface CertManagerValues {
+export interface CertManagerValues extends CertManagerImage {
   readonly crds: { readonly enabled: boolean; readonly keep: boolean };
   readonly replicaCount: number;
   readonly resources: ContainerResources;
-  readonly webhook: { readonly replicaCount: number; readonly resources: ContainerResources };
-  readonly cainjector: { readonly replicaCount: number; readonly resources: ContainerResources };
+  readonly webhook: {
+    readonly replicaCount: number;
+    readonly resources: ContainerResources;
+  } & CertManagerImage;
+  readonly cainjector: {
+    readonly replicaCount: number;
+    readonly resources: ContainerResources;
+  } & CertManagerImage;
+  readonly acmesolver?: CertManagerImage;
+  readonly startupapicheck?: CertManagerImage;
   readonly prometheus: { readonly enabled: boolean };
+}
+/**
+ * A component's image, set only when its digest is traced (versions.ts `chartImages`). With both
+ * `tag` and `digest` the chart renders `repository:tag@digest`; the registry and name stay its own.
+ */
+interface CertManagerImage {
+  readonly image?: { readonly tag: string; readonly digest: string };
+}
+function certManagerImage(image: ImageVersion): CertManagerImage {
+  return image.digest ? { image: { tag: image.tag, digest: image.digest } } : {};
 }
 interface ContainerResources {
   readonly requests: { readonly cpu: string; readonly memory: string };
@@ -168,13 +186,18 @@ export function certManagerValues(replicas: number): CertManagerValues {
     requests: { cpu: "10m", memory },
     limits: { memory: `${parseInt(memory, 10) * 4}Mi` },
   });
+  const img = chartImages.certManager.images;
   return {
+    ...certManagerImage(img.controller),
     // CRDs stay when the release is removed so certificates are not garbage-collected with it.
     crds: { enabled: true, keep: true },
     replicaCount: replicas,
     resources: res("64Mi"),
-    webhook: { replicaCount: replicas, resources: res("32Mi") },
-    cainjector: { replicaCount: 1, resources: res("64Mi") },
+    webhook: { ...certManagerImage(img.webhook), replicaCount: replicas, resources: res("32Mi") },
+    cainjector: { ...certManagerImage(img.cainjector), replicaCount: 1, resources: res("64Mi") },
+    // The HTTP-01 solver pods the controller starts (an argument of its, not a pod of the chart).
+    ...(img.acmesolver.digest ? { acmesolver: certManagerImage(img.acmesolver) } : {}),
+    ...(img.startupapicheck.digest ? { startupapicheck: certManagerImage(img.startupapicheck) } : {}),
     prometheus: { enabled: true },
   };
 }
