@@ -444,6 +444,11 @@ describe("YAML syntax errors", () => {
     expect(keyPathAt(text, 7)).toEqual(["config", "platform:inference", "services", "[1]", "name"]);
     expect(keyPathAt(text, 13)).toEqual(["config", "platform:apps", "services", "[0]", "port"]);
     expect(keyPathAt(text, 99)).toEqual(["config", "platform:apps", "services", "[0]", "port"]);
+    // A key with its value on its line encloses nothing (a tab-indented line below is its sibling);
+    // a block scalar's lines are text, not keys.
+    expect(keyPathAt("config:\n  a: 1\n\tb: 2\n", 3)).toEqual(["config", "b"]);
+    expect(keyPathAt("config:\n  run: |\n    not: a key\n  next: 1\n", 3)).toEqual(["config", "run"]);
+    expect(keyPathAt("config:\n  run: |\n    not: a key\n  next: 1\n", 4)).toEqual(["config", "next"]);
   });
 
   it("the parser's line and column, and its words", () => {
@@ -475,6 +480,22 @@ describe("YAML syntax errors", () => {
     );
     expect(r.stderr).not.toContain(dir);
   }, 120_000);
+});
+
+describe("YAML syntax errors, with a credential in the broken file", () => {
+  it("still names the lines that hold one, never the value", async () => {
+    const token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8";
+    const dir = scratch({ leaky: `config:\n  platform:githubToken: ${token}\n\tplatform:mesh: {\n` });
+    const error = await runStack("leaky", { dir }).then(
+      () => undefined,
+      (e: Error) => e.message,
+    );
+    expect(error).toMatch(
+      /^Pulumi\.leaky\.yaml is not valid YAML at line 3, column 1 \(key config\.platform:mesh\): /,
+    );
+    expect(error).toMatch(/; line 2 \(platform:githubToken\) holds .* in plain text/);
+    expect(error).not.toContain(token);
+  });
 });
 
 describe("policy-config errors: one line naming the file and the field, exit 2", () => {

@@ -46,6 +46,8 @@ interface Open {
   readonly indent: number;
   readonly label: string;
   readonly item: boolean;
+  /** A key with its value on its own line (`name: web`): it encloses nothing below it. */
+  readonly leaf?: boolean;
   /** Items seen so far below this entry (for the next `[n]`). */
   items: number;
 }
@@ -54,8 +56,9 @@ const KEY = /^("(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s#'"[\]{},-][^#]*?|-[^\s#][^#
 
 /**
  * The keys enclosing line `line` (1-based) of `text`, and that line's own key, read from
- * indentation: each key or item opens a level that lasts until a line at its indentation or less.
- * A blank, comment or past-the-end line takes the path of the last content line before it.
+ * indentation: each key or item opens a level that lasts until a line at its indentation or less;
+ * a key whose value is on its line (`name: web`) opens none, and a block scalar's lines (`key: |`)
+ * are text. A blank, comment or past-the-end line takes the path of the last content line before it.
  */
 export function keyPathAt(text: string, line: number): string[] {
   const lines = text.split(/\r?\n/);
@@ -65,12 +68,18 @@ export function keyPathAt(text: string, line: number): string[] {
   const open: Open[] = [];
   // The sequence an item belongs to: the entry just outside it, or the document root.
   const root: Open = { indent: -1, label: "", item: false, items: 0 };
+  // Inside a block scalar: the indentation of its key (its text is deeper).
+  let block: number | undefined;
   for (let i = 0; i <= last; i++) {
     const raw = lines[i]!;
     if (!isContent(raw) || raw.startsWith("---") || raw.startsWith("...")) continue;
     // A tab (an error in YAML, and often the error reported) counts to the next multiple of 8.
     const lead = /^[ \t]*/.exec(raw)![0];
     const indent = [...lead].reduce((n, c) => (c === "\t" ? n + 8 - (n % 8) : n + 1), 0);
+    if (block !== undefined && indent > block) continue;
+    block = undefined;
+    // The previous line's `key: value` encloses nothing: this line is not below it.
+    if (open.at(-1)?.leaf) open.pop();
     let col = indent;
     let rest = raw.slice(lead.length);
     let first = true;
@@ -94,7 +103,13 @@ export function keyPathAt(text: string, line: number): string[] {
     const key = KEY.exec(rest);
     if (!key) continue;
     if (first) while (open.length && open.at(-1)!.indent >= col) open.pop();
-    open.push({ indent: col, label: unquote(key[1]!), item: false, items: 0 });
+    const value = rest
+      .slice(key[0].length)
+      .replace(/(^|\s)#.*$/, "")
+      .trim();
+    if (/^[|>][-+0-9]*$/.test(value)) block = col;
+    const leaf = value !== "" && block === undefined && !/^&\S+$/.test(value);
+    open.push({ indent: col, label: unquote(key[1]!), item: false, ...(leaf ? { leaf } : {}), items: 0 });
   }
   return open.map((o) => o.label);
 }
