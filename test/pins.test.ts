@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { chartImages, charts, images, type ImageVersion } from "../components/versions";
-import { registryOf, resolveDigest, setDigest } from "../tools/pins";
+import { pinnedImages, registryOf, resolveDigest, setDigest } from "../tools/pins";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 
@@ -70,6 +70,26 @@ describe("npm run pins", () => {
       `c: { repository: "ghcr.io/a/c", tag: "2.0", digest: "${DIGEST}" },`,
     );
     expect(() => setDigest(src, { repository: "ghcr.io/a/x", tag: "1" }, DIGEST)).toThrow(/no entry/);
+  });
+
+  it("sets the digest on every entry of the same image, pinned or by tag only", () => {
+    const src = [
+      'a: { repository: "ghcr.io/a/p", tag: "0.2" },',
+      'b: byTag("ghcr.io/a/p", "0.2"),',
+      'c: { repository: "ghcr.io/a/p", tag: "0.3" },',
+    ].join("\n");
+    const next = setDigest(src, { repository: "ghcr.io/a/p", tag: "0.2" }, DIGEST).split("\n");
+    expect(next[0]).toContain(`tag: "0.2", digest: "${DIGEST}"`);
+    expect(next[1]).toBe(`b: { repository: "ghcr.io/a/p", tag: "0.2", digest: "${DIGEST}" },`);
+    expect(next[2]).toBe('c: { repository: "ghcr.io/a/p", tag: "0.3" },');
+  });
+
+  it("resolves every image versions.ts pins, the platform's and the charts', once each", () => {
+    const refs = pinnedImages().map((i) => `${i.repository}:${i.tag}`);
+    expect(new Set(refs).size).toBe(refs.length);
+    for (const i of Object.values(images)) expect(refs).toContain(`${i.repository}:${i.tag}`);
+    for (const c of Object.values(chartImages))
+      for (const i of Object.values(c.images)) expect(refs).toContain(`${i.repository}:${i.tag}`);
   });
 
   it("turns an image pinned by tag only (`byTag`) into an entry with its digest", () => {

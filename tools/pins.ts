@@ -1,5 +1,6 @@
 /**
- * `npm run pins [-- --check]`: resolves every image tag pinned in components/versions.ts to the
+ * `npm run pins [-- --check]`: resolves every image tag pinned in components/versions.ts (the
+ * platform's `images` and every chart's `chartImages`) to the
  * digest its registry serves now (the multi-arch index, as `docker buildx imagetools inspect`
  * shows it) and writes it into versions.ts, so a digest is always one the publisher serves for
  * that tag, never one typed from memory. `--check` only reports. Offline (or for a registry that
@@ -8,7 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { images, type ImageVersion } from "../components/versions";
+import { chartImages, images, type ImageVersion } from "../components/versions";
 
 const ACCEPT = [
   "application/vnd.oci.image.index.v1+json",
@@ -63,8 +64,9 @@ export async function resolveDigest(image: ImageVersion, fetchImpl: Fetch = fetc
 }
 
 /**
- * versions.ts with `digest` set for the image entry whose repository and tag match (added when
- * absent, replaced when stale). Throws when the entry is not found, rather than writing nothing.
+ * versions.ts with `digest` set on every entry whose repository and tag match (added when absent,
+ * replaced when stale; a chart image may be listed under several charts). Throws when there is no
+ * such entry, rather than writing nothing.
  */
 export function setDigest(source: string, image: ImageVersion, digest: string): string {
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
@@ -72,16 +74,31 @@ export function setDigest(source: string, image: ImageVersion, digest: string): 
   const tag = esc(image.tag);
   const entry = new RegExp(
     `(repository:\\s*"${repo}",\\s*tag:\\s*"${tag}")(,\\s*digest:\\s*"sha256:[0-9a-f]{64}")?`,
+    "g",
   );
-  if (entry.test(source)) return source.replace(entry, `$1, digest: "${digest}"`);
   // An image pinned by tag only is written `byTag("<repository>", "<tag>")`: it becomes an entry.
-  const tagOnly = new RegExp(`byTag\\(\\s*"${repo}",\\s*"${tag}"\\s*\\)`);
-  if (tagOnly.test(source))
-    return source.replace(
-      tagOnly,
-      `{ repository: "${image.repository}", tag: "${image.tag}", digest: "${digest}" }`,
-    );
-  throw new Error(`versions.ts has no entry for ${image.repository}:${image.tag}`);
+  const tagOnly = new RegExp(`byTag\\(\\s*"${repo}",\\s*"${tag}"\\s*\\)`, "g");
+  if (!entry.test(source) && !tagOnly.test(source))
+    throw new Error(`versions.ts has no entry for ${image.repository}:${image.tag}`);
+  // test() on a global pattern moves lastIndex; replace() starts from 0 again.
+  return source
+    .replace(entry, `$1, digest: "${digest}"`)
+    .replace(tagOnly, `{ repository: "${image.repository}", tag: "${image.tag}", digest: "${digest}" }`);
+}
+
+/** Every image versions.ts pins, once per repository:tag (charts share some, e.g. the device plugin). */
+export function pinnedImages(): ImageVersion[] {
+  const all: ImageVersion[] = [
+    ...Object.values(images),
+    ...Object.values(chartImages).flatMap((c) => Object.values(c.images)),
+  ];
+  const seen = new Set<string>();
+  return all.filter((i) => {
+    const ref = `${i.repository}:${i.tag}`;
+    if (seen.has(ref)) return false;
+    seen.add(ref);
+    return true;
+  });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -96,11 +113,12 @@ async function main(argv: string[]): Promise<number> {
   const file = join(__dirname, "..", "components", "versions.ts");
   let source = readFileSync(file, "utf8");
   const unchecked: string[] = [];
+  const pinned = pinnedImages();
   const results = await Promise.allSettled(
-    Object.values(images).map(async (image: ImageVersion) => ({ image, digest: await resolveDigest(image) })),
+    pinned.map(async (image) => ({ image, digest: await resolveDigest(image) })),
   );
   for (const [i, r] of results.entries()) {
-    const image = Object.values(images)[i] as ImageVersion;
+    const image = pinned[i]!;
     const ref = `${image.repository}:${image.tag}`;
     if (r.status === "rejected") {
       const reason =
