@@ -1,5 +1,6 @@
 /**
- * `npm run preflight [-- --stack NAME ...] [--charts DIR|pull] [--json FILE] [--markdown FILE] [--out DIR]`
+ * `npm run preflight [-- --stack NAME ...] [--charts DIR|pull] [--json FILE] [--markdown FILE] [--out DIR]
+ *   [--baseline DIR|FILE|GIT_REF] [--diff-markdown FILE]`
  * Offline, credential-free evaluation of every stack: exit 0 clean, 1 on a mandatory violation,
  * schema error, secret leak or fidelity error (render, admission, reference, budget), 2 on bad
  * config, usage or a chart that cannot be rendered for want of its package.
@@ -330,6 +331,9 @@ Options:
   --program MODULE   evaluate another Pulumi program with each stack's config
   --stack-traces     keep JavaScript stack traces while the program runs
   -h, --help         this text
+
+On a terminal: colours (off with NO_COLOR, forced with FORCE_COLOR) and the stack under way on
+stderr; piped, neither.
 
 Exit: 0 clean; 1 a mandatory violation, schema error, secret leak or fidelity error; 2 bad input
 (a config error, an unreadable stack, a chart that cannot be rendered).`;

@@ -142,8 +142,16 @@ export class RefBaseline {
     this.tree = join(this.tmp, "tree");
   }
 
-  /** Creates the worktree and runs the preflight there; resolves to the plans of `stacks`. */
+  /** Creates the worktree and runs the preflight there; resolves to the plans of `stacks`, never rejects. */
   async run(stacks: readonly string[], options: RefRunOptions): Promise<Baseline> {
+    try {
+      return await this.runInTree(stacks, options);
+    } catch (e) {
+      return this.none(stacks, `the baseline run failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private async runInTree(stacks: readonly string[], options: RefRunOptions): Promise<Baseline> {
     const { root, sha, prefix, label } = this.source;
     const add = git(root, ["worktree", "add", "--detach", "--quiet", this.tree, sha]);
     if (add.status !== 0)
