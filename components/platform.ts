@@ -305,10 +305,11 @@ export class Platform extends pulumi.ComponentResource {
           },
         );
       if (config.inference.gateway.enabled) {
-        const context = "services/gateway";
-        this.images.gateway = buildImage("gateway", reg.images.tag ?? defaultTag(context), {
-          context,
-          dockerfile: `${context}/Dockerfile`,
+        // Built from the repository root: the workspace lockfile is the image's dependency tree.
+        const dir = "services/gateway";
+        this.images.gateway = buildImage("gateway", reg.images.tag ?? defaultTag(dir), {
+          context: ".",
+          dockerfile: `${dir}/Dockerfile`,
           repository: "platform/gateway",
         });
       }

@@ -171,16 +171,21 @@ describe("image config from the Dockerfile's final stage over its base image", (
     });
   });
 
-  it("the gateway image: node + dist/main.js in /app, and what its final stage copies where", () => {
+  it("the gateway image: node + dist/main.js in /app/services/gateway, and what its final stage copies where", () => {
     const { config: c, copies } = imageContents(
       readDockerfile(path.join(REPO, "services/gateway/Dockerfile")),
     );
-    expect(c).toMatchObject({ entrypoint: ["/nodejs/bin/node"], cmd: ["dist/main.js"], workingDir: "/app" });
+    expect(c).toMatchObject({
+      entrypoint: ["/nodejs/bin/node"],
+      cmd: ["dist/main.js"],
+      workingDir: "/app/services/gateway",
+    });
     expect(c.env.NODE_ENV).toBe("production");
     expect(copies.map((x) => [x.from ?? "context", x.sources.join(","), x.dest])).toEqual([
       ["deps", "/app/node_modules", "/app/node_modules"],
-      ["build", "/app/dist", "/app/dist"],
-      ["context", "package.json", "/app/"],
+      ["deps", "/app/services/gateway/node_modules", "/app/services/gateway/node_modules"],
+      ["build", "/app/services/gateway/dist", "/app/services/gateway/dist"],
+      ["context", "services/gateway/package.json", "/app/services/gateway/"],
     ]);
   });
 });
@@ -237,15 +242,20 @@ describe("containerProcess: argv, working directory, env and problems", () => {
  * `<stage>:<path>` of a final-stage `COPY --from`. A COPY that is not listed fails the test: map it.
  */
 const STAGE_OUTPUTS: Record<string, (dest: string) => Promise<void>> = {
-  // `RUN tsc -p tsconfig.docker.json` in the build stage: the workspace's own compile script.
-  "build:/app/dist": async (dest) => {
+  // `RUN tsc -p services/gateway/tsconfig.build.json` in the build stage: the workspace's compile script.
+  "build:/app/services/gateway/dist": async (dest) => {
     await promisify(execFile)("npm", ["run", "compile", "-w", "services/gateway", "--", "--outDir", dest], {
       cwd: REPO,
     });
   },
-  // `npm install --omit=dev` in the deps stage: the workspace's hoisted dependencies.
+  // `npm ci --omit=dev --workspace services/gateway` in the deps stage: the lockfile's hoisted
+  // dependencies, and the gateway's own nested ones.
   "deps:/app/node_modules": (dest) => {
     symlinkSync(path.join(REPO, "node_modules"), dest.replace(/\/$/, ""), "dir");
+    return Promise.resolve();
+  },
+  "deps:/app/services/gateway/node_modules": (dest) => {
+    symlinkSync(path.join(REPO, "services/gateway/node_modules"), dest.replace(/\/$/, ""), "dir");
     return Promise.resolve();
   },
 };

@@ -257,13 +257,13 @@ describe("ServiceImage", () => {
     );
   });
 
-  it("the platform builds the gateway from services/gateway and pushes it to its registry", async () => {
+  it("the platform builds the gateway from the repository root (its lockfile) and pushes it to its registry", async () => {
     const r = await renderStack("local", {
       overrides: { "platform:registry": { images: { tag: "git-3f2c1ab" } } },
     });
     const build = r.plain(r.get(BUILD, "local-gateway-image"));
     expect(build.environment).toMatchObject({
-      IMAGE_CONTEXT: "services/gateway",
+      IMAGE_CONTEXT: ".",
       IMAGE_DOCKERFILE: "services/gateway/Dockerfile",
       IMAGE_PLATFORMS: "linux/amd64",
       IMAGE_NAME: "registry.platform.local/platform/gateway:git-3f2c1ab",
