@@ -759,3 +759,31 @@ describe("idle paths (the checker is live)", () => {
     expect(idlePaths(job)).toEqual(['{"SAME_REPO":false}']);
   });
 });
+
+// --- item: the gateway's tests on the Node.js LTS its image runs ------------------------------------
+
+describe("the gateway job", () => {
+  const job = workflow(CI_WORKFLOW).jobs["gateway-lts"]!;
+  /** Node.js major of each stage of the gateway image (`node:22.x-...`, `distroless/nodejs22-...`). */
+  const imageMajors = [...read("services/gateway/Dockerfile").matchAll(/^FROM\s+(\S+)/gm)].map(
+    (m) => /^(?:node:|nodejs)(\d+)/.exec(m[1]!.slice(m[1]!.lastIndexOf("/") + 1))?.[1],
+  );
+
+  it("runs on the one Node.js major of every stage of the gateway image", () => {
+    expect(imageMajors.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(imageMajors).size).toBe(1);
+    const setup = job.steps.find((s) => s.uses?.startsWith("actions/setup-node@"));
+    expect(String(setup?.with?.["node-version"])).toBe(imageMajors[0]);
+    expect(job.name).toBe(`gateway (node ${imageMajors[0]})`);
+  });
+
+  it("installs nats-server and runs the gateway workspace's tests after npm ci", () => {
+    const runs = job.steps.map((s) => s.run ?? "");
+    expect(aptPackages(runs.join("\n"))).toEqual(["nats-server"]);
+    expect(runs.indexOf("npm ci")).toBeLessThan(runs.indexOf("npm run vitest --workspace services/gateway"));
+    expect(runs.indexOf("npm ci")).toBeGreaterThanOrEqual(0);
+    const scripts = (JSON.parse(read("services/gateway/package.json")) as { scripts: Record<string, string> })
+      .scripts;
+    expect(scripts["vitest"]).toMatch(/^vitest run --root \.\.\/\.\. services\/gateway$/);
+  });
+});

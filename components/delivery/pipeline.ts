@@ -87,6 +87,7 @@ export const WORKFLOW_FILES = [CI_WORKFLOW, DEPLOY_WORKFLOW, DRIFT_WORKFLOW] as 
 export const REQUIRED_CHECKS: readonly string[] = [
   "test",
   "preflight",
+  "gateway (node 22)",
   ...PREVIEW_STACKS.map((s) => `preview (${s})`),
 ];
 
