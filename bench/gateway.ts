@@ -22,7 +22,7 @@ import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from "node:ch
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { type AddressInfo, type Socket, connect } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore, hashKey } from "../services/gateway/src/auth";
 import { Backend } from "../services/gateway/src/backend";
@@ -80,6 +80,8 @@ export interface Verdict {
 export interface GatewayBenchResult {
   durationSec: number;
   rounds: number;
+  /** The machine's 1-minute load average before and after the run (other work on it skews the figures). */
+  loadAverage: { before: number; after: number };
   /** nginx's version, or why it is not in the run. */
   nginx: { version: string } | { absent: string };
   scenarios: Scenario[];
@@ -94,7 +96,7 @@ export interface GatewayBenchOptions {
   modes?: Mode[];
   /** Seconds per measured run (default 3). */
   durationSec?: number;
-  /** Turns of the three paths per scenario (default 2). */
+  /** Turns of the three paths per scenario (default 3). */
   rounds?: number;
   /** Sequential streaming requests per path for time to first token (default 500). */
   ttftRequests?: number;
@@ -807,7 +809,8 @@ export async function benchGateway(opts: GatewayBenchOptions = {}): Promise<Gate
   const delays = opts.delaysMs ?? [0, 20];
   const modes = opts.modes ?? ["json", "stream"];
   const durationSec = Math.min(Math.max(opts.durationSec ?? 3, 0.5), 60);
-  const rounds = Math.min(Math.max(opts.rounds ?? 2, 1), 10);
+  const rounds = Math.min(Math.max(opts.rounds ?? 3, 1), 10);
+  const loadBefore = loadavg()[0]!;
   const ttftRequests = Math.min(Math.max(opts.ttftRequests ?? 500, 20), 5000);
 
   const found = findNginx();
@@ -908,6 +911,10 @@ export async function benchGateway(opts: GatewayBenchOptions = {}): Promise<Gate
     return {
       durationSec,
       rounds,
+      loadAverage: {
+        before: Math.round(loadBefore * 100) / 100,
+        after: Math.round(loadavg()[0]! * 100) / 100,
+      },
       nginx: nginxInfo,
       scenarios,
       ttft: { requests: ttftRequests, paths: ttft },

@@ -170,6 +170,8 @@ class Relay implements Dispatcher.DispatchHandler, RelayHandle {
   private errorSize = 0;
   private errorHeaders: string[] = [];
   private drainWatched = false;
+  /** Non-SSE: the latest chunk, written when the next one comes or with the end (one write for a one-chunk body). */
+  private held: Buffer | undefined = undefined;
 
   constructor(
     private readonly metrics: Metrics,
@@ -269,8 +271,14 @@ class Relay implements Dispatcher.DispatchHandler, RelayHandle {
         if (m.sseDone && !this.sawDone && chunk.indexOf(DONE) !== -1) this.sawDone = true;
       } else this.lastChunk = chunk;
     }
+    let out: Buffer | undefined = chunk;
+    if (!this.isSse) {
+      out = this.held;
+      this.held = chunk;
+      if (!out) return;
+    }
     // Backpressure: the upstream socket is not read while the client's socket buffer is full.
-    if (!this.res.write(chunk)) {
+    if (!this.res.write(out)) {
       controller.pause();
       if (!this.drainWatched) {
         this.drainWatched = true;
@@ -291,7 +299,8 @@ class Relay implements Dispatcher.DispatchHandler, RelayHandle {
     }
     // The final `data: [DONE]` sentinel is not a token.
     if (this.sawDone && this.events > 0) this.events--;
-    this.res.end();
+    if (this.held) this.res.end(this.held);
+    else this.res.end();
     this.finish(status);
     const m = this.markers;
     if (m && status === 200 && this.firstByteNs !== 0n) {
