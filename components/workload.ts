@@ -75,11 +75,37 @@ export const STREAM_SAFE_RETRIES = { attempts: 2, retryOn: "connect-failure,refu
 
 // ---- Flagger (flagger.app/v1beta1 Canary): no schema package exists, so the spec is typed here.
 
-export interface FlaggerMetric {
+/** One check of a canary analysis: a Flagger builtin (Istio's metrics) or a MetricTemplate's query. */
+export type FlaggerMetric = FlaggerBuiltinMetric | FlaggerTemplateMetric;
+
+export interface FlaggerBuiltinMetric {
   readonly name: "request-success-rate" | "request-duration";
   readonly thresholdRange: { readonly min?: number; readonly max?: number };
   readonly interval: string;
 }
+
+/** A check whose query is a MetricTemplate (flagger.app/v1beta1) in the Canary's namespace. */
+export interface FlaggerTemplateMetric {
+  readonly name: string;
+  readonly templateRef: { readonly name: string; readonly namespace: string };
+  readonly thresholdRange: { readonly min?: number; readonly max?: number };
+  readonly interval: string;
+}
+
+/**
+ * What Flagger scales with the workload: it copies the autoscaler to `<name>-primary` for the
+ * primary. A KEDA ScaledObject's trigger queries are rewritten for the primary from
+ * `primaryScalerQueries` (by trigger name; Flagger's own rewrite replaces every occurrence of the
+ * target's name in the query, which would also hit label values such as the served model name).
+ */
+export type FlaggerAutoscalerRef =
+  | { readonly apiVersion: "autoscaling/v2"; readonly kind: "HorizontalPodAutoscaler"; readonly name: string }
+  | {
+      readonly apiVersion: "keda.sh/v1alpha1";
+      readonly kind: "ScaledObject";
+      readonly name: string;
+      readonly primaryScalerQueries: Readonly<Record<string, string>>;
+    };
 
 interface FlaggerAnalysisBase {
   readonly interval: string;
@@ -117,11 +143,7 @@ export interface FlaggerService {
 
 export interface FlaggerCanarySpec {
   readonly targetRef: { readonly apiVersion: "apps/v1"; readonly kind: "Deployment"; readonly name: string };
-  readonly autoscalerRef?: {
-    readonly apiVersion: "autoscaling/v2";
-    readonly kind: "HorizontalPodAutoscaler";
-    readonly name: string;
-  };
+  readonly autoscalerRef?: FlaggerAutoscalerRef;
   readonly progressDeadlineSeconds: number;
   readonly service: FlaggerService;
   readonly analysis: FlaggerProgressiveAnalysis | FlaggerMirroredAnalysis;
@@ -136,14 +158,30 @@ export interface CanarySlo {
 
 export const DEFAULT_CANARY_SLO: CanarySlo = { errorRatePercent: 1, p99LatencyMs: 5000 };
 
-/** What a Canary needs of its workload: the Deployment (and its HPA), its start budget and route. */
+/** What a Canary needs of its workload: the Deployment (and its autoscaler), its start budget and route. */
 export interface CanaryTarget {
-  /** Name of the Deployment and of its HorizontalPodAutoscaler. */
+  /** Name of the Deployment and of its autoscaler. */
   readonly name: string;
+  /**
+   * The autoscaler Flagger copies for the primary: the workload's HorizontalPodAutoscaler when
+   * unset; `null` when the workload runs a fixed count (Flagger then copies the replicas).
+   */
+  readonly autoscalerRef?: FlaggerAutoscalerRef | null;
+  /** The analysis' checks; unset, the success rate and the p99 duration of the SLO. */
+  readonly metrics?: readonly FlaggerMetric[];
   /** Seconds a new pod may take to become ready (Flagger waits this long before it rolls back). */
   readonly progressDeadlineSeconds: number;
   readonly service: FlaggerService;
   readonly canary: CanaryConfig;
+}
+
+/** Flagger's builtin success rate (Istio's non-5xx share, in %) at an error-rate objective. */
+export function successRateMetric(errorRatePercent: number): FlaggerBuiltinMetric {
+  return {
+    name: "request-success-rate",
+    thresholdRange: { min: Math.round((100 - errorRatePercent) * 100) / 100 },
+    interval: "1m",
+  };
 }
 
 /**
@@ -151,19 +189,19 @@ export interface CanaryTarget {
  * VirtualService and DestinationRules, so the route settings live here instead. Rollback is
  * automatic after `threshold` failed checks of the success rate or the p99 latency (the SLOs).
  */
-export function flaggerCanarySpec(t: CanaryTarget, slo: CanarySlo): FlaggerCanarySpec {
-  const metrics: FlaggerMetric[] = [
-    {
-      name: "request-success-rate",
-      thresholdRange: { min: Math.round((100 - slo.errorRatePercent) * 100) / 100 },
-      interval: "1m",
-    },
+export function flaggerCanarySpec(t: CanaryTarget, slo: CanarySlo = DEFAULT_CANARY_SLO): FlaggerCanarySpec {
+  const metrics: readonly FlaggerMetric[] = t.metrics ?? [
+    successRateMetric(slo.errorRatePercent),
     { name: "request-duration", thresholdRange: { max: slo.p99LatencyMs }, interval: "1m" },
   ];
   const base = { interval: "1m", threshold: 5, metrics };
+  const autoscalerRef =
+    t.autoscalerRef === undefined
+      ? { apiVersion: "autoscaling/v2" as const, kind: "HorizontalPodAutoscaler" as const, name: t.name }
+      : t.autoscalerRef;
   return {
     targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: t.name },
-    autoscalerRef: { apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", name: t.name },
+    ...(autoscalerRef ? { autoscalerRef } : {}),
     progressDeadlineSeconds: t.progressDeadlineSeconds,
     service: t.service,
     analysis: t.canary.mirror

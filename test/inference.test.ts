@@ -19,7 +19,6 @@ import {
 import { inferenceServiceSchema, type InferenceServiceConfig } from "../components/inference/schema";
 import {
   canarySpec,
-  hpaSpec,
   llamaModelArgs,
   modelPodSpec,
   modelSizeB,
@@ -31,6 +30,7 @@ import {
   startupBudgetSeconds,
   WRITABLE_ENV,
 } from "../components/inference/spec";
+import { sloFanOut } from "../components/inference/slo";
 import { hubToken, InferenceStack, overcommittedPools } from "../components/inference/stack";
 import { SecretStore } from "../components/secrets/store";
 import { GPU_POOL_LABEL } from "../components/meta";
@@ -134,39 +134,60 @@ describe("pod spec per runtime", () => {
 });
 
 describe("canary, mirroring and autoscaling specs", () => {
-  const slo = { errorRatePercent: 0.5, p99LatencyMs: 4000 };
+  const slo = { errorRatePercent: 0.5, timeToFirstTokenMs: 800, interTokenLatencyMs: 80, queueWaitMs: 300 };
+  const inputs = (s: InferenceServiceConfig) => {
+    const f = sloFanOut({
+      name: s.name,
+      namespace: "inference",
+      runtime: s.runtime,
+      slo,
+      autoscaling: s.autoscaling,
+      canary: true,
+      mesh: true,
+      monitoring: true,
+    });
+    return {
+      autoscalerRef: {
+        apiVersion: "keda.sh/v1alpha1" as const,
+        kind: "ScaledObject" as const,
+        name: s.name,
+        primaryScalerQueries: f.primaryScalerQueries,
+      },
+      metrics: f.canaryMetrics,
+    };
+  };
 
-  it("progressive canary: weights, success-rate and latency analysis, streaming-safe route", () => {
-    const c = canarySpec(svc({ canary: { enabled: true, stepWeight: 10, maxWeight: 50 } }), "inference", slo);
+  it("progressive canary: weights, the SLO's checks, the ScaledObject, streaming-safe route", () => {
+    const s = svc({ canary: { enabled: true, stepWeight: 10, maxWeight: 50 } });
+    const c = canarySpec(s, "inference", inputs(s));
     expect(c.targetRef.name).toBe("m");
-    expect(c.autoscalerRef?.name).toBe("m");
+    expect(c.autoscalerRef).toMatchObject({
+      apiVersion: "keda.sh/v1alpha1",
+      kind: "ScaledObject",
+      name: "m",
+    });
     expect(c.analysis).toMatchObject({ stepWeight: 10, maxWeight: 50, threshold: 5 });
     expect(c.analysis).not.toHaveProperty("mirror");
-    expect(c.analysis.metrics).toEqual([
-      { name: "request-success-rate", thresholdRange: { min: 99.5 }, interval: "1m" },
-      { name: "request-duration", thresholdRange: { max: 4000 }, interval: "1m" },
+    expect(c.analysis.metrics.map((m) => [m.name, m.thresholdRange])).toEqual([
+      ["request-success-rate", { min: 99.5 }],
+      ["errors", { max: 0.5 }],
+      ["time-to-first-token", { max: 0.8 }],
+      ["inter-token-latency", { max: 0.08 }],
+      ["queue-wait", { max: 0.3 }],
     ]);
     expect(c.service.retries.retryOn).toBe("connect-failure,refused-stream");
     expect(c.progressDeadlineSeconds).toBeGreaterThan(startupBudgetSeconds("vllm", "org/Model-8B"));
   });
 
   it("mirroring is modelled as Blue/Green with iterations (Flagger's only mirroring mode)", () => {
-    const c = canarySpec(
-      svc({ canary: { enabled: true, mirror: true, iterations: 8, mirrorWeight: 30 } }),
-      "inference",
-      slo,
-    );
+    const s = svc({ canary: { enabled: true, mirror: true, iterations: 8, mirrorWeight: 30 } });
+    const c = canarySpec(s, "inference", inputs(s));
     expect(c.analysis).toMatchObject({ iterations: 8, mirror: true, mirrorWeight: 30 });
     expect(c.analysis).not.toHaveProperty("stepWeight");
     expect(c.analysis).not.toHaveProperty("maxWeight");
   });
 
-  it("HPA bounds, PDB selector follows Flagger's primary, peak GPUs count the canary", () => {
-    expect(hpaSpec("m", { min: 0, max: 3 })).toMatchObject({
-      minReplicas: 1,
-      maxReplicas: 3,
-      scaleTargetRef: { name: "m" },
-    });
+  it("PDB selector follows Flagger's primary, peak GPUs count the canary", () => {
     expect(pdbSelector(svc({ canary: { enabled: true } }))).toEqual({
       "app.kubernetes.io/name": "m-primary",
     });
@@ -393,15 +414,18 @@ describe("InferenceStack objects", () => {
     gpu: { pool: "gpu-l4", count: 1 },
     replicas: { min: 1, max: 3 },
   };
+  // Without the gateway there is no KEDA: a model service runs a fixed count.
+  const fixed = { ...vllm, replicas: { min: 1, max: 1 } };
 
-  it("without canary: Service, VirtualService, DestinationRule, HPA, PDB, NetworkPolicy, ServiceMonitor", async () => {
-    const r = await renderInference({ services: [vllm], gateway: { enabled: false } });
+  it("without canary: Service, VirtualService, DestinationRule, ScaledObject, PDB, NetworkPolicy, ServiceMonitor", async () => {
+    const r = await renderInference({ services: [{ ...vllm, autoscaling: { scaleToZero: false } }] });
     const kinds = r.registrations.filter((x) => x.parent?.includes("InferenceService")).map((x) => x.type);
     expect(kinds).toEqual(
       expect.arrayContaining([
         "kubernetes:core/v1:Service",
         "kubernetes:apps/v1:Deployment",
-        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
         "kubernetes:policy/v1:PodDisruptionBudget",
         "kubernetes:networking.k8s.io/v1:NetworkPolicy",
         "kubernetes:networking.istio.io/v1beta1:VirtualService",
@@ -410,30 +434,34 @@ describe("InferenceStack objects", () => {
       ]),
     );
     expect(r.ofType("kubernetes:flagger.app/v1beta1:Canary")).toHaveLength(0);
-    const hpa = r.plain(r.get("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "t-llm-hpa"));
-    expect(hpa.spec).toMatchObject({ maxReplicas: 3, scaleTargetRef: { name: "llm" } });
+    // Never a CPU HPA on a GPU server: KEDA scales it on vLLM's queue and KV cache.
+    expect(r.ofType("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")).toHaveLength(0);
+    const so = r.plain(r.get("kubernetes:keda.sh/v1alpha1:ScaledObject", "t-llm-scaler"));
+    expect(so.spec).toMatchObject({
+      minReplicaCount: 1,
+      maxReplicaCount: 3,
+      scaleTargetRef: { name: "llm" },
+    });
+    expect(so.spec.triggers.map((t: any) => t.name)).toEqual(["queue-wait", "kv-cache"]);
     const dep = r.plain(r.get("kubernetes:apps/v1:Deployment", "t-llm-server"));
     expect(dep.metadata.labels["app.kubernetes.io/component"]).toBe("model-server");
     expect(dep.spec.replicas).toBeUndefined();
   });
 
   it("with canary: a Flagger Canary and no Service/VirtualService/DestinationRule that would clash", async () => {
-    const r = await renderInference({
-      services: [{ ...vllm, canary: { enabled: true, mirror: true } }],
-      gateway: { enabled: false },
-    });
+    const r = await renderInference({ services: [{ ...vllm, canary: { enabled: true, mirror: true } }] });
     const canary = r.plain(r.get("kubernetes:flagger.app/v1beta1:Canary", "t-llm-canary"));
     expect(canary.spec.analysis).toMatchObject({ mirror: true, iterations: 10 });
-    expect(r.ofType("kubernetes:networking.istio.io/v1beta1:VirtualService")).toHaveLength(0);
-    expect(r.ofType("kubernetes:networking.istio.io/v1beta1:DestinationRule")).toHaveLength(0);
-    expect(r.ofType("kubernetes:core/v1:Service").map((s) => r.plain(s).metadata.name)).toEqual([
-      "llm-metrics",
-    ]);
+    const own = (type: string) =>
+      r.ofType(type).filter((x) => x.parent?.includes("platform:inference:InferenceService"));
+    expect(own("kubernetes:networking.istio.io/v1beta1:VirtualService")).toHaveLength(0);
+    expect(own("kubernetes:networking.istio.io/v1beta1:DestinationRule")).toHaveLength(0);
+    expect(own("kubernetes:core/v1:Service").map((s) => r.plain(s).metadata.name)).toEqual(["llm-metrics"]);
   });
 
   it("the hub token is a mounted Secret file, never a literal", async () => {
     const r = await renderInference(
-      { services: [{ ...vllm, hubTokenSecret: true }], gateway: { enabled: false } },
+      { services: [{ ...fixed, hubTokenSecret: true }], gateway: { enabled: false } },
       { hfToken: true },
     );
     const secret = r.get("kubernetes:core/v1:Secret", "inference-hf-token");
@@ -502,7 +530,7 @@ describe("InferenceStack objects", () => {
 
   it("protects the model cache in prod", async () => {
     const r = await renderInference(
-      { services: [vllm], gateway: { enabled: false } },
+      { services: [fixed], gateway: { enabled: false } },
       { environment: "prod" },
     );
     expect(r.get("kubernetes:core/v1:PersistentVolumeClaim", "t-llm-cache").protect).toBe(true);
@@ -514,10 +542,10 @@ describe("InferenceStack objects", () => {
   });
 
   it("awaits every model Deployment for its start budget, not the provider's default 10 minutes", async () => {
-    const big = { ...vllm, name: "big", model: "meta-llama/Llama-3.1-70B-Instruct" };
+    const big = { ...fixed, name: "big", model: "meta-llama/Llama-3.1-70B-Instruct" };
     const small = { name: "tiny", runtime: "llamacpp", model: "q/q-0.5B.gguf" };
-    const r = await renderInference({ services: [vllm, big, small], gateway: { enabled: false } });
-    const budgets = deploymentStartBudgets(inferenceSchemaOf({ services: [vllm, big, small] }));
+    const r = await renderInference({ services: [fixed, big, small], gateway: { enabled: false } });
+    const budgets = deploymentStartBudgets(inferenceSchemaOf({ services: [fixed, big, small] }));
     expect(budgets.map((b) => b.name)).toEqual(["llm", "big", "tiny"]);
     for (const b of budgets) {
       const reg = r.get("kubernetes:apps/v1:Deployment", `t-${b.name}-server`);
@@ -540,7 +568,7 @@ describe("InferenceStack objects", () => {
         { name: "local-path", accessModes: ["ReadWriteOnce"] },
         { name: "nfs-models", accessModes: ["ReadWriteMany"] },
       ],
-      services: [{ ...vllm, cacheAccessMode: "ReadWriteMany", cacheStorageClass: "nfs-models" }],
+      services: [{ ...fixed, cacheAccessMode: "ReadWriteMany", cacheStorageClass: "nfs-models" }],
       gateway: { enabled: false },
     });
     const pvc = r.plain(r.get("kubernetes:core/v1:PersistentVolumeClaim", "t-llm-cache"));
@@ -663,7 +691,13 @@ describe("committed local stack", () => {
     expect(r.plan.summary.secretLeaks).toBe(0);
     expect(r.outputs["models"]).toEqual(["qwen-0-5b"]);
     expect(r.ofType("platform:inference:InferenceService")).toHaveLength(1);
-    expect(r.ofType("kubernetes:keda.sh/v1alpha1:ScaledObject")).toHaveLength(1);
+    // The gateway's workers and the model server, each on its own queue.
+    expect(
+      r
+        .ofType("kubernetes:keda.sh/v1alpha1:ScaledObject")
+        .map((x) => r.plain(x).metadata.name)
+        .sort(),
+    ).toEqual(["gateway-worker", "qwen-0-5b"]);
   });
 });
 

@@ -328,16 +328,17 @@ describe("inference SLO rules", () => {
       "> 1.234",
     ],
     ["InferenceLatencyP99High", "histogram_quantile(0.99", "> 4.321"],
-    ["ModelLatencyP99High", "vllm:e2e_request_latency_seconds_bucket", "> 4.321"],
     ["TimeToFirstTokenHigh", "gateway_time_to_first_token_seconds_bucket", "> 0.777"],
-    ["ModelTimeToFirstTokenHigh", "vllm:time_to_first_token_seconds_bucket", "> 0.777"],
     ["InferenceQueueDepthHigh", 'gateway_queue_depth{state="pending"}', "> 42"],
-    ["ModelQueueDepthHigh", "vllm:num_requests_waiting", "> 42"],
     ["GpuMemoryNearlyFull", "platform:gpu_memory_used_ratio:by_gpu", "> 91"],
     ["GpuPoolSaturated", "platform:gpu_utilization:avg_by_pool", "> 88"],
   ])("%s reads %s against its threshold", (alert, metric, threshold) => {
     expect(alerts[alert]).toContain(metric);
     expect(alerts[alert]!.endsWith(threshold)).toBe(true);
+  });
+
+  it("leaves the model servers' objectives to their own SLOs (inference/slo.ts)", () => {
+    expect(JSON.stringify(sloRuleGroups(slo))).not.toContain("vllm:");
   });
 
   it("records GPU series per pool from DCGM and the node pool label", () => {

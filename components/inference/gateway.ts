@@ -80,6 +80,11 @@ export interface GatewayEnvInputs {
   readonly models: readonly string[];
   readonly jetstreamReplicas: number;
   readonly publicBaseUrl?: string;
+  /**
+   * Worker retries that outlast a cold start, when the backend scales to zero (autoscaling.ts
+   * coldStartRetries); unset, the gateway's defaults.
+   */
+  readonly workerRetries?: { readonly maxAttempts: number; readonly backoffMaxMs: number };
 }
 
 /** Environment of a gateway container (names and defaults of services/gateway/src/config.ts). */
@@ -106,7 +111,10 @@ export function gatewayEnv(i: GatewayEnvInputs): k8s.types.input.core.v1.EnvVar[
         ]
       : [
           { name: "WORKER_CONCURRENCY", value: "4" },
-          { name: "WORKER_MAX_ATTEMPTS", value: "5" },
+          { name: "WORKER_MAX_ATTEMPTS", value: String(i.workerRetries?.maxAttempts ?? 5) },
+          ...(i.workerRetries
+            ? [{ name: "WORKER_BACKOFF_MAX_MS", value: String(i.workerRetries.backoffMaxMs) }]
+            : []),
         ]),
   ];
 }
@@ -321,6 +329,8 @@ export interface InferenceGatewayArgs {
   readonly imagePullSecret?: string;
   /** First-party callers (apps) that get a key of their own, by the name the keys file gives it. */
   readonly clients?: readonly string[];
+  /** The backend scales to zero: workers retry through its cold start (gatewayEnv). */
+  readonly workerRetries?: GatewayEnvInputs["workerRetries"];
   readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
@@ -348,6 +358,8 @@ export class InferenceGateway extends pulumi.ComponentResource {
   public readonly url: string;
   /** In-cluster URL, what in-cluster callers use. */
   public readonly internalUrl: string;
+  /** KEDA's chart: every ScaledObject (the model servers' too) needs its CRDs first. */
+  public readonly keda: k8s.helm.v4.Chart;
 
   constructor(name: string, args: InferenceGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     super("platform:inference:InferenceGateway", name, {}, opts);
@@ -378,12 +390,13 @@ export class InferenceGateway extends pulumi.ComponentResource {
       { meshInjection: false, podSecurity: "restricted", component: "autoscaling" },
       child(),
     );
-    const keda = pinnedChart(
+    this.keda = pinnedChart(
       `${name}-keda`,
       charts.keda,
       { release: "keda", namespace: "keda", values: kedaValues(args.monitoring) },
       child({ dependsOn: [kedaNs] }),
     );
+    const keda = this.keda;
 
     // --- API keys: generated (one for the front end, one per first-party client), stored only as
     // their sha256 in the keys file.
@@ -460,6 +473,7 @@ export class InferenceGateway extends pulumi.ComponentResource {
               backendUrl: args.backendUrl,
               models: args.models,
               jetstreamReplicas: natsReplicas(environment),
+              ...(args.workerRetries ? { workerRetries: args.workerRetries } : {}),
               ...(role === "api" && args.mesh && hostname ? { publicBaseUrl: `https://${hostname}` } : {}),
             }),
             ports: [

@@ -14,10 +14,13 @@ import {
   replicas,
   reservedNamespaceProblems,
   resources,
+  type Environment,
   workloadProblems,
   type ConfigProblem,
 } from "../schema-kit";
+import type { MonitoringConfig } from "../monitoring/schema";
 import { images } from "../versions";
+import { autoscalingProblems, hasActivation } from "./autoscaling";
 import { memoryServiceOf } from "./spec";
 
 const accessMode = z.enum(["ReadWriteOnce", "ReadWriteMany"]);
@@ -37,6 +40,29 @@ const image = z.strictObject({
     .regex(/^sha256:[0-9a-f]{64}$/, "must be sha256:<64 hex>")
     .optional(),
 });
+
+/** A service's objectives; each unset number is `platform:monitoring.slo`'s (inference/slo.ts). */
+const serviceSloSchema = z
+  .strictObject({
+    timeToFirstTokenMs: z.number().int().positive().optional(),
+    interTokenLatencyMs: z.number().int().positive().optional(),
+    // Above zero: a zero objective leaves no error budget to burn.
+    errorRatePercent: z.number().gt(0).max(100).optional(),
+    queueWaitMs: z.number().int().positive().optional(),
+  })
+  .default({});
+
+/** Autoscaling targets of a model server (inference/autoscaling.ts). */
+const autoscalingSchema = z
+  .strictObject({
+    /** Requests waiting per replica; vLLM's queue-wait trigger needs none, llama.cpp's default is 1. */
+    queuePerReplica: z.number().int().min(1).max(1000).optional(),
+    /** vLLM: the average KV-cache use (0 to 1) above which a replica is added. */
+    kvCacheUtilization: z.number().gt(0).max(1).default(0.8),
+    /** Unset: the environment decides (scaleToZeroDefault). */
+    scaleToZero: z.boolean().optional(),
+  })
+  .default({ kvCacheUtilization: 0.8 });
 
 export const inferenceServiceSchema = z.strictObject({
   name: doc(dnsLabel, "Service name, DNS-safe and unique.", "llama-3-8b"),
@@ -96,6 +122,16 @@ export const inferenceServiceSchema = z.strictObject({
     "Mount the platform:hfToken secret for gated models.",
     true,
   ),
+  slo: doc(
+    serviceSloSchema,
+    "The service's objectives; they set its burn-rate alerts, its autoscaler's queue-wait target and its canary's rollback thresholds. Each unset number is platform:monitoring.slo's.",
+    { timeToFirstTokenMs: 800, interTokenLatencyMs: 80, errorRatePercent: 0.5, queueWaitMs: 300 },
+  ),
+  autoscaling: doc(
+    autoscalingSchema,
+    "KEDA scales the server on its own load, never on CPU: vLLM on the queue wait (from slo.queueWaitMs) and KV-cache use, llama.cpp on requests deferred. scaleToZero (default: on in dev, where the gateway fronts the model; off elsewhere) idles the service at zero replicas until the gateway accepts a job for it; replicas.min 0 asks for it too.",
+    { kvCacheUtilization: 0.85, queuePerReplica: 4, scaleToZero: false },
+  ),
 });
 
 export const inferenceSchema = z.strictObject({
@@ -130,7 +166,9 @@ export type InferenceServiceConfig = z.infer<typeof inferenceServiceSchema>;
 
 /** What the inference checks read of the other sections. */
 export interface InferenceInputs {
+  readonly environment: Environment;
   readonly cluster: ClusterConfig;
+  readonly monitoring: Pick<MonitoringConfig, "enabled">;
   readonly mesh: Pick<MeshConfig, "enabled" | "flagger" | "ingressHostname">;
   readonly registry: Pick<RegistryConfig, "enabled">;
   readonly inference: InferenceConfig;
@@ -230,6 +268,12 @@ export function inferenceChecks(c: InferenceInputs): ConfigProblem[] {
         });
     }
     out.push(...workloadProblems(path, s, { mesh: c.mesh.enabled, flagger: c.mesh.flagger }));
+    const scaling = {
+      environment: c.environment,
+      keda: inf.gateway.enabled,
+      prometheus: c.monitoring.enabled,
+    };
+    out.push(...autoscalingProblems(path, s, scaling, hasActivation(inf, s, scaling)));
     if (s.runtime === "llamacpp" && s.gpu)
       out.push({
         key: at("gpu"),

@@ -3,14 +3,14 @@ import * as pulumi from "@pulumi/pulumi";
 import type { GpuPool } from "../cluster/handle";
 import type { Environment } from "../schema-kit";
 import { selectorLabels } from "../meta";
+import { modelScaledObjectSpec, type ModelScaling } from "./autoscaling";
 import type { InferenceServiceConfig } from "./schema";
+import { sloFanOut, type ServiceSlo } from "./slo";
 import {
   canarySpec,
-  DEFAULT_CANARY_SLO,
   deploymentCustomTimeouts,
   deploymentStartBudgetSeconds,
   ENVOY_STATS_PORTS,
-  hpaSpec,
   modelLabels,
   modelPodSpec,
   modelTrafficPolicy,
@@ -21,7 +21,6 @@ import {
   RUNTIMES,
   scrapeEndpoint,
   serverImage,
-  type CanarySlo,
 } from "./spec";
 
 export interface InferenceServiceArgs {
@@ -39,8 +38,12 @@ export interface InferenceServiceArgs {
   readonly mesh: boolean;
   /** ServiceMonitor for the server's /metrics. */
   readonly monitoring: boolean;
-  /** Canary analysis thresholds (default: 1 % errors, p99 5 s). */
-  readonly slo?: CanarySlo;
+  /** The service's objectives, resolved against platform:monitoring.slo (inference/slo.ts). */
+  readonly slo: ServiceSlo;
+  /** KEDA between bounds (maybe from zero), or a fixed count (inference/autoscaling.ts). */
+  readonly scaling: ModelScaling;
+  /** What the ScaledObject needs first: KEDA's chart (its CRDs). */
+  readonly autoscalerDependsOn?: pulumi.Input<pulumi.Resource>[];
   /** ServiceAccount carrying the registry's imagePullSecrets. */
   readonly serviceAccountName?: string;
   /** Resources that must exist first (CRDs of Flagger and the Prometheus operator, namespaces, secrets). */
@@ -49,8 +52,9 @@ export interface InferenceServiceArgs {
 
 /**
  * One model server: vLLM on a GPU pool or llama.cpp on CPU, with its model cache, probes sized for
- * model load, autoscaling, disruption budget, network policy, metrics, mesh routing, and (when
- * enabled) a Flagger canary with automatic rollback.
+ * model load, KEDA autoscaling on its own metrics, disruption budget, network policy, metrics, its
+ * SLO's burn-rate alerts, mesh routing, and (when enabled) a Flagger canary that rolls back when the
+ * canary breaches the SLO.
  */
 export class InferenceService extends pulumi.ComponentResource {
   /** The served model name (the OpenAI `model` field). */
@@ -73,6 +77,21 @@ export class InferenceService extends pulumi.ComponentResource {
       ...extra,
     });
     const meta = (n: string, l: Record<string, string> = labels) => ({ name: n, namespace: ns, labels: l });
+    const canary = s.canary.enabled;
+    const scaling = args.scaling;
+    const fanOut = sloFanOut({
+      name: s.name,
+      namespace: ns,
+      runtime: s.runtime,
+      slo: args.slo,
+      autoscaling: s.autoscaling,
+      canary,
+      mesh: args.mesh,
+      monitoring: args.monitoring,
+      ...(scaling.kind === "keda" && scaling.activationWindowSeconds !== undefined
+        ? { activationWindowSeconds: scaling.activationWindowSeconds }
+        : {}),
+    });
 
     const cache = new k8s.core.v1.PersistentVolumeClaim(
       `${name}-cache`,
@@ -102,7 +121,9 @@ export class InferenceService extends pulumi.ComponentResource {
       {
         metadata: meta(s.name),
         spec: {
-          // No `replicas`: the HPA owns the count (and Flagger, with canary, scales this one to zero).
+          // With KEDA no `replicas`: its HPA owns the count (and Flagger, with canary, scales this one
+          // to zero). A fixed count is the Deployment's own.
+          ...(scaling.kind === "fixed" ? { replicas: scaling.replicas } : {}),
           selector: { matchLabels: selectorLabels(s.name) },
           progressDeadlineSeconds: deploymentStartBudgetSeconds(s),
           // A GPU pool has no spare GPUs for a surge pod: replace one at a time.
@@ -122,11 +143,20 @@ export class InferenceService extends pulumi.ComponentResource {
       child({ dependsOn: [cache, ...(args.dependsOn ?? [])], customTimeouts: deploymentCustomTimeouts(s) }),
     );
 
-    const hpa = new k8s.autoscaling.v2.HorizontalPodAutoscaler(
-      `${name}-hpa`,
-      { metadata: meta(s.name), spec: hpaSpec(s.name, s.replicas) },
-      child({ dependsOn: [this.deployment] }),
-    );
+    // Never a CPU HPA: a GPU server's CPU says nothing of its queue (the pack refuses one).
+    const scaler =
+      scaling.kind === "keda"
+        ? new k8s.apiextensions.CustomResource(
+            `${name}-scaler`,
+            {
+              apiVersion: "keda.sh/v1alpha1",
+              kind: "ScaledObject",
+              metadata: meta(s.name),
+              spec: modelScaledObjectSpec(s.name, scaling, fanOut.triggers),
+            },
+            child({ dependsOn: [this.deployment, ...(args.autoscalerDependsOn ?? [])] }),
+          )
+        : undefined;
 
     if (s.replicas.max > 1)
       new k8s.policy.v1.PodDisruptionBudget(
@@ -161,7 +191,6 @@ export class InferenceService extends pulumi.ComponentResource {
       child(),
     );
 
-    const canary = s.canary.enabled;
     if (!canary)
       new k8s.core.v1.Service(
         `${name}-service`,
@@ -203,6 +232,18 @@ export class InferenceService extends pulumi.ComponentResource {
         },
         child(),
       );
+      // The SLO's burn-rate alerts, beside the service they watch.
+      if (fanOut.rules.length)
+        new k8s.apiextensions.CustomResource(
+          `${name}-slo`,
+          {
+            apiVersion: "monitoring.coreos.com/v1",
+            kind: "PrometheusRule",
+            metadata: meta(`${s.name}-slo`),
+            spec: { groups: fanOut.rules },
+          },
+          child(),
+        );
     }
 
     if (args.mesh && !canary) {
@@ -230,15 +271,40 @@ export class InferenceService extends pulumi.ComponentResource {
 
     if (canary) {
       if (!args.mesh) throw new Error(`service ${s.name}: canary needs the mesh`);
+      const templates = fanOut.metricTemplates.map(
+        (t) =>
+          new k8s.apiextensions.CustomResource(
+            `${name}-metric-${t.name.slice(s.name.length + 1)}`,
+            {
+              apiVersion: "flagger.app/v1beta1",
+              kind: "MetricTemplate",
+              metadata: meta(t.name),
+              spec: t.spec,
+            },
+            child(),
+          ),
+      );
       new k8s.apiextensions.CustomResource(
         `${name}-canary`,
         {
           apiVersion: "flagger.app/v1beta1",
           kind: "Canary",
           metadata: meta(s.name),
-          spec: canarySpec(s, ns, args.slo ?? DEFAULT_CANARY_SLO),
+          spec: canarySpec(s, ns, {
+            autoscalerRef: scaler
+              ? {
+                  apiVersion: "keda.sh/v1alpha1",
+                  kind: "ScaledObject",
+                  name: s.name,
+                  primaryScalerQueries: fanOut.primaryScalerQueries,
+                }
+              : null,
+            metrics: fanOut.canaryMetrics,
+          }),
         },
-        child({ dependsOn: [this.deployment, hpa, ...(args.dependsOn ?? [])] }),
+        child({
+          dependsOn: [this.deployment, ...(scaler ? [scaler] : []), ...templates, ...(args.dependsOn ?? [])],
+        }),
       );
     }
 

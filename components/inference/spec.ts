@@ -1,7 +1,8 @@
 /**
  * The pure decisions behind model services: container args per runtime, probe sizing, pod specs
- * (GPU versus CPU scheduling, restricted security), autoscaling, mesh routing and the Flagger
- * canary. No resources are created here, so every decision is testable on plain data.
+ * (GPU versus CPU scheduling, restricted security), mesh routing and the Flagger canary (its
+ * autoscaler and checks: inference/autoscaling.ts and inference/slo.ts). No resources are created
+ * here, so every decision is testable on plain data.
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type { GpuPool } from "../cluster/handle";
@@ -9,14 +10,14 @@ import type { MemoryService } from "../gpu/memory";
 import { appLabels, GPU_RUNTIME_CLASS, GPU_TAINT } from "../meta";
 import { imageRef, images, type ImageVersion } from "../versions";
 import {
-  cpuHpaSpec,
   disruptionSelector,
   flaggerCanarySpec,
   restrictedContainerSecurity,
   restrictedPodSecurity,
   STREAM_SAFE_RETRIES,
-  type CanarySlo,
+  type FlaggerAutoscalerRef,
   type FlaggerCanarySpec,
+  type FlaggerMetric,
 } from "../workload";
 import type { InferenceConfig, InferenceServiceConfig } from "./schema";
 
@@ -363,7 +364,10 @@ export function modelUrl(s: InferenceServiceConfig, namespace: string): string {
   return `http://${s.name}.${namespace}.svc.cluster.local:${RUNTIMES[s.runtime].port}/v1`;
 }
 
-/** Model servers are slow to start: scale up promptly, scale down only after a calm spell. */
+/**
+ * Model servers are slow to start: scale up promptly, scale down only after a calm spell (the
+ * behavior of the HPA KEDA makes for the ScaledObject).
+ */
 export const MODEL_SCALE_BEHAVIOR = {
   scaleUp: { stabilizationWindowSeconds: 60, policies: [{ type: "Pods", value: 1, periodSeconds: 120 }] },
   scaleDown: {
@@ -371,14 +375,6 @@ export const MODEL_SCALE_BEHAVIOR = {
     policies: [{ type: "Pods", value: 1, periodSeconds: 300 }],
   },
 };
-
-/** autoscaling/v2 HPA spec of a model server on CPU; the HPA never goes below one replica. */
-export function hpaSpec(
-  target: string,
-  replicas: { min: number; max: number },
-): k8s.types.input.autoscaling.v2.HorizontalPodAutoscalerSpec {
-  return cpuHpaSpec(target, replicas, MODEL_SCALE_BEHAVIOR);
-}
 
 /** The selector of a model server's disruption budget (Flagger's primary, with canary). */
 export function pdbSelector(s: InferenceServiceConfig): Record<string, string> {
@@ -419,30 +415,42 @@ export function modelVirtualServiceSpec(s: InferenceServiceConfig, namespace: st
   };
 }
 
+/** What a model's Canary analyses and scales with (from its SLO: inference/slo.ts). */
+export interface ModelCanaryInputs {
+  /** The ScaledObject Flagger copies for the primary; `null` for a fixed replica count. */
+  readonly autoscalerRef: FlaggerAutoscalerRef | null;
+  /** The analysis' checks, thresholds from the service's SLO. */
+  readonly metrics: readonly FlaggerMetric[];
+}
+
 /**
  * The Canary of a model service: a canary pod loads the whole model before it is ready, so Flagger
  * waits the service's start budget; the route keeps the model's timeout and stream-safe retries.
+ * The checks are the service's SLO, so a canary that breaches it is rolled back.
  */
-export function canarySpec(s: InferenceServiceConfig, namespace: string, slo: CanarySlo): FlaggerCanarySpec {
+export function canarySpec(
+  s: InferenceServiceConfig,
+  namespace: string,
+  inputs: ModelCanaryInputs,
+): FlaggerCanarySpec {
   const port = RUNTIMES[s.runtime].port;
-  return flaggerCanarySpec(
-    {
-      name: s.name,
-      progressDeadlineSeconds: deploymentStartBudgetSeconds(s),
-      service: {
-        port,
-        targetPort: port,
-        portName: "http",
-        gateways: ["mesh"],
-        hosts: [`${s.name}.${namespace}.svc.cluster.local`],
-        timeout: MODEL_ROUTE_TIMEOUT,
-        retries: { ...STREAM_SAFE_RETRIES },
-        trafficPolicy: modelTrafficPolicy(),
-      },
-      canary: s.canary,
+  return flaggerCanarySpec({
+    name: s.name,
+    autoscalerRef: inputs.autoscalerRef,
+    metrics: inputs.metrics,
+    progressDeadlineSeconds: deploymentStartBudgetSeconds(s),
+    service: {
+      port,
+      targetPort: port,
+      portName: "http",
+      gateways: ["mesh"],
+      hosts: [`${s.name}.${namespace}.svc.cluster.local`],
+      timeout: MODEL_ROUTE_TIMEOUT,
+      retries: { ...STREAM_SAFE_RETRIES },
+      trafficPolicy: modelTrafficPolicy(),
     },
-    slo,
-  );
+    canary: s.canary,
+  });
 }
 
 /**

@@ -2,12 +2,15 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ClusterHandle } from "../cluster/handle";
 import { poolCapacity } from "../cluster/handle";
 import { ConfigError } from "../config";
+import { sloSchema, type SloConfig } from "../monitoring/schema";
 import type { Environment } from "../schema-kit";
 import type { SecretStore } from "../secrets/store";
+import { coldStartRetries, hasActivation, modelScaling, type ScalingPlatform } from "./autoscaling";
 import { InferenceGateway } from "./gateway";
 import type { InferenceConfig } from "./schema";
 import { InferenceService } from "./service";
-import { HF_TOKEN_KEY, peakGpus, type CanarySlo } from "./spec";
+import { resolveServiceSlo } from "./slo";
+import { deploymentStartBudgetSeconds, HF_TOKEN_KEY, modelUrl, peakGpus } from "./spec";
 
 export interface InferenceStackArgs {
   readonly cluster: ClusterHandle;
@@ -29,8 +32,11 @@ export interface InferenceStackArgs {
   readonly serviceAccountName?: string;
   /** The registry's pull secret in the namespace (the gateway's own service accounts carry it). */
   readonly imagePullSecret?: string;
-  /** Canary thresholds (from platform:monitoring.slo). */
-  readonly slo?: CanarySlo;
+  /** platform:monitoring.slo: the defaults of every service's `slo`. */
+  readonly slo?: Pick<
+    SloConfig,
+    "timeToFirstTokenMs" | "interTokenLatencyMs" | "errorRatePercent" | "queueWaitMs"
+  >;
   /** First-party callers of the gateway, each given a key of its own (InferenceGateway.clients). */
   readonly gatewayClients?: readonly string[];
   /** What must exist first (mesh + Flagger, monitoring CRDs, namespaces). */
@@ -116,34 +122,24 @@ export class InferenceStack extends pulumi.ComponentResource {
       ? args.secretStore.secret("hf-token", ns, { [HF_TOKEN_KEY]: token }, { component: "model-server" })
       : undefined;
 
-    this.services = config.services.map(
-      (s) =>
-        new InferenceService(
-          `${name}-${s.name}`,
-          {
-            config: s,
-            namespace: ns,
-            environment: args.environment,
-            provider,
-            mesh: args.mesh,
-            monitoring: args.monitoring,
-            ...(s.gpu ? { pool: pools.get(s.gpu.pool)! } : {}),
-            ...(hubTokenRef && s.hubTokenSecret ? { hubTokenSecret: hubTokenRef.name } : {}),
-            ...(args.slo ? { slo: args.slo } : {}),
-            ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),
-            dependsOn: [...deps, ...(hubTokenRef ? [hubTokenRef.resource] : [])],
-          },
-          { parent: this },
-        ),
-    );
-    this.models = this.services.map((s) => s.modelName);
+    const first = config.services[0];
+    const withGateway = config.gateway.enabled && first !== undefined;
+    const platform: ScalingPlatform = {
+      environment: args.environment,
+      keda: withGateway,
+      prometheus: args.monitoring,
+    };
+    const scalingOf = (s: InferenceConfig["services"][number]) =>
+      modelScaling(s, platform, hasActivation(config, s, platform));
+    const firstScaling = first ? scalingOf(first) : undefined;
 
-    const first = this.services[0];
+    // The gateway first: it installs KEDA, whose CRDs every model's ScaledObject needs.
+    let gateway: InferenceGateway | undefined;
     if (config.gateway.enabled && !first)
       void pulumi.log.warn("inference gateway skipped: no model service to relay to", this);
-    if (config.gateway.enabled && first) {
+    if (withGateway) {
       if (!args.gatewayImage) throw new Error("the inference gateway needs its image (gatewayImage)");
-      const gateway = new InferenceGateway(
+      gateway = new InferenceGateway(
         `${name}-gateway`,
         {
           config: config.gateway,
@@ -153,8 +149,12 @@ export class InferenceStack extends pulumi.ComponentResource {
           secretStore: args.secretStore,
           image: args.gatewayImage,
           // The gateway relays to one backend: the first service.
-          backendUrl: first.url,
-          models: [first.modelName],
+          backendUrl: modelUrl(first, ns),
+          models: [first.name],
+          // A backend that idles at zero replicas: jobs wait out its cold start.
+          ...(firstScaling?.kind === "keda" && firstScaling.activationWindowSeconds !== undefined
+            ? { workerRetries: coldStartRetries(deploymentStartBudgetSeconds(first)) }
+            : {}),
           mesh: args.mesh,
           monitoring: args.monitoring,
           ...(args.imagePullSecret ? { imagePullSecret: args.imagePullSecret } : {}),
@@ -168,6 +168,31 @@ export class InferenceStack extends pulumi.ComponentResource {
       this.gatewayInternalUrl = gateway.internalUrl;
       this.gatewayClientKeys = gateway.clientKeys;
     }
+
+    const platformSlo = args.slo ?? sloSchema.parse({});
+    this.services = config.services.map(
+      (s) =>
+        new InferenceService(
+          `${name}-${s.name}`,
+          {
+            config: s,
+            namespace: ns,
+            environment: args.environment,
+            provider,
+            mesh: args.mesh,
+            monitoring: args.monitoring,
+            slo: resolveServiceSlo(s, platformSlo),
+            scaling: s === first && firstScaling ? firstScaling : scalingOf(s),
+            ...(gateway ? { autoscalerDependsOn: [gateway.keda] } : {}),
+            ...(s.gpu ? { pool: pools.get(s.gpu.pool)! } : {}),
+            ...(hubTokenRef && s.hubTokenSecret ? { hubTokenSecret: hubTokenRef.name } : {}),
+            ...(args.serviceAccountName ? { serviceAccountName: args.serviceAccountName } : {}),
+            dependsOn: [...deps, ...(hubTokenRef ? [hubTokenRef.resource] : [])],
+          },
+          { parent: this },
+        ),
+    );
+    this.models = this.services.map((s) => s.modelName);
 
     this.registerOutputs({
       models: this.models,

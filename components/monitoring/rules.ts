@@ -1,8 +1,9 @@
 /**
- * Inference SLO alerts as PrometheusRule groups. Metric names follow the gateway
- * (services/gateway/src/metrics.ts: gateway_http_request_duration_seconds{route,status_code},
- * gateway_time_to_first_token_seconds{model}, gateway_queue_depth{state}), vLLM (vllm:*) and the
- * DCGM exporter (DCGM_FI_DEV_*). Every threshold comes from `platform:monitoring.slo`.
+ * Platform SLO alerts as PrometheusRule groups: the gateway's and the GPU pools'. Metric names
+ * follow the gateway (services/gateway/src/metrics.ts: gateway_http_request_duration_seconds{route,
+ * status_code}, gateway_time_to_first_token_seconds{model}, gateway_queue_depth{state}) and the DCGM
+ * exporter (DCGM_FI_DEV_*). Every threshold comes from `platform:monitoring.slo`. Each model
+ * service's own objectives (vllm:* series) are its burn-rate alerts, beside it (inference/slo.ts).
  */
 import { GPU_POOL_LABEL } from "../meta";
 import type { SloConfig } from "./schema";
@@ -38,7 +39,10 @@ export function withPool(metric: string, poolMatch = '!=""'): string {
 
 const seconds = (ms: number) => String(ms / 1000);
 
-export function sloRuleGroups(slo: SloConfig): RuleGroup[] {
+/** What the platform's alerts read of `platform:monitoring.slo` (the rest sets model services' SLOs). */
+export type PlatformSlo = Omit<SloConfig, "interTokenLatencyMs" | "queueWaitMs">;
+
+export function sloRuleGroups(slo: PlatformSlo): RuleGroup[] {
   const fiveXx = `sum by (namespace) (rate(gateway_http_request_duration_seconds_count{status_code=~"5.."}[5m]))`;
   const all = `sum by (namespace) (rate(gateway_http_request_duration_seconds_count[5m]))`;
   const quantile = (q: number, bucket: string, by: string) =>
@@ -86,15 +90,6 @@ export function sloRuleGroups(slo: SloConfig): RuleGroup[] {
           annotations: { summary: `p99 latency of {{ $labels.route }} above ${slo.p99LatencyMs} ms` },
         },
         {
-          alert: "ModelLatencyP99High",
-          expr: `${quantile(0.99, "vllm:e2e_request_latency_seconds_bucket", "namespace, model_name")} > ${seconds(slo.p99LatencyMs)}`,
-          for: "10m",
-          labels: warn,
-          annotations: {
-            summary: `p99 end-to-end latency of {{ $labels.model_name }} above ${slo.p99LatencyMs} ms`,
-          },
-        },
-        {
           alert: "TimeToFirstTokenHigh",
           expr: `${quantile(0.95, "gateway_time_to_first_token_seconds_bucket", "namespace, model")} > ${seconds(slo.timeToFirstTokenMs)}`,
           for: "10m",
@@ -104,29 +99,11 @@ export function sloRuleGroups(slo: SloConfig): RuleGroup[] {
           },
         },
         {
-          alert: "ModelTimeToFirstTokenHigh",
-          expr: `${quantile(0.95, "vllm:time_to_first_token_seconds_bucket", "namespace, model_name")} > ${seconds(slo.timeToFirstTokenMs)}`,
-          for: "10m",
-          labels: warn,
-          annotations: {
-            summary: `p95 time to first token inside {{ $labels.model_name }} above ${slo.timeToFirstTokenMs} ms`,
-          },
-        },
-        {
           alert: "InferenceQueueDepthHigh",
           expr: `sum by (namespace) (gateway_queue_depth{state="pending"}) > ${slo.queueDepth}`,
           for: "10m",
           labels: warn,
           annotations: { summary: `More than ${slo.queueDepth} jobs waiting in {{ $labels.namespace }}` },
-        },
-        {
-          alert: "ModelQueueDepthHigh",
-          expr: `sum by (namespace, model_name) (vllm:num_requests_waiting) > ${slo.queueDepth}`,
-          for: "10m",
-          labels: warn,
-          annotations: {
-            summary: `More than ${slo.queueDepth} requests waiting in {{ $labels.model_name }}`,
-          },
         },
       ],
     },

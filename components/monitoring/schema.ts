@@ -6,6 +6,8 @@ const SLO_DEFAULTS = {
   p95LatencyMs: 2000,
   p99LatencyMs: 5000,
   timeToFirstTokenMs: 1000,
+  interTokenLatencyMs: 100,
+  queueWaitMs: 500,
   queueDepth: 100,
   gpuMemoryPercent: 95,
   gpuUtilizationPercent: 95,
@@ -19,6 +21,16 @@ export const sloSchema = z.strictObject({
     z.number().int().positive().default(1000),
     "Max p95 time to first streamed token (ms).",
     800,
+  ),
+  interTokenLatencyMs: doc(
+    z.number().int().positive().default(100),
+    "Max p95 time between two streamed tokens (ms); a model service's default (its `slo`).",
+    80,
+  ),
+  queueWaitMs: doc(
+    z.number().int().positive().default(500),
+    "Max p95 time a request waits in a model server's queue before it runs (ms); a model service's default (its `slo`).",
+    300,
   ),
   queueDepth: doc(z.number().int().positive().default(100), "Max jobs/requests waiting.", 200),
   gpuMemoryPercent: doc(
@@ -58,10 +70,14 @@ export const monitoringSchema = z.strictObject({
     "Send alerts to the webhook in the platform:alertWebhookUrl secret.",
     true,
   ),
-  slo: doc(sloSchema.default(SLO_DEFAULTS), "Inference SLO thresholds for the alert rules.", {
-    errorRatePercent: 0.5,
-    p99LatencyMs: 3000,
-  }),
+  slo: doc(
+    sloSchema.default(SLO_DEFAULTS),
+    "Inference SLO thresholds: the gateway's alert rules, and the defaults of every model service's `slo`.",
+    {
+      errorRatePercent: 0.5,
+      p99LatencyMs: 3000,
+    },
+  ),
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 export type SloConfig = z.infer<typeof sloSchema>;

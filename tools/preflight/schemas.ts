@@ -1,11 +1,13 @@
 /**
  * Validates every Kubernetes object of a plan against its OpenAPI schema with kubernetes-models and
- * its CRD packages (Istio, Prometheus operator, cert-manager, KEDA). Kinds without a published
- * schema package are counted as unvalidated, never silently passed as valid.
+ * its CRD packages (Istio, Prometheus operator, cert-manager, KEDA), and Flagger's kinds against the
+ * schemas the project writes (crd-schemas.ts: no package publishes them). Kinds with neither are
+ * counted as unvalidated, never silently passed as valid.
  */
 
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { projectModel } from "./crd-schemas";
 
 interface Model {
   validate(): void;
@@ -77,6 +79,10 @@ export function modelFor(apiVersion: string, kind: string): ModelMatch | null {
           break;
         }
       }
+  }
+  if (!match) {
+    const Model = projectModel(apiVersion, kind);
+    if (Model) match = { Model, apiVersion };
   }
   cache.set(id, match);
   return match;
