@@ -1,4 +1,7 @@
-/** Stack rules: protected state in prod, and GPU demand that fits the declared pools. */
+/**
+ * Stack rules: protected state in prod, GPU demand that fits the declared pools, and GPU servers
+ * scaled on their own load rather than on CPU.
+ */
 import { stringList } from "../lib/config";
 import { kindOf, metadataOf, podSpecsOf } from "../lib/k8s";
 import { defineStackPolicy } from "../lib/policy";
@@ -185,4 +188,75 @@ export const gpuCapacityFits = defineStackPolicy<CapacityConfig>({
   },
 });
 
-export const stackPolicies = [prodStatefulProtected, gpuCapacityFits];
+/**
+ * The resource metrics (cpu, memory) an autoscaler scales on, or [] when it reads none. An
+ * autoscaling/v1 HPA knows only CPU, and a v2 HPA without metrics defaults to CPU; a KEDA
+ * ScaledObject scales on resources through its `cpu` and `memory` triggers.
+ */
+export function resourceMetricsOf(k: { group: string; kind: string }, spec: Obj | undefined): string[] {
+  if (k.kind === "HorizontalPodAutoscaler" && k.group === "autoscaling") {
+    if (spec?.["targetCPUUtilizationPercentage"] !== undefined) return ["cpu"];
+    const metrics = spec?.["metrics"];
+    if (isUnknown(metrics)) return [];
+    if (!Array.isArray(metrics) || metrics.length === 0) return ["cpu"];
+    return metrics.flatMap((m) => {
+      const type = str(obj(m)?.["type"]);
+      const source = obj(obj(m)?.[type === "ContainerResource" ? "containerResource" : "resource"]);
+      const name = str(source?.["name"]);
+      return (type === "Resource" || type === "ContainerResource") && name ? [name] : [];
+    });
+  }
+  if (k.kind === "ScaledObject" && k.group === "keda.sh") {
+    const triggers = spec?.["triggers"];
+    if (!Array.isArray(triggers)) return [];
+    return triggers.flatMap((t) => {
+      const type = str(obj(t)?.["type"]);
+      return type === "cpu" || type === "memory" ? [type] : [];
+    });
+  }
+  return [];
+}
+
+export const gpuAutoscalingNotOnCpu = defineStackPolicy<{ gpuResources: string[] }>({
+  name: "gpu-autoscaling-not-on-cpu",
+  description:
+    "No autoscaler (HPA, KEDA ScaledObject) scales a GPU workload on CPU or memory: a GPU server is saturated long before its CPU shows it.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  remediationSteps:
+    "Scale the GPU server on its own load instead: a KEDA ScaledObject with Prometheus triggers on the runtime's queue and KV-cache metrics (`vllm:num_requests_waiting`, `vllm:kv_cache_usage_perc`), as the platform's model services do. Remove the CPU/memory HPA or the `cpu`/`memory` trigger.",
+  config: {
+    gpuResources: stringList("Extended resource names (globs) that are GPUs.", DEFAULT_GPU_RESOURCES),
+  },
+  validate: (ctx, report) => {
+    const globs = ctx.config.gpuResources ?? DEFAULT_GPU_RESOURCES;
+    const gpuWorkloads = new Set<string>();
+    for (const r of ctx.resources) {
+      const props = ctx.propsOf(r);
+      const pod = podSpecsOf(r.type, props)[0];
+      if (!pod || gpusOfPod(pod, globs) === 0) continue;
+      gpuWorkloads.add(`${nsOf(props)}/${pod.kind}/${str(metadataOf(props)["name"]) ?? r.name}`);
+    }
+    if (gpuWorkloads.size === 0) return;
+    for (const r of ctx.resources) {
+      const props = ctx.propsOf(r);
+      const k = kindOf(r.type, props);
+      if (!k || ctx.exemptionOf(r)) continue;
+      const spec = obj(props["spec"]);
+      const target = obj(spec?.["scaleTargetRef"]);
+      const targetName = str(target?.["name"]);
+      if (!targetName) continue;
+      const targetKind = str(target?.["kind"]) ?? "Deployment";
+      if (!gpuWorkloads.has(`${nsOf(props)}/${targetKind}/${targetName}`)) continue;
+      const resources = resourceMetricsOf(k, spec);
+      if (resources.length === 0) continue;
+      const name = str(metadataOf(props)["name"]) ?? r.name;
+      report(
+        `${k.kind} ${nsOf(props)}/${name} scales the GPU ${targetKind} ${targetName} on ${[...new Set(resources)].join(" and ")}`,
+        r.urn,
+      );
+    }
+  },
+});
+
+export const stackPolicies = [prodStatefulProtected, gpuCapacityFits, gpuAutoscalingNotOnCpu];

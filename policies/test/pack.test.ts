@@ -38,8 +38,9 @@ const TABLE: Record<string, string> = {
   "mesh-sidecar-injection": "mandatory",
   "prod-stateful-protected": "mandatory",
   "gpu-capacity-fits": "advisory",
+  "gpu-autoscaling-not-on-cpu": "mandatory",
 };
-const STACK = ["prod-stateful-protected", "gpu-capacity-fits"];
+const STACK = ["prod-stateful-protected", "gpu-capacity-fits", "gpu-autoscaling-not-on-cpu"];
 
 describe("the pack", () => {
   it("has exactly the policies of the design table, with their default levels", () => {

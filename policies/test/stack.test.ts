@@ -144,3 +144,73 @@ describe("gpu-capacity-fits", () => {
     expect((await validateStack(P, [llm("llm", 8, 8)])).violations).toEqual([]);
   });
 });
+
+describe("gpu-autoscaling-not-on-cpu", () => {
+  const P = "gpu-autoscaling-not-on-cpu";
+  const llm = deployment(gpuPodSpec({ nodeSelector: { "platform.ai/gpu-pool": "l4" } }), { name: "llm" });
+  const web = deployment(goodPodSpec(), { name: "web" });
+  const target = (name: string) => ({ apiVersion: "apps/v1", kind: "Deployment", name });
+  const hpa = (name: string, spec: Record<string, unknown>, version = "v2"): TestResource => ({
+    type: `kubernetes:autoscaling/${version}:HorizontalPodAutoscaler`,
+    name: `${name}-hpa`,
+    props: {
+      metadata: { name, namespace: "apps" },
+      spec: { scaleTargetRef: target(name), maxReplicas: 3, ...spec },
+    },
+  });
+  const cpu = {
+    type: "Resource",
+    resource: { name: "cpu", target: { type: "Utilization", averageUtilization: 75 } },
+  };
+  const scaledObject = (name: string, triggers: Record<string, unknown>[]): TestResource => ({
+    type: "kubernetes:keda.sh/v1alpha1:ScaledObject",
+    name: `${name}-so`,
+    props: {
+      apiVersion: "keda.sh/v1alpha1",
+      kind: "ScaledObject",
+      metadata: { name, namespace: "apps" },
+      spec: { scaleTargetRef: target(name), triggers },
+    },
+  });
+  const prometheus = {
+    type: "prometheus",
+    metadata: { query: "sum(vllm:num_requests_waiting)", threshold: "4" },
+  };
+
+  it("refuses a CPU HPA on a GPU server, in every form that means CPU", async () => {
+    for (const scaler of [
+      hpa("llm", { metrics: [cpu] }),
+      // A v2 HPA without metrics and a v1 one both scale on CPU.
+      hpa("llm", {}),
+      hpa("llm", { targetCPUUtilizationPercentage: 80 }, "v1"),
+    ]) {
+      const r = await validateStack(P, [llm, scaler]);
+      expect(r.violations.map((v) => v.message)).toEqual([
+        "HorizontalPodAutoscaler apps/llm scales the GPU Deployment llm on cpu",
+      ]);
+    }
+  });
+  it("refuses a KEDA cpu or memory trigger on a GPU server", async () => {
+    const r = await validateStack(P, [
+      llm,
+      scaledObject("llm", [prometheus, { type: "memory", metadata: {} }]),
+    ]);
+    expect(r.violations.map((v) => v.message)).toEqual([
+      "ScaledObject apps/llm scales the GPU Deployment llm on memory",
+    ]);
+  });
+  it("passes a GPU server on its own metrics, and a CPU HPA on a CPU workload", async () => {
+    const external = {
+      type: "External",
+      external: { metric: { name: "queue" }, target: { type: "Value", value: "1" } },
+    };
+    const r = await validateStack(P, [
+      llm,
+      web,
+      scaledObject("llm", [prometheus]),
+      hpa("llm", { metrics: [external] }),
+      hpa("web", { metrics: [cpu] }),
+    ]);
+    expect(r.violations).toEqual([]);
+  });
+});
