@@ -29,6 +29,7 @@ import { ConfigError, parsePlatformConfig } from "../components/config";
 import { inferenceServiceSchema } from "../components/inference/schema";
 import { memoryServiceOf, peakGpus } from "../components/inference/spec";
 import { committedConfig } from "./stack-overrides";
+import { withDigests } from "./fixtures/with-digests";
 import { listStacks, loadStackConfig } from "../tools/preflight/stack-config";
 
 const l4: GpuPool = {
@@ -96,9 +97,26 @@ describe("GPU operator values", () => {
     // The tags are the chart's defaults: pinning moves no version.
     expect(img.toolkit.tag).toBe("v1.20.0");
     expect(img.devicePlugin.tag).toBe("v0.20.0");
-    // Untraced (the operator itself, NFD): left to the chart.
+    // Untraced (the operator itself, NFD): left to the chart until versions.ts records a digest,
+    // then pinned like the operands (the NFD subchart only when the operator installs NFD).
     expect(img.operator.digest).toBeUndefined();
     expect(v.operator).toEqual({ runtimeClass: "nvidia" });
+    expect(v["node-feature-discovery"]).toBeUndefined();
+    const d = `sha256:${"ab".repeat(32)}`;
+    withDigests([img.operator, img.nodeFeatureDiscovery], d, () => {
+      const pinned = operatorValues({ distribution: "k3s", pools: [l4], gpu, monitoring: true });
+      expect(pinned.operator).toEqual({ runtimeClass: "nvidia", version: `v26.7.0@${d}` });
+      expect(pinned["node-feature-discovery"]).toEqual({ image: { tag: `v0.19.0@${d}` } });
+      expect(unknownValueKeys(pinned, GPU_OPERATOR_VALUES)).toEqual([]);
+      const preinstalled = operatorValues({
+        distribution: "k3s",
+        pools: [l4],
+        gpu,
+        monitoring: true,
+        nfdPreinstalled: true,
+      });
+      expect(preinstalled["node-feature-discovery"]).toBeUndefined();
+    });
     // Device-plugin mode: the chart prints `repository:tag`, so the digest rides in the tag.
     const plugin = chartImages.nvidiaDevicePlugin.images.devicePlugin;
     expect(devicePluginValues({ distribution: "k3s", pools: [l4], gpu, monitoring: true }).image).toEqual({

@@ -19,6 +19,7 @@ import { validateObject } from "../tools/preflight/schemas";
 import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-keys";
 import { render, renderStack, type Rendered } from "./harness";
 import { existingClusterFor, unexpectedMandatory } from "./stack-overrides";
+import { withDigests } from "./fixtures/with-digests";
 
 /** Custom resources register as `kubernetes:<group>/<version>:<Kind>`. */
 const isCr = (type: string) =>
@@ -285,22 +286,3 @@ describe("mesh in the stacks", () => {
     },
   );
 });
-
-/**
- * Runs `fn` with `digest` set on each image record (restored after): how a module's values look
- * once versions.ts records a digest it does not have today. The records are plain objects at run
- * time (`as const` is only their type).
- */
-function withDigests<T>(records: readonly ImageVersion[], digest: string, fn: () => T): T {
-  const saved = records.map((r) => r.digest);
-  const writable = records as unknown as { digest?: string }[];
-  for (const r of writable) r.digest = digest;
-  try {
-    return fn();
-  } finally {
-    writable.forEach((r, i) => {
-      if (saved[i] === undefined) delete r.digest;
-      else r.digest = saved[i];
-    });
-  }
-}

@@ -46,10 +46,12 @@ interface Toleration {
  * unknown keys silently. (`operator.defaultRuntime` is gone: the operator detects the runtime.)
  */
 export interface GpuOperatorValues {
-  readonly operator: { readonly runtimeClass: string };
+  readonly operator: { readonly runtimeClass: string } & Partial<OperandVersion>;
   readonly driver: { readonly enabled: boolean; readonly manager?: OperandVersion };
   readonly toolkit: { readonly enabled: true; readonly env: readonly EnvVar[] } & Partial<OperandVersion>;
   readonly nfd: { readonly enabled: boolean };
+  /** The NFD subchart: it renders `repository:tag`, so a digest rides in the tag (`tag@sha256:…`). */
+  readonly "node-feature-discovery"?: { readonly image: { readonly tag: string } };
   readonly daemonsets: { readonly tolerations: readonly Toleration[] };
   readonly devicePlugin: {
     readonly config: {
@@ -90,6 +92,12 @@ function operandAt<K extends string>(key: K, image: ImageVersion): Partial<Recor
   return (version ? { [key]: { version } } : {}) as Partial<Record<K, OperandVersion>>;
 }
 
+/** The NFD subchart's image tag, when it installs NFD and its image is pinned by digest. */
+function nfdImage(image: ImageVersion | undefined): Pick<GpuOperatorValues, "node-feature-discovery"> {
+  const tag = image && pinnedTag(image);
+  return tag ? { "node-feature-discovery": { image: { tag } } } : {};
+}
+
 /** The device-plugin chart values this platform sets (chart nvidia-device-plugin). */
 export interface DevicePluginValues {
   /**
@@ -103,6 +111,8 @@ export interface DevicePluginValues {
   readonly tolerations: readonly Toleration[];
   readonly gfd: { readonly enabled: true };
   readonly nfd: { readonly enabled: boolean };
+  /** The NFD subchart: it renders `repository:tag`, so a digest rides in the tag (`tag@sha256:…`). */
+  readonly "node-feature-discovery"?: { readonly image: { readonly tag: string } };
 }
 
 const GPU_TOLERATION: Toleration = { key: GPU_TAINT.key, operator: "Exists", effect: GPU_TAINT.effect };
@@ -147,11 +157,13 @@ export function operatorValues(o: GpuStackOptions): GpuOperatorValues {
   // The operands reach pods only through the ClusterPolicy, where the pack cannot see them.
   const img = chartImages.gpuOperator.images;
   return {
-    operator: { runtimeClass: GPU_RUNTIME_CLASS },
+    // The chart renders `repository/image:version` for the operator too.
+    operator: { runtimeClass: GPU_RUNTIME_CLASS, ...operandVersion(img.operator) },
     // The driver's own image is per-OS (`<version>-<os>`), with no traced digest; its manager's is.
     driver: { enabled: o.gpu.driver === "operator", ...operandAt("manager", img.driverManager) },
     toolkit: { enabled: true, env: toolkitEnv(o.distribution), ...operandVersion(img.toolkit) },
     nfd: { enabled: !o.nfdPreinstalled },
+    ...nfdImage(o.nfdPreinstalled ? undefined : img.nodeFeatureDiscovery),
     daemonsets: { tolerations: [GPU_TOLERATION] },
     devicePlugin: {
       ...operandVersion(img.devicePlugin),
