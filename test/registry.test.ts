@@ -393,8 +393,7 @@ describe("stack outputs and preflight", () => {
       expect(r.ofType("platform:images:ServiceImage")).toHaveLength(built);
       expect(r.ofType("command:local:Command")).toHaveLength(built);
       expect(r.plan.summary).toMatchObject({ schemaErrors: 0, secretLeaks: 0 });
-      // prod's only mandatory findings: third-party images with no upstream-traceable digest yet
-      // (image-digest-in-prod stays mandatory; digests are added only from the publisher's record).
+      // No mandatory finding on any stack, prod included (every image by a traced digest).
       expect(unexpectedMandatory(name, r.plan.violations)).toEqual([]);
       expect(r.outputs["registryEndpoint"]).toBe(config.registry.hostname);
       const digestOf = (repository: string) =>

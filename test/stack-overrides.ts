@@ -1,6 +1,5 @@
 import { k3sGpuPools } from "../components/cluster/k3s";
 import { parsePlatformConfig, type PlatformConfig } from "../components/config";
-import { images, type ImageVersion } from "../components/versions";
 import type { Violation } from "../policies/lib/runner";
 import { loadStackConfig } from "../tools/preflight/stack-config";
 
@@ -38,22 +37,10 @@ export const PUBLIC_TLS: Readonly<Record<string, string>> = {
 };
 
 /**
- * The mandatory violations a committed stack may have today: in a prod-tier stack,
- * `image-digest-in-prod` for exactly the third-party images that have no upstream-traceable digest
- * yet (`npm run pins` adds them online; the policy stays mandatory). Everywhere else, none.
+ * The mandatory violations of a committed stack: none. (Until every image the program sets had a
+ * traced digest, prod's untraced ones were let through here; now an image pinned by tag only in a
+ * prod-tier stack fails every test that evaluates it.) `stack` stays for the callers' messages.
  */
-export function unexpectedMandatory(stack: string, violations: readonly Violation[]): Violation[] {
-  const untraced = Object.values(images as Record<string, ImageVersion>)
-    .filter((i) => !i.digest)
-    .map((i) => `${i.repository}:${i.tag}`);
-  const prod = committedConfig(stack).environment === "prod";
-  return violations.filter(
-    (v) =>
-      v.level === "mandatory" &&
-      !(
-        prod &&
-        v.policy === "image-digest-in-prod" &&
-        untraced.some((ref) => v.message.includes(`image ${ref} `))
-      ),
-  );
+export function unexpectedMandatory(_stack: string, violations: readonly Violation[]): Violation[] {
+  return violations.filter((v) => v.level === "mandatory");
 }
