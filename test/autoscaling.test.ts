@@ -473,3 +473,57 @@ describe("docs state each committed service's cold start", () => {
     }
   });
 });
+
+describe("the preflight validates Flagger's kinds with the project's schemas", () => {
+  const canary = (spec: Record<string, unknown>) => ({
+    apiVersion: "flagger.app/v1beta1",
+    kind: "Canary",
+    metadata: { name: "m" },
+    spec: {
+      targetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "m" },
+      analysis: { interval: "1m", threshold: 5, iterations: 10, metrics: [] },
+      ...spec,
+    },
+  });
+
+  it("accepts the committed stacks' Canaries and MetricTemplates", async () => {
+    const r = await renderStack("prod");
+    const flagger = r.registrations.filter((x) => x.type.startsWith("kubernetes:flagger.app/"));
+    expect(new Set(flagger.map((x) => x.type))).toEqual(
+      new Set(["kubernetes:flagger.app/v1beta1:Canary", "kubernetes:flagger.app/v1beta1:MetricTemplate"]),
+    );
+    for (const x of flagger) expect(validateObject(r.plain(x)), x.name).toEqual({ ok: true });
+    expect(r.plan.summary.unvalidatedKinds.filter((k) => k.startsWith("flagger.app"))).toEqual([]);
+  }, 60_000);
+
+  it("refuses what Flagger's CRDs would refuse or prune", () => {
+    const bad = (o: Record<string, unknown>) => validateObject(o);
+    expect(
+      bad(canary({ autoscalerRef: { apiVersion: "keda.sh/v1alpha1", kind: "KedaScaler", name: "m" } })),
+    ).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("autoscalerRef/kind must be equal to one of the allowed values"),
+    });
+    expect(
+      bad(
+        canary({
+          autoscalerRef: {
+            apiVersion: "keda.sh/v1alpha1",
+            kind: "ScaledObject",
+            name: "m",
+            primaryQueries: {},
+          },
+        }),
+      ),
+    ).toMatchObject({ ok: false, message: expect.stringContaining('unknown field "primaryQueries"') });
+    expect(bad(canary({ analysis: { interval: "1m", threshold: 5 } }))).toMatchObject({ ok: false });
+    expect(
+      bad({
+        apiVersion: "flagger.app/v1beta1",
+        kind: "MetricTemplate",
+        metadata: { name: "t" },
+        spec: { provider: { type: "prometheus" } },
+      }),
+    ).toMatchObject({ ok: false, message: expect.stringContaining("query") });
+  });
+});
