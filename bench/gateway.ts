@@ -738,68 +738,82 @@ async function sequentialTtft(
 // The run
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The targets' verdicts against nginx. Without nginx the same figures are given against direct (no
+ * proxy at all), for information: the targets are nginx's, so nothing is judged (pass: null).
+ */
 function judge(
   scenarios: Scenario[],
   ttft: Partial<Record<PathName, TtftStats>>,
   t: GatewayBenchTargets,
   haveNginx: boolean,
 ): GatewayBenchResult["verdicts"] {
+  const ref: PathName = haveNginx ? "nginx" : "direct";
+  const refName = haveNginx ? "nginx" : "direct (nginx absent, not judged)";
   const none = (what: string): Verdict => ({ pass: null, worst: null, detail: `not judged: ${what}` });
-  if (!haveNginx) {
-    const why = "nginx absent";
-    return { cpu: none(why), throughput: none(why), p99: none(why), ttft: none(why) };
-  }
+  const verdict = (pass: boolean, worst: number, detail: string): Verdict => ({
+    pass: haveNginx ? pass : null,
+    worst: round3(worst),
+    detail,
+  });
   const label = (s: Scenario) => `${s.mode}, ${s.backendDelayMs} ms backend, ${s.connections} connections`;
   const worstOf = (rows: { v: number; s: Scenario }[], max: boolean) =>
     rows.reduce((a, b) => ((max ? b.v > a.v : b.v < a.v) ? b : a));
-  const both = scenarios.filter((s) => s.paths.gateway && s.paths.nginx);
+  const both = scenarios.filter((s) => s.paths.gateway && s.paths[ref]);
 
+  // Direct has no proxy process: the gateway's own CPU per request is all there is to show.
   const cpuRows = both.map((s) => ({
-    v: s.paths.gateway!.proxyCpuUsPerReq! / s.paths.nginx!.proxyCpuUsPerReq!,
+    v: haveNginx
+      ? s.paths.gateway!.proxyCpuUsPerReq! / s.paths.nginx!.proxyCpuUsPerReq!
+      : s.paths.gateway!.proxyCpuUsPerReq!,
     s,
   }));
   const cpuW = cpuRows.length ? worstOf(cpuRows, true) : null;
 
   const tpRows = both
     .filter((s) => s.connections === 200 && s.backendDelayMs === 20)
-    .map((s) => ({ v: s.paths.gateway!.reqPerSec / s.paths.nginx!.reqPerSec, s }));
+    .map((s) => ({ v: s.paths.gateway!.reqPerSec / s.paths[ref]!.reqPerSec, s }));
   const tpW = tpRows.length ? worstOf(tpRows, false) : null;
 
   const p99Rows = both
     .filter((s) => s.connections === 50)
-    .map((s) => ({ v: s.paths.gateway!.p99Ms - s.paths.nginx!.p99Ms, s }));
+    .map((s) => ({ v: s.paths.gateway!.p99Ms - s.paths[ref]!.p99Ms, s }));
   const p99W = p99Rows.length ? worstOf(p99Rows, true) : null;
 
-  const ttftAdded = ttft.gateway && ttft.nginx ? ttft.gateway.p50Ms - ttft.nginx.p50Ms : null;
+  const refTtft = ttft[ref];
+  const ttftAdded = ttft.gateway && refTtft ? ttft.gateway.p50Ms - refTtft.p50Ms : null;
+  const signed = (v: number, digits: number) => `${v >= 0 ? "+" : ""}${v.toFixed(digits)}`;
   return {
     cpu: cpuW
-      ? {
-          pass: cpuW.v <= t.maxCpuRatio,
-          worst: round3(cpuW.v),
-          detail: `worst ${cpuW.v.toFixed(2)}x nginx's CPU per request (${label(cpuW.s)})`,
-        }
+      ? verdict(
+          cpuW.v <= t.maxCpuRatio,
+          cpuW.v,
+          haveNginx
+            ? `worst ${cpuW.v.toFixed(2)}x nginx's CPU per request (${label(cpuW.s)})`
+            : `worst ${cpuW.v.toFixed(1)} us per request, no proxy to compare (${label(cpuW.s)})`,
+        )
       : none("no scenario"),
     throughput: tpW
-      ? {
-          pass: tpW.v >= t.minThroughputRatio,
-          worst: round3(tpW.v),
-          detail: `worst ${(tpW.v * 100).toFixed(0)} % of nginx's req/s (${label(tpW.s)})`,
-        }
+      ? verdict(
+          tpW.v >= t.minThroughputRatio,
+          tpW.v,
+          `worst ${(tpW.v * 100).toFixed(0)} % of ${refName}'s req/s (${label(tpW.s)})`,
+        )
       : none("no 200-connection scenario on the 20 ms backend"),
     p99: p99W
-      ? {
-          pass: p99W.v <= t.maxAddedP99Ms,
-          worst: round3(p99W.v),
-          detail: `worst ${p99W.v >= 0 ? "+" : ""}${p99W.v.toFixed(2)} ms p99 against nginx (${label(p99W.s)})`,
-        }
+      ? verdict(
+          p99W.v <= t.maxAddedP99Ms,
+          p99W.v,
+          `worst ${signed(p99W.v, 2)} ms p99 against ${refName} (${label(p99W.s)})`,
+        )
       : none("no 50-connection scenario"),
     ttft:
       ttftAdded !== null
-        ? {
-            pass: ttftAdded <= t.maxTtftOverheadMs,
-            worst: round3(ttftAdded),
-            detail: `p50 ${ttftAdded >= 0 ? "+" : ""}${ttftAdded.toFixed(3)} ms against nginx`,
-          }
+        ? verdict(
+            ttftAdded <= t.maxTtftOverheadMs,
+            ttftAdded,
+            `p50 ${signed(ttftAdded, 3)} ms against ${refName}`,
+          )
         : none("no time to first token"),
   };
 }
