@@ -15,7 +15,8 @@ import {
   modelScaling,
   scaleToZeroDefault,
 } from "../components/inference/autoscaling";
-import { inferenceServiceSchema, type InferenceServiceConfig } from "../components/inference/schema";
+import type { InferenceServiceConfig } from "../components/inference/schema";
+import { vllmService } from "./fixtures/helpers";
 import {
   bucketFor,
   GATEWAY_JOBS_SUBMITTED,
@@ -37,14 +38,7 @@ import { runPolicies } from "../policies/lib/runner";
 import { policies } from "../policies/rules";
 import { renderStack } from "./harness";
 
-const svc = (over: Record<string, unknown> = {}): InferenceServiceConfig =>
-  inferenceServiceSchema.parse({
-    name: "m",
-    runtime: "vllm",
-    model: "org/Model-8B",
-    gpu: { pool: "gpu-l4", count: 1 },
-    ...over,
-  });
+const svc = vllmService;
 
 const SLO: ServiceSlo = {
   timeToFirstTokenMs: 800,

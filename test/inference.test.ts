@@ -16,7 +16,8 @@ import {
   scaledObjectSpec,
   sha256Hex,
 } from "../components/inference/gateway";
-import { inferenceServiceSchema, type InferenceServiceConfig } from "../components/inference/schema";
+import type { InferenceServiceConfig } from "../components/inference/schema";
+import { vllmService } from "./fixtures/helpers";
 import {
   canarySpec,
   llamaModelArgs,
@@ -41,14 +42,7 @@ import { chartValuesKeys, unverifiedValuesKeys } from "./fixtures/chart-values-k
 import { isSecretWrapped, render, renderStack } from "./harness";
 import { existingClusterFor } from "./stack-overrides";
 
-const svc = (over: Record<string, unknown>): InferenceServiceConfig =>
-  inferenceServiceSchema.parse({
-    name: "m",
-    runtime: "vllm",
-    model: "org/Model-8B",
-    gpu: { pool: "gpu-l4", count: 1 },
-    ...over,
-  });
+const svc = vllmService;
 
 const l4: GpuPool = {
   name: "gpu-l4",

@@ -3,6 +3,7 @@
  * and updated with their input paths, secrets as `[secret]`, and the findings that are new; the
  * Markdown a pull request gets; and the CLI against an earlier run's folder and a git ref.
  */
+import { preflightCli } from "./fixtures/helpers";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,17 +25,9 @@ import { DIFF_MARKER, diffMarkdown, diffText } from "../tools/preflight/diff-rep
 import { runStack, type Plan } from "../tools/preflight/run";
 
 const ROOT = process.cwd();
-const TSX = join(ROOT, "node_modules", ".bin", "tsx");
 
-function cli(args: string[], cwd = ROOT) {
-  const r = spawnSync(TSX, [join(ROOT, "tools", "preflight.ts"), ...args], {
-    cwd,
-    encoding: "utf8",
-    timeout: 240_000,
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], cwd = ROOT) =>
+  preflightCli(args, { cwd, timeout: 240_000, env: { ...process.env, NO_COLOR: "1" } });
 
 const urn = (type: string, name: string, parent = "platform:apps:App") =>
   `urn:pulumi:dev::ai-delivery-platform::${parent}$${type}::${name}`;

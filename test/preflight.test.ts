@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { preflightCli } from "./fixtures/helpers";
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,16 +12,8 @@ import { markdown } from "../tools/preflight/report";
 import { failed, type Plan } from "../tools/preflight/run";
 
 const ROOT = process.cwd();
-const TSX = join(ROOT, "node_modules", ".bin", "tsx");
 
-function cli(args: string[], cwd = ROOT) {
-  const r = spawnSync(TSX, [join(ROOT, "tools", "preflight.ts"), ...args], {
-    cwd,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[], cwd = ROOT) => preflightCli(args, { cwd });
 
 async function plan(program: () => object, overrides: Record<string, unknown> = {}): Promise<Plan> {
   const result = await preflightStack("local", { program, overrides, policies: [], policyConfig: {} });

@@ -10,6 +10,7 @@ import chartProgram from "./fixtures/chart-program";
 import { detectInString, DEFAULT_ENTROPY, scanForSecrets } from "../policies/lib/secrets";
 import { ChartSource } from "../tools/preflight/charts";
 import { runHelm } from "../tools/preflight/helm";
+import { countingHelm } from "./fixtures/helpers";
 import { unwrapSecrets, redactSecrets, wrapSecret } from "../tools/preflight/recorder";
 import { RenderSession, type HelmRunner } from "../tools/preflight/render";
 import { chartFingerprint, RenderCache, renderKey } from "../tools/preflight/render-cache";
@@ -17,17 +18,6 @@ import { runStack } from "../tools/preflight/run";
 
 const FIXTURES = join(process.cwd(), "test", "fixtures", "charts");
 const tmp = () => mkdtempSync(join(tmpdir(), "render-cache-test-"));
-
-function countingHelm(): { runner: HelmRunner; templates: () => number } {
-  let n = 0;
-  return {
-    runner: (args, env) => {
-      if (args[0] === "template") n++;
-      return runHelm(args, env);
-    },
-    templates: () => n,
-  };
-}
 
 async function renderWith(session: RenderSession, source: ChartSource, broken = false) {
   process.env["FIXTURE_CHART"] = "monitor-port";

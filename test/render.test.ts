@@ -8,6 +8,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, describe, expect, it } from "vitest";
 import chartProgram from "./fixtures/chart-program";
+import { countingHelm } from "./fixtures/helpers";
 import { HELM } from "../components/versions";
 import { ChartSource } from "../tools/preflight/charts";
 import { runHelm, verifyHelm } from "../tools/preflight/helm";
@@ -124,17 +125,6 @@ describe("rendered objects join the plan", () => {
 });
 
 describe("one run's render session", () => {
-  /** helm, counting `helm template` runs. */
-  function countingHelm(): { runner: HelmRunner; templates: () => number } {
-    let n = 0;
-    return {
-      runner: (args, env) => {
-        if (args[0] === "template") n++;
-        return runHelm(args, env);
-      },
-      templates: () => n,
-    };
-  }
   const renderedInputs = (r: { registrations: { rendered?: unknown; inputs: unknown }[] }) =>
     JSON.stringify(r.registrations.filter((x) => x.rendered).map((x) => x.inputs));
 
