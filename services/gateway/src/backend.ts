@@ -23,6 +23,9 @@ export class Backend {
   readonly pool: Pool;
   /** The base URL's path without a trailing slash (e.g. `/v1`): endpoint paths are appended to it. */
   readonly basePath: string;
+  /** The backend's host and port, for the relay's client span. */
+  readonly hostname: string;
+  readonly port: number;
   /** No response headers within this long, or this long without a byte of the body: a timeout. */
   readonly timeoutMs: number;
   /** Request headers, made once: flat name/value lists per Accept value (undici adds Host and Content-Length). */
@@ -31,6 +34,8 @@ export class Backend {
   constructor(baseUrl: string, opts: { apiKey?: string; maxSockets?: number; timeoutMs?: number } = {}) {
     const u = new URL(baseUrl);
     this.basePath = u.pathname.replace(/\/+$/, "");
+    this.hostname = u.hostname;
+    this.port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
     this.timeoutMs = opts.timeoutMs ?? 300_000;
     const fixed = [
       "content-type",
@@ -55,13 +60,22 @@ export class Backend {
   /**
    * Starts a POST to `path` (below the base URL, e.g. `/chat/completions`) with a ready-made body;
    * `handler` gets the response as it arrives (undici's dispatch handler: headers, chunks, end, error).
+   * `extra`: more headers as a flat name/value list (the trace context when tracing is on).
    */
-  dispatch(path: string, body: Buffer, sse: boolean, handler: Dispatcher.DispatchHandler): void {
+  dispatch(
+    path: string,
+    body: Buffer,
+    sse: boolean,
+    handler: Dispatcher.DispatchHandler,
+    extra?: string[],
+  ): void {
+    const fixed = sse ? this.headers.sse : this.headers.json;
     this.pool.dispatch(
       {
         path: this.basePath + path,
         method: "POST",
-        headers: sse ? this.headers.sse : this.headers.json,
+        // Without extra headers the ready-made list is sent as is: nothing allocated per request.
+        headers: extra ? fixed.concat(extra) : fixed,
         body,
       },
       handler,
@@ -72,13 +86,17 @@ export class Backend {
    * Non-streaming chat completion for workers. Resolves with the status and parsed JSON body;
    * rejects with a {@link BackendError} for network failures and timeouts (retryable).
    */
-  async chatJson(payload: unknown, signal?: AbortSignal): Promise<{ status: number; body: unknown }> {
+  async chatJson(
+    payload: unknown,
+    signal?: AbortSignal,
+    extra?: string[],
+  ): Promise<{ status: number; body: unknown }> {
     let res: Dispatcher.ResponseData;
     try {
       res = await this.pool.request({
         path: `${this.basePath}/chat/completions`,
         method: "POST",
-        headers: this.headers.json,
+        headers: extra ? this.headers.json.concat(extra) : this.headers.json,
         body: Buffer.from(JSON.stringify(payload)),
         signal,
       });

@@ -5,10 +5,12 @@ import {
   DiscardPolicy,
   RetentionPolicy,
   StorageType,
+  headers,
   nanos,
   type JetStreamClient,
   type JetStreamManager,
   type KV,
+  type MsgHdrs,
   type NatsConnection,
   type StreamConfig,
 } from "nats";
@@ -413,9 +415,11 @@ export class JobStore {
     req: JobRequest,
     idempotencyKey?: string,
     maxQueuedBytes?: number,
+    /** Writes the trace context into the queue message's headers (tracing on). */
+    traceHeaders?: (h: MsgHdrs) => void,
   ): Promise<SubmitResult> {
     try {
-      return await this.submitChecked(owner, req, idempotencyKey, maxQueuedBytes);
+      return await this.submitChecked(owner, req, idempotencyKey, maxQueuedBytes, traceHeaders);
     } catch (err) {
       if (isStoreFull(err))
         throw new StoreFullError(`JetStream refused the write: ${(err as Error).message}`);
@@ -428,6 +432,7 @@ export class JobStore {
     req: JobRequest,
     idempotencyKey: string | undefined,
     maxQueuedBytes: number | undefined,
+    traceHeaders: ((h: MsgHdrs) => void) | undefined,
   ): Promise<SubmitResult> {
     let id: string = randomUUID();
     let replayed = false;
@@ -477,7 +482,7 @@ export class JobStore {
       if (existing && existing.record.status !== "queued") return { id, replayed };
       // Queued: only the queue message may be missing (it is deduplicated by id).
       if (existing) {
-        await this.publish(id);
+        await this.publish(id, traceHeaders);
         return { id, replayed };
       }
       // No record: the first attempt stopped before storing it; this one does the whole submission.
@@ -491,14 +496,23 @@ export class JobStore {
       if (!replayed || !isRevisionConflict(err)) throw err;
       // A concurrent replay stored it first: it publishes too (deduplicated).
     }
-    await this.publish(id);
+    await this.publish(id, traceHeaders);
     return { id, replayed };
   }
 
-  private async publish(id: string): Promise<void> {
+  private async publish(id: string, traceHeaders?: (h: MsgHdrs) => void): Promise<void> {
+    let h: MsgHdrs | undefined;
+    if (traceHeaders) {
+      h = headers();
+      traceHeaders(h);
+    }
     // Nats-Msg-Id = job id: a replayed submission inside the duplicate window is not queued twice,
     // and a duplicate outside it is harmless (workers skip jobs that are no longer queued).
-    await this.js.publish(this.cfg.subject, encodeJson({ id }), { msgID: id, timeout: this.timeoutMs });
+    await this.js.publish(this.cfg.subject, encodeJson({ id }), {
+      msgID: id,
+      timeout: this.timeoutMs,
+      headers: h,
+    });
   }
 
   /** Refuses a new job when the store is near its bounds or the owner's quota is used up. */

@@ -16,13 +16,21 @@ export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** JSON lines on stdout (same shape as Fastify's pino logs: level, time, msg). */
-export function createLogger(level: LogLevel, base: Record<string, unknown> = {}): Logger {
+/**
+ * JSON lines on stdout (same shape as Fastify's pino logs: level, time, msg). `mixin` adds fields to
+ * every line, as pino's option does (tracing on: the active span's trace_id and span_id).
+ */
+export function createLogger(
+  level: LogLevel,
+  base: Record<string, unknown> = {},
+  mixin?: () => Record<string, unknown>,
+  out: (line: string) => void = (line) => process.stdout.write(line),
+): Logger {
   const min = ORDER[level];
   const write = (lvl: Exclude<LogLevel, "silent">, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    process.stdout.write(
-      `${JSON.stringify({ level: ORDER[lvl], time: Date.now(), ...base, msg, ...fields })}\n`,
+    out(
+      `${JSON.stringify({ level: ORDER[lvl], time: Date.now(), ...base, ...mixin?.(), msg, ...fields })}\n`,
     );
   };
   return {

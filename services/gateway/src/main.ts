@@ -8,6 +8,7 @@ import { JobStore } from "./jobs";
 import { type Logger, createLogger } from "./log";
 import { createMetrics } from "./metrics";
 import { buildApp, buildOpsApp } from "./server";
+import { type Tracing, tracingFromEnv } from "./tracing";
 import { startWorker } from "./worker";
 
 export { loadConfig, ConfigError } from "./config";
@@ -67,8 +68,10 @@ async function openStore(nc: NatsConnection, cfg: GatewayConfig, log: Logger, is
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
   let cfg: GatewayConfig;
+  let tracing: Tracing | undefined;
   try {
     cfg = loadConfig(env, parseRole(argv));
+    tracing = tracingFromEnv(env, cfg.role);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -76,7 +79,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     }
     throw err;
   }
-  const log = createLogger(cfg.logLevel, { role: cfg.role });
+  const log = createLogger(cfg.logLevel, { role: cfg.role }, tracing?.logFields);
   const metrics = createMetrics({ models: cfg.models });
   const readiness = new Readiness({ needsJetStream: true });
   const ops = buildOpsApp({ metrics, readiness, logLevel: cfg.logLevel });
@@ -99,6 +102,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       await stopWork?.();
       await ops.close();
       if (conn.nc && !conn.nc.isClosed()) await conn.nc.drain();
+      // The spans of the last requests and jobs are still buffered.
+      await tracing?.shutdown();
     } catch (err) {
       log.error("error during shutdown", { error: (err as Error).message });
     }
@@ -150,9 +155,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       keyDefaults: cfg.keyDefaults,
       maxJsonDepth: cfg.maxJsonDepth,
       models: cfg.models,
+      tracing,
     });
     await app.listen({ host: cfg.host, port: cfg.port });
-    log.info("api listening", { port: cfg.port, metrics_port: cfg.metricsPort, keys: keys.size });
+    log.info("api listening", {
+      port: cfg.port,
+      metrics_port: cfg.metricsPort,
+      keys: keys.size,
+      tracing: tracing !== undefined,
+    });
     stopWork = async () => {
       // Fastify stops accepting, answers 503 to new requests on kept-alive sockets and waits for in-flight
       // requests (including open SSE relays) to finish.
@@ -164,7 +175,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       backend.close();
     };
   } else {
-    const worker = startWorker({ store, backend, metrics, log, config: cfg.worker });
+    const worker = startWorker({ store, backend, metrics, log, config: cfg.worker, tracing });
     log.info("worker pulling", { concurrency: cfg.worker.concurrency, metrics_port: cfg.metricsPort });
     stopWork = async () => {
       await worker.stop(cfg.shutdownTimeoutMs);

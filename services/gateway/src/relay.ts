@@ -4,6 +4,7 @@ import { type Backend, isBackendTimeout } from "./backend";
 import { type ApiErrorBody, apiError } from "./errors";
 import type { Metrics } from "./metrics";
 import type { RelayEndpoint } from "./relay-request";
+import { SpanKind, SpanStatusCode, type Span, type Tracing, endWithStatus } from "./tracing";
 
 const DONE = Buffer.from("[DONE]");
 /** Backend error bodies are small; a larger one is cut here and answered with our own body. */
@@ -183,6 +184,8 @@ class Relay implements Dispatcher.DispatchHandler, RelayHandle {
     private readonly startNs: bigint,
     /** Called once the client's response is closed (ended or cut): e.g. the stream admission's release. */
     private readonly onClosed: () => void,
+    /** Tracing on: the request's server span and this relay's client span, ended with the outcome. */
+    private readonly spans: { server: Span; client: Span } | null,
   ) {
     res.once("close", this.onClientClose);
   }
@@ -192,6 +195,16 @@ class Relay implements Dispatcher.DispatchHandler, RelayHandle {
     this.done = true;
     const seconds = Number(process.hrtime.bigint() - this.startNs) / 1e9;
     this.metrics.httpDuration.observe({ method: "POST", route: this.ep.route, status_code: status }, seconds);
+    const spans = this.spans;
+    if (spans) {
+      // The upstream status when there was one; else (unreachable, timeout, cancelled) the error.
+      if (this.status !== 0) endWithStatus(spans.client, this.status, true);
+      else {
+        spans.client.setStatus({ code: SpanStatusCode.ERROR });
+        spans.client.end();
+      }
+      endWithStatus(spans.server, status, false);
+    }
   }
 
   private readonly onClientClose = () => {
@@ -374,8 +387,35 @@ export function relay(
   stream: boolean,
   startNs: bigint,
   onClosed: () => void = () => undefined,
+  tracing?: Tracing,
+  serverSpan?: Span | null,
 ): RelayHandle {
-  const r = new Relay(metrics, res, ep, metrics.model(model), markersOf(ep), stream, startNs, onClosed);
-  backend.dispatch(ep.upstreamPath, body, stream, r);
+  const modelLabel = metrics.model(model);
+  if (!tracing || !serverSpan) {
+    const r = new Relay(metrics, res, ep, modelLabel, markersOf(ep), stream, startNs, onClosed, null);
+    backend.dispatch(ep.upstreamPath, body, stream, r);
+    return r;
+  }
+  const path = backend.basePath + ep.upstreamPath;
+  const client = tracing.start(
+    "POST",
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        "http.request.method": "POST",
+        "server.address": backend.hostname,
+        "server.port": backend.port,
+        "url.path": path,
+        "gen_ai.request.model": modelLabel,
+      },
+    },
+    tracing.contextOf(serverSpan),
+  );
+  const r = new Relay(metrics, res, ep, modelLabel, markersOf(ep), stream, startNs, onClosed, {
+    server: serverSpan,
+    client,
+  });
+  // The backend continues the request's trace as a child of this call.
+  backend.dispatch(ep.upstreamPath, body, stream, r, tracing.headersFor(client));
   return r;
 }

@@ -43,6 +43,7 @@ import { modelList, modelObject, visibleModels } from "./models";
 import { LazyChildLogger } from "./log";
 import { relay } from "./relay";
 import { RELAY_ENDPOINTS, type RelayEndpoint, checkRelayRequest } from "./relay-request";
+import { SpanKind, type Span, SpanStatusCode, type Tracing, endWithStatus } from "./tracing";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -50,6 +51,8 @@ declare module "fastify" {
     startNs: bigint;
     /** Set when a relay took the response over; it records its own duration metric. */
     relayed: boolean;
+    /** The request's server span (tracing on), until it is ended. */
+    span: Span | null;
   }
 }
 
@@ -74,6 +77,8 @@ export interface AppOptions {
   keySweepMs?: number;
   /** The models this deployment serves (MODELS): what `GET /v1/models` lists. */
   models?: readonly string[];
+  /** Tracing (OTLP endpoint configured); absent: no spans, no trace headers, nothing per request. */
+  tracing?: Tracing;
 }
 
 /** A JSON request body after the one strict scan (see json-scan). */
@@ -146,7 +151,7 @@ export function jobView(r: JobRecord, ttlSeconds?: number) {
 
 /** Builds the API-role HTTP app (not listening). Tests and the benchmark start it in-process. */
 export function buildApp(opts: AppOptions): FastifyInstance {
-  const { keys, backend, metrics, readiness, jobs } = opts;
+  const { keys, backend, metrics, readiness, jobs, tracing } = opts;
   const maxBodyBytes = opts.maxBodyBytes ?? 256 * 1024;
   const limiter = new RateLimiter(opts.rateLimit ?? { rps: 10, burst: 20 });
   const base = opts.publicBaseUrl ?? "";
@@ -156,7 +161,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   const t = serverTimeouts(http);
 
   const app = Fastify({
-    logger: { level: opts.logLevel ?? "info" },
+    // Tracing on: every line logged inside a request carries its trace and span ids.
+    logger: { level: opts.logLevel ?? "info", ...(tracing ? { mixin: tracing.logFields } : {}) },
     logController: new LogController({ disableRequestLogging: true }),
     // No pino child per request: one is made only when the request logs (see LazyChildLogger).
     childLoggerFactory: (logger, bindings, options) =>
@@ -186,6 +192,39 @@ export function buildApp(opts: AppOptions): FastifyInstance {
   app.decorateRequest("apiKey", null);
   app.decorateRequest("startNs", 0n);
   app.decorateRequest("relayed", false);
+  app.decorateRequest("span", null);
+
+  if (tracing) {
+    // First hook: every request has its span, refusals included. The rest of the request (hooks,
+    // handler and their async continuations) runs with it active.
+    app.addHook("onRequest", (req, _reply, done) => {
+      const method = methodLabel(req.method);
+      // The route pattern, never the URL (ids, tenant text); unmatched requests have none.
+      const route = req.routeOptions.url ?? "unmatched";
+      const parent = tracing.extractHttp(req.headers);
+      const span = tracing.start(
+        `${method} ${route}`,
+        { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "http.route": route } },
+        parent,
+      );
+      req.span = span;
+      tracing.with(span, done, parent);
+    });
+    const endSpan = (req: FastifyRequest, status: number) => {
+      // A relayed request's span is ended by the relay, which knows its real outcome (499s too).
+      if (!req.span || req.relayed) return;
+      endWithStatus(req.span, status, false);
+      req.span = null;
+    };
+    app.addHook("onResponse", (req, reply, done) => {
+      endSpan(req, reply.statusCode);
+      done();
+    });
+    app.addHook("onRequestAbort", (req, done) => {
+      endSpan(req, 499);
+      done();
+    });
+  }
 
   // ------------------------------------------------------------------ connection cap
   // Counted at accept; a connection beyond the cap is answered 503 on its first request and closed,
@@ -427,10 +466,33 @@ export function buildApp(opts: AppOptions): FastifyInstance {
       );
     }
     if (!jobs) return unavailable(reply, "The job queue is not configured on this gateway");
+    const modelLabel = metrics.model(parsed.data.model);
+    req.span?.setAttribute("gen_ai.request.model", modelLabel);
+    // The job's trace context travels in the queue message's headers: the worker's span continues it.
+    const submitSpan = tracing?.start("job submit", {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "messaging.system": "nats",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": jobs.cfg.subject,
+        "gen_ai.request.model": modelLabel,
+      },
+    });
     let result;
     try {
-      result = await jobs.submit(req.apiKey!.name, parsed.data, idemHeader, limits.maxQueuedBytes);
+      result = await jobs.submit(
+        req.apiKey!.name,
+        parsed.data,
+        idemHeader,
+        limits.maxQueuedBytes,
+        submitSpan && tracing ? (h) => tracing.injectNats(submitSpan, h) : undefined,
+      );
+      submitSpan?.setAttribute("gateway.job.id", result.id);
+      submitSpan?.setAttribute("gateway.job.replayed", result.replayed);
+      submitSpan?.end();
     } catch (e) {
+      submitSpan?.setStatus({ code: SpanStatusCode.ERROR, message: (e as Error).name });
+      submitSpan?.end();
       if (e instanceof IdempotencyConflictError) {
         return reply.code(422).send(err("invalid_request_error", "idempotency_key_reused", e.message));
       }
@@ -459,7 +521,11 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         "The job queue is unavailable: the job was NOT accepted. Retry later with the same Idempotency-Key, so a retry can never run the job twice.",
       );
     }
-    if (!result.replayed) metrics.jobsSubmitted.inc({ model: metrics.model(parsed.data.model) });
+    if (!result.replayed) metrics.jobsSubmitted.inc({ model: modelLabel });
+    // The job's id only (no request text); with tracing on the line carries the trace's ids too.
+    if (req.log.level === "debug" || req.log.level === "trace") {
+      req.log.debug({ job_id: result.id, replayed: result.replayed }, "job queued");
+    }
     const statusUrl = `${base}${JOBS_ROUTE_PREFIX}/${result.id}`;
     if (result.replayed) void reply.header("idempotent-replayed", "true");
     return reply
@@ -571,6 +637,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         return;
       }
       const { model, stream } = checked.view;
+      // Only the metric label: a configured model or "other", never the tenant's free text.
+      req.span?.setAttribute("gen_ai.request.model", metrics.model(model));
       if (!modelAllowed(req, reply, model)) return;
       const refusal = streamRefusal(
         { key: streams.activeFor(key.name), total: streams.total },
@@ -594,6 +662,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
         stream,
         req.startNs,
         streams.add(stream$),
+        tracing,
+        req.span,
       );
     });
   for (const ep of RELAY_ENDPOINTS) relayRoute(ep);

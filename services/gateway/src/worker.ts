@@ -13,6 +13,7 @@ import {
 } from "./jobs";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
+import { SpanKind, SpanStatusCode, type Span, type Tracing, endWithStatus } from "./tracing";
 
 export interface WorkerOptions {
   store: JobStore;
@@ -20,6 +21,8 @@ export interface WorkerOptions {
   metrics: Metrics;
   log: Logger;
   config: GatewayConfig["worker"];
+  /** Tracing on: a span per delivery, child of the submitting request's (from the message headers). */
+  tracing?: Tracing;
   /** Identifies this worker in job records (defaults to hostname:pid). */
   id?: string;
   /**
@@ -60,7 +63,7 @@ class Abandon extends Error {}
  * published to the dead-letter stream with its reason and marked failed.
  */
 export function startWorker(opts: WorkerOptions): Worker {
-  const { store, backend, metrics, log, config } = opts;
+  const { store, backend, metrics, log, config, tracing } = opts;
   const workerId = opts.id ?? `${hostname()}:${process.pid}`;
   const ackWaitMs = config.ackWaitSeconds * 1000;
   const inflight = new Set<Promise<void>>();
@@ -117,20 +120,47 @@ export function startWorker(opts: WorkerOptions): Worker {
     const heartbeat = setInterval(() => m.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
     const ac = new AbortController();
     aborts.add(ac);
+    let span: Span | undefined;
     try {
-      await processJob(m, id, ac.signal);
+      if (tracing) {
+        const parent = tracing.extractNats(m.headers);
+        span = tracing.start(
+          "job process",
+          {
+            kind: SpanKind.CONSUMER,
+            attributes: {
+              "messaging.system": "nats",
+              "messaging.operation.type": "process",
+              "messaging.destination.name": m.subject,
+              "messaging.message.id": id,
+              "gateway.job.id": id,
+              "gateway.job.delivery": m.info.deliveryCount,
+            },
+          },
+          parent,
+        );
+        const s = span;
+        await tracing.with(s, () => processJob(m, id, ac.signal, s), parent);
+      } else await processJob(m, id, ac.signal, undefined);
     } catch (err) {
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: "left for redelivery" });
       // Unexpected (NATS unavailable, test crash hook): leave unacked; the ack wait brings it back.
       if (!(err instanceof Abandon))
         log.warn("job left for redelivery", { id, error: (err as Error).message });
       metrics.jobOutcomes.inc({ outcome: "abandoned" });
     } finally {
+      span?.end();
       clearInterval(heartbeat);
       aborts.delete(ac);
     }
   };
 
-  const processJob = async (m: JsMsg, id: string, signal: AbortSignal): Promise<void> => {
+  const processJob = async (
+    m: JsMsg,
+    id: string,
+    signal: AbortSignal,
+    span: Span | undefined,
+  ): Promise<void> => {
     // 1-2: read and claim, retrying when the record changed under us.
     let record: JobRecord | undefined;
     let revision = 0;
@@ -177,9 +207,11 @@ export function startWorker(opts: WorkerOptions): Worker {
     // 3: the backend call.
     const started = performance.now();
     const modelLabel = metrics.model(record.model);
+    span?.setAttribute("gen_ai.request.model", modelLabel);
+    span?.setAttribute("gateway.job.attempt", record.attempts);
     let outcome: { ok: true; result: JobResult } | { ok: false; reason: string; retryable: boolean };
     try {
-      outcome = await callBackend(backend, record, signal);
+      outcome = await callBackend(backend, record, signal, tracing && span ? { tracing, span } : undefined);
     } catch (err) {
       if (signal.aborted && stopping) {
         // Shutdown deadline: give the job back untouched so another worker takes it now.
@@ -270,6 +302,8 @@ export function startWorker(opts: WorkerOptions): Worker {
     m.ack();
     metrics.jobOutcomes.inc({ outcome: "dead_lettered" });
     metrics.jobOutcomes.inc({ outcome: "failed" });
+    // Tracing on: the job's span (the active one) records that the job failed for good.
+    tracing?.activeSpan()?.setStatus({ code: SpanStatusCode.ERROR, message: "dead-lettered" });
     log.warn("job dead-lettered", { id: record.id, reason });
   };
 
@@ -318,10 +352,38 @@ async function callBackend(
   backend: Backend,
   r: JobRecord,
   signal: AbortSignal,
+  traced?: { tracing: Tracing; span: Span },
 ): Promise<{ ok: true; result: JobResult } | { ok: false; reason: string; retryable: boolean }> {
   const input = r.input ?? "";
   const messages = typeof input === "string" ? [{ role: "user", content: input }] : input;
-  const res = await backend.chatJson({ ...r.options, model: r.model, messages, stream: false }, signal);
+  const payload = { ...r.options, model: r.model, messages, stream: false };
+  let res: { status: number; body: unknown };
+  if (!traced) res = await backend.chatJson(payload, signal);
+  else {
+    const { tracing } = traced;
+    const client = tracing.start(
+      "POST",
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          "http.request.method": "POST",
+          "server.address": backend.hostname,
+          "server.port": backend.port,
+          "url.path": `${backend.basePath}/chat/completions`,
+        },
+      },
+      tracing.contextOf(traced.span),
+    );
+    try {
+      res = await backend.chatJson(payload, signal, tracing.headersFor(client));
+    } catch (err) {
+      // The error's class only: a message may quote the backend.
+      client.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).name });
+      client.end();
+      throw err;
+    }
+    endWithStatus(client, res.status, true);
+  }
   if (res.status < 200 || res.status >= 300) {
     const retryable = res.status === 408 || res.status === 429 || res.status >= 500;
     return { ok: false, retryable, reason: backendFailureReason(res.status, res.body) };

@@ -21,6 +21,8 @@ export interface BackendCall {
   backpressured: boolean;
   bytesWritten: number;
   finished: boolean;
+  /** The request's headers (e.g. the trace context the gateway propagated). */
+  headers: IncomingMessage["headers"];
 }
 
 /** The text a request asks about: the last chat message, the prompt, or the last input item's text. */
@@ -122,6 +124,7 @@ export class FakeBackend extends EventEmitter {
         backpressured: false,
         bytesWritten: 0,
         finished: false,
+        headers: req.headers,
       };
       this.calls.push(call);
       res.on("close", () => {
