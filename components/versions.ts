@@ -58,6 +58,12 @@ export const charts = {
     version: "0.170.0",
     repo: "https://open-telemetry.github.io/opentelemetry-helm-charts",
   },
+  // Grafana's logs and traces charts. Loki's and Tempo's charts moved to grafana-community's
+  // repository (their newest releases, loki-18.11.0 and tempo-2.2.4, are tags there); Alloy's is
+  // still published by Grafana (alloy-1.11.1, from grafana/alloy's operations/helm/charts/alloy).
+  loki: { chart: "loki", version: "18.11.0", repo: "https://grafana-community.github.io/helm-charts" },
+  tempo: { chart: "tempo", version: "2.2.4", repo: "https://grafana-community.github.io/helm-charts" },
+  alloy: { chart: "alloy", version: "1.11.1", repo: "https://grafana.github.io/helm-charts" },
   externalSecrets: {
     chart: "external-secrets",
     version: "2.9.0",
@@ -306,6 +312,22 @@ export const chartImages = {
       },
     },
   },
+  // The charts' appVersions. Not traced (Loki, Alloy): public pins of each tag disagree, two
+  // digests each in 2+ records, so neither is taken; `byTag` until `npm run pins` settles it.
+  loki: { chartVersion: "18.11.0", images: { loki: byTag("docker.io/grafana/loki", "3.7.6") } },
+  tempo: {
+    chartVersion: "2.2.4",
+    images: {
+      // Same digest in 4+ independent public pins (none disagrees).
+      tempo: {
+        repository: "docker.io/grafana/tempo",
+        tag: "2.10.8",
+        digest: "sha256:f0561deb1c68ec44d6e6e7e4487f30106c4e5e768642077695b37958b105812a",
+      },
+    },
+  },
+  // Its config reloader comes with the chart's own digest (values.yaml), left as the chart sets it.
+  alloy: { chartVersion: "1.11.1", images: { alloy: byTag("docker.io/grafana/alloy", "v1.18.1") } },
   // Not traced: no public record of a 1.30.3 digest for docker.io/istio (pilot, proxyv2, install-cni).
   // Tags are written out (not ISTIO_VERSION) so `npm run pins` can find and pin each entry.
   istiod: {

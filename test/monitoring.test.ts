@@ -10,6 +10,16 @@ import {
   PROMETHEUS_URL,
 } from "../components/monitoring/monitoring";
 import { sloRuleGroups } from "../components/monitoring/rules";
+import { STORE_RETENTION, storeRetention } from "../components/monitoring/schema";
+import {
+  alloyConfig,
+  alloyValues,
+  retentionHours,
+  splitImage,
+  storeEndpoints,
+} from "../components/monitoring/stores";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { SecretStore } from "../components/secrets/store";
 import { chartImages, charts, images } from "../components/versions";
 import { validateObject } from "../tools/preflight/schemas";
@@ -97,6 +107,9 @@ describe("MonitoringStack graph", () => {
       for (const [name, pin, keys] of [
         ["mon-kube-prometheus-stack", "kubePrometheusStack", chartValuesKeys.kubePrometheusStack],
         ["mon-otel-collector", "openTelemetryCollector", chartValuesKeys.openTelemetryCollector],
+        ["mon-loki", "loki", chartValuesKeys.loki],
+        ["mon-tempo", "tempo", chartValuesKeys.tempo],
+        ["mon-alloy", "alloy", chartValuesKeys.alloy],
       ] as const) {
         // A bump re-checks the keys against the new chart (and moves the fixture's version).
         expect(charts[pin].version, `${name}: fixture is for another chart version`).toBe(keys.version);
@@ -118,7 +131,13 @@ describe("MonitoringStack graph", () => {
       expect(r.get(CHART, "mon-kube-prometheus-stack").dependsOn).toContain(claim.urn);
     }
     const without = await stack({}, "prod");
-    expect(without.ofType(PVC)).toEqual([]);
+    // Only the stores' own claims remain (Grafana's is gone).
+    expect(
+      without
+        .ofType(PVC)
+        .map((c) => c.name)
+        .sort(),
+    ).toEqual(["mon-loki-storage", "mon-tempo-storage"]);
     expect(kps(without).grafana.persistence).toEqual({ enabled: false });
   });
 
@@ -202,7 +221,11 @@ describe("MonitoringStack graph", () => {
     expect(v.image.tag).not.toBe("latest");
     expect(v.config.exporters.prometheusremotewrite.endpoint).toBe(`${PROMETHEUS_URL}/api/v1/write`);
     expect(v.config.service.pipelines.metrics.exporters).toEqual(["prometheusremotewrite"]);
-    expect(v.config.service.pipelines.traces.exporters).toEqual(["debug"]);
+    // Traces go to the in-cluster Tempo's OTLP gRPC port by default, else nowhere (debug).
+    expect(v.config.service.pipelines.traces.exporters).toEqual(["otlp"]);
+    expect(v.config.exporters.otlp).toEqual({ endpoint: "tempo.monitoring:4317", tls: { insecure: true } });
+    const none = otelCollectorValues(monitoringSchema.parse({ traces: { enabled: false } }), "dev");
+    expect(none.config).toMatchObject({ service: { pipelines: { traces: { exporters: ["debug"] } } } });
     const tempo = otelCollectorValues(monitoringSchema.parse({ otelTracesEndpoint: "tempo:4317" }), "dev");
     expect(tempo.config).toMatchObject({ exporters: { otlp: { endpoint: "tempo:4317" } } });
     expect((await stack({ otel: false })).ofType(CHART).map((c) => c.name)).not.toContain(
@@ -384,8 +407,175 @@ describe("monitoring in the stacks", () => {
     const r = await renderStack("local", { overrides: { "platform:monitoring": { enabled: false } } });
     expect(r.ofType("platform:monitoring:MonitoringStack")).toHaveLength(0);
     expect(r.registrations.filter((x) => x.type.includes("monitoring.coreos.com"))).toHaveLength(0);
+    // No logs or traces store without monitoring.
+    expect(r.ofType(CHART).filter((c) => /-(loki|tempo|alloy)$/.test(c.name))).toEqual([]);
     // Flagger (when on) falls back to its own Prometheus; the mesh has no scrape allow.
     expect(r.registrations.filter((x) => x.name.endsWith("allow-prometheus-scrape"))).toHaveLength(0);
     expect(r.plan.schemaErrors).toEqual([]);
+  });
+});
+
+describe("logs and traces stores", () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- chart values are opaque JSON
+  const values = (r: Rendered, name: string): any => r.plain(r.get(CHART, name))["values"];
+
+  it("installs Loki, Alloy and Tempo from their pinned charts, each with the pinned images", async () => {
+    const r = await stack({}, "prod");
+    for (const [name, pin] of [
+      ["mon-loki", charts.loki],
+      ["mon-tempo", charts.tempo],
+      ["mon-alloy", charts.alloy],
+    ] as const) {
+      const c = r.plain(r.get(CHART, name));
+      expect({ chart: c["chart"], version: c["version"], repo: c["repositoryOpts"].repo }, name).toEqual(pin);
+    }
+    expect(charts.loki.version).toBe(chartImages.loki.chartVersion);
+    expect(charts.tempo.version).toBe(chartImages.tempo.chartVersion);
+    expect(charts.alloy.version).toBe(chartImages.alloy.chartVersion);
+    const tempo = chartImages.tempo.images.tempo;
+    expect(values(r, "mon-tempo").tempo).toMatchObject({
+      registry: "docker.io",
+      repository: "grafana/tempo",
+      tag: `${tempo.tag}@${tempo.digest}`,
+    });
+    // Untraced: nothing set, the chart's default (its appVersion, the pinned tag) stays.
+    expect(values(r, "mon-loki").loki.image).toBeUndefined();
+    expect(values(r, "mon-alloy").image).toBeUndefined();
+    expect(splitImage({ repository: "docker.io/grafana/loki", tag: "3.7.6" })).toBeUndefined();
+  });
+
+  it("runs Loki as one monolithic binary on filesystem storage, on the platform's claim protected in prod", async () => {
+    const PVC = "kubernetes:core/v1:PersistentVolumeClaim";
+    for (const env of ["dev", "prod"] as const) {
+      const r = await stack({ logs: { storageSize: "30Gi" }, traces: { storageSize: "20Gi" } }, env);
+      const loki = values(r, "mon-loki");
+      expect(loki.deploymentMode).toBe("Monolithic");
+      expect(loki.singleBinary.replicas).toBe(1);
+      expect([loki.read.replicas, loki.write.replicas, loki.backend.replicas]).toEqual([0, 0, 0]);
+      expect(loki.loki.storage.type).toBe("filesystem");
+      expect(loki.minio.enabled).toBe(false);
+      for (const [app, size] of [
+        ["loki", "30Gi"],
+        ["tempo", "20Gi"],
+      ] as const) {
+        const claim = r.get(PVC, `mon-${app}-storage`);
+        expect(claim.protect, app).toBe(env === "prod");
+        expect(r.plain(claim)["spec"].resources.requests.storage).toBe(size);
+        expect(r.get(CHART, `mon-${app}`).dependsOn).toContain(claim.urn);
+        // The charts themselves stay unprotected (their ConfigMaps must be replaceable).
+        expect(r.get(CHART, `mon-${app}`).protect).toBe(false);
+      }
+      expect(loki.singleBinary.persistence).toEqual({
+        enabled: false,
+        dataVolumeParameters: { persistentVolumeClaim: { claimName: "loki" } },
+      });
+      expect(values(r, "mon-tempo").extraVolumes).toEqual([
+        { name: "storage", persistentVolumeClaim: { claimName: "tempo" } },
+      ]);
+    }
+  });
+
+  it("keeps logs and traces per environment, shorter on dev, and as configured", async () => {
+    expect(STORE_RETENTION).toEqual({ local: "1d", dev: "3d", staging: "7d", prod: "14d" });
+    expect(storeRetention({}, "dev")).toBe("3d");
+    expect(storeRetention({ retention: "30d" }, "dev")).toBe("30d");
+    expect(retentionHours("3d")).toBe("72h");
+    expect(retentionHours("2w")).toBe("336h");
+    expect(() => retentionHours("12h")).toThrow();
+    expect(monitoringSchema.safeParse({ logs: { retention: "12h" } }).success).toBe(false);
+    const dev = await stack({}, "dev");
+    expect(values(dev, "mon-loki").loki.limits_config.retention_period).toBe("72h");
+    expect(values(dev, "mon-loki").loki.compactor.retention_enabled).toBe(true);
+    expect(values(dev, "mon-tempo").tempo.retention).toBe("72h");
+    const prod = await stack({ traces: { retention: "30d" } }, "prod");
+    expect(values(prod, "mon-loki").loki.limits_config.retention_period).toBe("336h");
+    expect(values(prod, "mon-tempo").tempo.retention).toBe("720h");
+  });
+
+  it("adds Loki and Tempo as Grafana datasources at their Services and ports", async () => {
+    const r = await stack();
+    expect(kps(r).grafana.additionalDataSources).toEqual([
+      { name: "Loki", type: "loki", uid: "loki", url: "http://loki.monitoring:3100", access: "proxy" },
+      {
+        name: "Tempo",
+        type: "tempo",
+        uid: "tempo",
+        url: "http://tempo.monitoring:3200",
+        access: "proxy",
+        jsonData: {
+          serviceMap: { datasourceUid: "prometheus" },
+          tracesToLogsV2: { datasourceUid: "loki", filterByTraceID: true },
+        },
+      },
+    ]);
+    // The Services those URLs name: fullnameOverride, and the ports the charts serve.
+    expect(values(r, "mon-loki").fullnameOverride).toBe("loki");
+    expect(values(r, "mon-tempo").fullnameOverride).toBe("tempo");
+    expect(values(r, "mon-tempo").tempo.receivers.otlp.protocols.grpc.endpoint).toBe("0.0.0.0:4317");
+    const off = await stack({ logs: { enabled: false }, traces: { enabled: false } });
+    expect(kps(off).grafana.additionalDataSources).toEqual([]);
+    expect(off.ofType(CHART).map((c) => c.name)).not.toContain("mon-loki");
+    expect(off.ofType(CHART).map((c) => c.name)).not.toContain("mon-tempo");
+  });
+
+  it("sends traces to Tempo unless an external endpoint is set", async () => {
+    const r = await stack();
+    const otel = values(r, "mon-otel-collector");
+    expect(otel.config.service.pipelines.traces.exporters).toEqual(["otlp"]);
+    expect(otel.config.exporters.otlp.endpoint).toBe(
+      storeEndpoints("monitoring").tempoOtlpGrpc.replace("http://", ""),
+    );
+    const ext = otelCollectorValues(
+      monitoringSchema.parse({ otelTracesEndpoint: "https://traces.example.org:4317" }),
+      "dev",
+    );
+    expect(ext.config).toMatchObject({
+      exporters: { otlp: { endpoint: "traces.example.org:4317", tls: { insecure: false } } },
+    });
+  });
+
+  it("tails its own node's pod logs from /var/log into Loki's push API", () => {
+    const cfg = alloyConfig("http://loki.monitoring:3100/loki/api/v1/push");
+    expect(cfg).toContain('field = "spec.nodeName=" + sys.env("NODE_NAME")');
+    expect(cfg).toContain('replacement   = "/var/log/pods/*$1/*.log"');
+    expect(cfg).toContain('url = "http://loki.monitoring:3100/loki/api/v1/push"');
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- chart values are opaque JSON
+    const v = alloyValues({ env: "dev", lokiPushUrl: "http://loki.monitoring:3100/loki/api/v1/push" }) as any;
+    expect(v.controller.type).toBe("daemonset");
+    expect(v.alloy.mounts.varlog).toBe(true);
+    expect(v.alloy.extraEnv).toEqual([
+      { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+    ]);
+    expect(v.alloy.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
+  });
+
+  it("runs the log agent in monitoring (privileged, outside the mesh), exempt by name in every stack's pack config", async () => {
+    const r = await stack();
+    const ns = r.plain(r.ofType("kubernetes:core/v1:Namespace")[0]!)["metadata"];
+    expect(r.plain(r.get(CHART, "mon-alloy"))["namespace"]).toBe(ns.name);
+    expect(ns.labels["pod-security.kubernetes.io/enforce"]).toBe("privileged");
+    // Outside the mesh: Istio enforces AuthorizationPolicies only on injected pods, so Grafana,
+    // the collector, Alloy and Prometheus reach Loki and Tempo without an allow.
+    expect(ns.labels["istio-injection"]).toBeUndefined();
+    expect(r.registrations.filter((x) => x.type.endsWith(":AuthorizationPolicy"))).toEqual([]);
+    for (const env of ["local", "dev", "staging", "prod"]) {
+      const pack = JSON.parse(
+        fs.readFileSync(path.join("policies", "config", `${env}.json`), "utf8"),
+      ) as Record<string, { exemptions: { name?: string; namespace?: string; container?: string }[] }>;
+      const pss = pack["k8s-pod-security-restricted"]!.exemptions.filter((e) => e.name === "alloy");
+      expect(pss, env).toHaveLength(1);
+      expect(pss[0]!.namespace).toBe("monitoring");
+      const probes = pack["k8s-probes-required"]!.exemptions.filter((e) => e.name === "alloy");
+      expect(
+        probes.map((e) => e.container),
+        env,
+      ).toEqual(["config-reloader"]);
+      // Loki and Tempo themselves pass restricted: no exemption names them.
+      const all = JSON.stringify(pack);
+      expect(all, env).not.toMatch(/"name": ?"(loki|tempo)/);
+    }
   });
 });

@@ -354,7 +354,9 @@ function loadProgram(file: string): () => object {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // Exit once stdout has drained: process.exit drops what a pipe has not taken yet (a large
+  // `--json -` report arrived cut short).
+  (code) => process.stdout.write("", () => process.exit(code)),
   (e: unknown) => {
     const detail =
       e instanceof Error

@@ -14,7 +14,8 @@ import type { SecretRef, SecretStore } from "../secrets/store";
 import { chartImages, charts, images, pinnedTag, type ImageVersion } from "../versions";
 import { gpuDashboard } from "./dashboard";
 import { sloRuleGroups } from "./rules";
-import type { MonitoringConfig } from "./schema";
+import { storeRetention, type MonitoringConfig } from "./schema";
+import { alloyValues, LOKI, lokiValues, storeEndpoints, TEMPO, tempoValues } from "./stores";
 
 export const MONITORING_NAMESPACE = "monitoring";
 const FULLNAME = "kps";
@@ -153,6 +154,8 @@ export interface KubePrometheusStackValues {
     admin: { existingSecret: string; userKey: string; passwordKey: string };
     /** With storage: the platform's own PVC (`existingClaim`), so it alone carries `protect`. */
     persistence: { enabled: false } | { enabled: true; existingClaim: string };
+    /** Loki and Tempo beside the chart's own Prometheus datasource, when they run. */
+    additionalDataSources: GrafanaDataSource[];
     /** The chart's chown init container runs as root; the pod's fsGroup already owns the volume. */
     initChownData: { enabled: false };
     resources: Resources;
@@ -204,6 +207,45 @@ interface SidecarProbe {
   httpGet: { path: "/healthz"; port: number };
   periodSeconds: number;
   failureThreshold: number;
+}
+
+/** A Grafana datasource as the chart's `additionalDataSources` provisions it. */
+export interface GrafanaDataSource {
+  name: string;
+  type: "loki" | "tempo";
+  uid: string;
+  url: string;
+  access: "proxy";
+  jsonData?: Record<string, unknown>;
+}
+
+/**
+ * Grafana's datasources for the stores that run: Loki (logs) and Tempo (traces, linked to their
+ * pods' logs in Loki and to Prometheus's series), by their in-cluster Services.
+ */
+export function storeDataSources(cfg: MonitoringConfig, namespace: string): GrafanaDataSource[] {
+  const at = storeEndpoints(namespace);
+  const logs = cfg.logs.enabled;
+  return [
+    ...(logs
+      ? [{ name: "Loki", type: "loki" as const, uid: LOKI, url: at.lokiUrl, access: "proxy" as const }]
+      : []),
+    ...(cfg.traces.enabled
+      ? [
+          {
+            name: "Tempo",
+            type: "tempo" as const,
+            uid: TEMPO,
+            url: at.tempoUrl,
+            access: "proxy" as const,
+            jsonData: {
+              serviceMap: { datasourceUid: "prometheus" },
+              ...(logs ? { tracesToLogsV2: { datasourceUid: LOKI, filterByTraceID: true } } : {}),
+            },
+          },
+        ]
+      : []),
+  ];
 }
 
 /** Grafana's PVC when `grafanaStorageSize` is set (created by the platform, not the chart). */
@@ -363,6 +405,7 @@ export function kubePrometheusStackValues(
         ? { enabled: true, existingClaim: GRAFANA_CLAIM }
         : { enabled: false },
       initChownData: { enabled: false },
+      additionalDataSources: storeDataSources(cfg, MONITORING_NAMESPACE),
       resources: size.grafana,
       sidecar: {
         ...shaImage(img.grafanaSidecar),
@@ -402,10 +445,16 @@ export interface OtelCollectorValues {
 }
 
 /**
- * The collector: OTLP in (gRPC 4317, HTTP 4318); metrics out to Prometheus by remote write;
- * traces to `otelTracesEndpoint` over OTLP when set, else to the debug exporter (a log line per
- * batch) until the team picks a trace store.
+ * Where the collector sends traces: `otelTracesEndpoint` when set (an external store), else the
+ * in-cluster Tempo's OTLP gRPC port when `traces` runs, else nowhere (the debug exporter).
  */
+export function tracesEndpoint(cfg: MonitoringConfig): string | undefined {
+  return (
+    cfg.otelTracesEndpoint ??
+    (cfg.traces.enabled ? storeEndpoints(MONITORING_NAMESPACE).tempoOtlpGrpc : undefined)
+  );
+}
+
 /** The collector's otlp exporter speaks TLS by default; an `http://` (or scheme-less) in-cluster endpoint does not. */
 export function otlpExporter(endpoint: string): { endpoint: string; tls: { insecure: boolean } } {
   return {
@@ -414,8 +463,13 @@ export function otlpExporter(endpoint: string): { endpoint: string; tls: { insec
   };
 }
 
+/**
+ * The collector: OTLP in (gRPC 4317, HTTP 4318); metrics out to Prometheus by remote write;
+ * traces over OTLP to `tracesEndpoint`, or to the debug exporter (a log line per batch).
+ */
 export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): OtelCollectorValues {
-  const tracesExporter = cfg.otelTracesEndpoint ? "otlp" : "debug";
+  const traces = tracesEndpoint(cfg);
+  const tracesExporter = traces ? "otlp" : "debug";
   const image: ImageVersion = images.otelCollectorContrib;
   return {
     mode: "deployment",
@@ -438,7 +492,7 @@ export function otelCollectorValues(cfg: MonitoringConfig, env: Environment): Ot
           endpoint: `${PROMETHEUS_URL}/api/v1/write`,
           resource_to_telemetry_conversion: { enabled: true },
         },
-        ...(cfg.otelTracesEndpoint ? { otlp: otlpExporter(cfg.otelTracesEndpoint) } : {}),
+        ...(traces ? { otlp: otlpExporter(traces) } : {}),
       },
       service: {
         pipelines: {
@@ -603,6 +657,59 @@ export class MonitoringStack extends pulumi.ComponentResource {
         after(ns, stack),
       );
       this.otlpEndpoint = OTEL_COLLECTOR_ENDPOINT;
+    }
+
+    // The stores' volumes are the platform's own claims, as Grafana's: protected in prod by
+    // themselves (the charts stay unprotected, so their ConfigMaps can be replaced).
+    const storeClaim = (app: string, size: string) =>
+      new k8s.core.v1.PersistentVolumeClaim(
+        `${name}-${app}-storage`,
+        {
+          metadata: { name: app, namespace: MONITORING_NAMESPACE, labels: appLabels(app, "monitoring") },
+          spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } } },
+        },
+        { ...after(ns), protect: env === "prod" },
+      );
+    const at = storeEndpoints(MONITORING_NAMESPACE);
+    if (cfg.logs.enabled) {
+      const claim = storeClaim(LOKI, cfg.logs.storageSize);
+      const retention = storeRetention(cfg.logs, env);
+      const loki = pinnedChart(
+        `${name}-loki`,
+        charts.loki,
+        {
+          release: LOKI,
+          namespace: MONITORING_NAMESPACE,
+          values: lokiValues({ env, retention, claim: LOKI }),
+        },
+        // After kube-prometheus-stack: its ServiceMonitor needs the chart's CRDs.
+        after(ns, claim, stack),
+      );
+      // The node agent pushes to Loki: applied after it so its first batches find it.
+      pinnedChart(
+        `${name}-alloy`,
+        charts.alloy,
+        {
+          release: "alloy",
+          namespace: MONITORING_NAMESPACE,
+          values: alloyValues({ env, lokiPushUrl: at.lokiPushUrl }),
+        },
+        after(ns, loki),
+      );
+    }
+    if (cfg.traces.enabled) {
+      const claim = storeClaim(TEMPO, cfg.traces.storageSize);
+      const retention = storeRetention(cfg.traces, env);
+      pinnedChart(
+        `${name}-tempo`,
+        charts.tempo,
+        {
+          release: TEMPO,
+          namespace: MONITORING_NAMESPACE,
+          values: tempoValues({ env, retention, claim: TEMPO }),
+        },
+        after(ns, claim, stack),
+      );
     }
 
     new k8s.core.v1.ConfigMap(

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { doc, duration, quantity } from "../schema-kit";
+import { doc, duration, quantity, type Environment } from "../schema-kit";
 
 const SLO_DEFAULTS = {
   errorRatePercent: 1,
@@ -45,6 +45,23 @@ export const sloSchema = z.strictObject({
   ),
 });
 
+/** A logs or traces store: its retention defaults by environment (storeRetention) when unset. */
+function storeSchema(what: "logs" | "traces") {
+  return z.strictObject({
+    enabled: doc(z.boolean().default(true), `Run the ${what} store (off with monitoring).`, true),
+    retention: doc(
+      z
+        .string()
+        // Whole days: Loki's retention must be a multiple of its 24h index period.
+        .regex(/^[1-9][0-9]*(d|w)$/, "must be whole days or weeks such as 3d or 2w")
+        .optional(),
+      `How long ${what} are kept; unset: 1d on local, 3d on dev, 7d on staging, 14d on prod.`,
+      "7d",
+    ),
+    storageSize: doc(quantity.default("10Gi"), `Volume of the ${what} store.`, "50Gi"),
+  });
+}
+
 export const monitoringSchema = z.strictObject({
   enabled: doc(
     z.boolean().default(true),
@@ -62,8 +79,18 @@ export const monitoringSchema = z.strictObject({
   otel: doc(z.boolean().default(true), "Run the OpenTelemetry collector.", true),
   otelTracesEndpoint: doc(
     z.string().min(1).optional(),
-    "OTLP/gRPC endpoint traces are forwarded to (Tempo, Jaeger); unset logs a summary (debug exporter).",
+    "OTLP/gRPC endpoint traces are forwarded to (an external Tempo, Jaeger); unset: the in-cluster Tempo when `traces` is on, else a logged summary (debug exporter).",
     "tempo.monitoring:4317",
+  ),
+  logs: doc(
+    storeSchema("logs").default({ enabled: true, storageSize: "10Gi" }),
+    "The in-cluster log store (Loki, single binary) and its node agent (Grafana Alloy), a Grafana datasource.",
+    { enabled: true, retention: "30d", storageSize: "50Gi" },
+  ),
+  traces: doc(
+    storeSchema("traces").default({ enabled: true, storageSize: "10Gi" }),
+    "The in-cluster trace store (Tempo, single binary), fed by the OpenTelemetry collector, a Grafana datasource.",
+    { enabled: true, retention: "7d", storageSize: "20Gi" },
   ),
   alertWebhook: doc(
     z.boolean().default(false),
@@ -81,3 +108,16 @@ export const monitoringSchema = z.strictObject({
 });
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;
 export type SloConfig = z.infer<typeof sloSchema>;
+
+/** Default retention of the logs and traces stores: short where data is throwaway. */
+export const STORE_RETENTION: Record<Environment, string> = {
+  local: "1d",
+  dev: "3d",
+  staging: "7d",
+  prod: "14d",
+};
+
+/** The retention a store keeps: its configured one, else its environment's default. */
+export function storeRetention(store: { retention?: string | undefined }, env: Environment): string {
+  return store.retention ?? STORE_RETENTION[env];
+}
