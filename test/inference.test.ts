@@ -7,6 +7,7 @@ import { ConfigError, parsePlatformConfig } from "../components/config";
 import {
   apiKeysFile,
   gatewayEnv,
+  OTEL_COLLECTOR_OTLP_HTTP,
   gatewayVirtualServiceSpec,
   kedaValues,
   NATS_HEADLESS_SERVICE,
@@ -32,6 +33,7 @@ import {
   WRITABLE_ENV,
 } from "../components/inference/spec";
 import { sloFanOut } from "../components/inference/slo";
+import { OTEL_COLLECTOR_ENDPOINT } from "../components/monitoring/monitoring";
 import { hubToken, InferenceStack, overcommittedPools } from "../components/inference/stack";
 import { SecretStore } from "../components/secrets/store";
 import { GPU_POOL_LABEL } from "../components/meta";
@@ -257,6 +259,27 @@ describe("gateway specs", () => {
     expect(worker.find((e: any) => e.name === "MODELS")?.value).toBe("small");
   });
 
+  it("env: traces go to the monitoring collector's OTLP/HTTP port, one service name per role", () => {
+    const inputs = {
+      natsUrl: "nats://n:4222",
+      backendUrl: "http://m/v1",
+      models: ["small"],
+      jetstreamReplicas: 1,
+    };
+    for (const role of ["api", "worker"] as const) {
+      const env = gatewayEnv({ ...inputs, role, otlpEndpoint: OTEL_COLLECTOR_OTLP_HTTP });
+      const value = (n: string) => env.find((e: any) => e.name === n)?.value;
+      expect(value("OTEL_EXPORTER_OTLP_ENDPOINT")).toBe("http://otel-collector.monitoring:4318");
+      expect(value("OTEL_SERVICE_NAME")).toBe(`gateway-${role}`);
+      // Monitoring off: no endpoint, so the gateway does not trace.
+      expect(gatewayEnv({ ...inputs, role }).map((e: any) => e.name)).not.toContain(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+      );
+    }
+    // The collector's Service has that port and its otlp receiver speaks HTTP there.
+    expect(OTEL_COLLECTOR_OTLP_HTTP).toBe(OTEL_COLLECTOR_ENDPOINT.replace(/:4317$/, ":4318"));
+  });
+
   it("keys file holds only the hash", () => {
     const file = JSON.parse(apiKeysFile([{ name: "platform", sha256: sha256Hex("k") }]));
     expect(file.keys[0].sha256).toMatch(/^[0-9a-f]{64}$/);
@@ -474,6 +497,28 @@ describe("InferenceStack objects", () => {
     const config = { services: [svc({ hubTokenSecret: true })] } as any;
     expect(() => hubToken(config, {})).toThrow(/platform:hfToken/);
     expect(hubToken({ services: [svc({})] } as any, {})).toBeUndefined();
+  });
+
+  it("gateway traces: to the collector's OTLP/HTTP endpoint when monitoring is on, per-role service names", async () => {
+    const gateway = { enabled: true, workers: { min: 0, max: 5 } };
+    const envOf = (r: Awaited<ReturnType<typeof renderInference>>, role: string) =>
+      Object.fromEntries(
+        r
+          .plain(r.get("kubernetes:apps/v1:Deployment", `t-gateway-${role}`))
+          .spec.template.spec.containers[0].env.map((e: any) => [e.name, e.value]),
+      );
+    const on = await renderInference({ services: [vllm], gateway }, { monitoring: true });
+    for (const role of ["api", "worker"]) {
+      expect(envOf(on, role)).toMatchObject({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel-collector.monitoring:4318",
+        OTEL_SERVICE_NAME: `gateway-${role}`,
+      });
+    }
+    const off = await renderInference({ services: [vllm], gateway }, { monitoring: false });
+    for (const role of ["api", "worker"]) {
+      expect(envOf(off, role)).not.toHaveProperty("OTEL_EXPORTER_OTLP_ENDPOINT");
+      expect(envOf(off, role)).not.toHaveProperty("OTEL_SERVICE_NAME");
+    }
   });
 
   it("gateway: API + workers from the image, KEDA on the worker, NATS and KEDA charts, VirtualService, hashed key", async () => {

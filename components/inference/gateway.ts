@@ -12,6 +12,7 @@ import { pinnedChart } from "../k8s-kit";
 import { appLabels, MESH_CONTRACT, MESH_GATEWAY, platformNamespace, selectorLabels } from "../meta";
 import type { SecretStore } from "../secrets/store";
 import { chartImages, charts, pinnedRef, pinnedTag, type ImageVersion } from "../versions";
+import { MONITORING_NAMESPACE } from "../monitoring/monitoring";
 import type { InferenceConfig } from "./schema";
 import {
   PROMETHEUS_NAMESPACES,
@@ -30,6 +31,13 @@ export const NATS_CLIENT_PORT = 4222;
 export const NATS_MONITOR_PORT = 8222;
 /** The chart's Prometheus exporter sidecar. */
 export const NATS_EXPORTER_PORT = 7777;
+/**
+ * The monitoring stack's OpenTelemetry collector, OTLP/HTTP (its `otlp-http` Service port, the otlp
+ * receiver's http protocol): where the gateway exports traces. The collector runs in `monitoring`
+ * outside the mesh, so no AuthorizationPolicy stands between (Istio enforces them on injected pods
+ * only) and the gateway's NetworkPolicies restrict ingress only.
+ */
+export const OTEL_COLLECTOR_OTLP_HTTP = `http://otel-collector.${MONITORING_NAMESPACE}:4318`;
 /** Release name of the nats chart (its fullname). */
 export const NATS_RELEASE = "nats";
 /**
@@ -85,6 +93,8 @@ export interface GatewayEnvInputs {
    * coldStartRetries); unset, the gateway's defaults.
    */
   readonly workerRetries?: { readonly maxAttempts: number; readonly backoffMaxMs: number };
+  /** OTLP/HTTP base URL traces go to (the collector, when monitoring is on); unset, tracing is off. */
+  readonly otlpEndpoint?: string;
 }
 
 /** Environment of a gateway container (names and defaults of services/gateway/src/config.ts). */
@@ -104,6 +114,14 @@ export function gatewayEnv(i: GatewayEnvInputs): k8s.types.input.core.v1.EnvVar[
     { name: "JETSTREAM_REPLICAS", value: String(i.jetstreamReplicas) },
     // Generations take long; the Istio route has no timeout either.
     { name: "BACKEND_TIMEOUT_MS", value: "600000" },
+    // Traces (services/gateway/README.md, "Traces"): one service name per role, so a trace shows
+    // the request's hop to the worker that ran its job.
+    ...(i.otlpEndpoint
+      ? [
+          { name: "OTEL_EXPORTER_OTLP_ENDPOINT", value: i.otlpEndpoint },
+          { name: "OTEL_SERVICE_NAME", value: `gateway-${i.role}` },
+        ]
+      : []),
     ...(i.role === "api"
       ? [
           { name: "API_KEYS_FILE", value: `${API_KEYS_DIR}/${API_KEYS_FILE}` },
@@ -474,6 +492,7 @@ export class InferenceGateway extends pulumi.ComponentResource {
               models: args.models,
               jetstreamReplicas: natsReplicas(environment),
               ...(args.workerRetries ? { workerRetries: args.workerRetries } : {}),
+              ...(args.monitoring ? { otlpEndpoint: OTEL_COLLECTOR_OTLP_HTTP } : {}),
               ...(role === "api" && args.mesh && hostname ? { publicBaseUrl: `https://${hostname}` } : {}),
             }),
             ports: [
