@@ -1,8 +1,8 @@
 /**
  * The monitoring stack: kube-prometheus-stack (Prometheus, Alertmanager, Grafana with its admin
  * credentials from a generated Secret), an OpenTelemetry collector (traces, and metrics written into
- * Prometheus), the GPU dashboard, inference SLO alerts and an Alertmanager webhook whose URL stays
- * in a Secret.
+ * Prometheus), the logs and traces stores (stores.ts: Loki with Alloy, Tempo), the GPU dashboard,
+ * inference SLO alerts and an Alertmanager webhook whose URL stays in a Secret.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -594,7 +594,8 @@ export class MonitoringStack extends pulumi.ComponentResource {
     });
 
     // `privileged`: node-exporter (a DaemonSet here) reads host metrics through hostNetwork,
-    // hostPID and hostPath mounts of /proc and /sys, which every stricter level forbids.
+    // hostPID and hostPath mounts of /proc and /sys, which every stricter level forbids. Alloy, the
+    // log agent, shares it for its hostPath of /var/log rather than a second privileged namespace.
     const ns = platformNamespace(
       MONITORING_NAMESPACE,
       { meshInjection: false, podSecurity: "privileged", component: "monitoring" },
