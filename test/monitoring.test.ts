@@ -512,6 +512,11 @@ describe("logs and traces stores", () => {
     expect(values(r, "mon-loki").fullnameOverride).toBe("loki");
     expect(values(r, "mon-tempo").fullnameOverride).toBe("tempo");
     expect(values(r, "mon-tempo").tempo.receivers.otlp.protocols.grpc.endpoint).toBe("0.0.0.0:4317");
+    // Prometheus scrapes both through the charts' ServiceMonitors (it selects every one).
+    expect(values(r, "mon-loki").monitoring.serviceMonitor.enabled).toBe(true);
+    expect(values(r, "mon-tempo").serviceMonitor.enabled).toBe(true);
+    for (const name of ["mon-loki", "mon-tempo"])
+      expect(r.get(CHART, name).dependsOn, name).toContain(r.get(CHART, "mon-kube-prometheus-stack").urn);
     const off = await stack({ logs: { enabled: false }, traces: { enabled: false } });
     expect(kps(off).grafana.additionalDataSources).toEqual([]);
     expect(off.ofType(CHART).map((c) => c.name)).not.toContain("mon-loki");

@@ -80,7 +80,7 @@ export const monitoringSchema = z.strictObject({
   otelTracesEndpoint: doc(
     z.string().min(1).optional(),
     "OTLP/gRPC endpoint traces are forwarded to (an external Tempo, Jaeger); unset: the in-cluster Tempo when `traces` is on, else a logged summary (debug exporter).",
-    "tempo.monitoring:4317",
+    "https://traces.example.org:4317",
   ),
   logs: doc(
     storeSchema("logs").default({ enabled: true, storageSize: "10Gi" }),
