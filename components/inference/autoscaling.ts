@@ -134,6 +134,9 @@ export function autoscalingProblems(
   const at = (...rest: PropertyKey[]) => formatKey([...path, ...rest]);
   const out: ConfigProblem[] = [];
   const wantsZero = s.replicas.min === 0 || s.autoscaling.scaleToZero === true;
+  // A refusal names what asked for zero: `replicas.min: 0`, else `autoscaling.scaleToZero`.
+  const zeroKey = s.replicas.min === 0 ? at("replicas", "min") : at("autoscaling", "scaleToZero");
+  const zeroExample = s.replicas.min === 0 ? "1" : "false";
   if (s.replicas.min === 0 && s.autoscaling.scaleToZero === false)
     out.push({
       key: at("replicas", "min"),
@@ -143,23 +146,17 @@ export function autoscalingProblems(
     });
   else if (wantsZero && s.canary.enabled)
     out.push({
-      key: at(
-        s.replicas.min === 0 ? "replicas" : "autoscaling",
-        s.replicas.min === 0 ? "min" : "scaleToZero",
-      ),
+      key: zeroKey,
       message:
         "scale-to-zero and a canary exclude each other: Flagger analyses a canary against a running primary",
-      example: s.replicas.min === 0 ? "1" : "false",
+      example: zeroExample,
     });
   else if (wantsZero && !activation)
     out.push({
-      key: at(
-        s.replicas.min === 0 ? "replicas" : "autoscaling",
-        s.replicas.min === 0 ? "min" : "scaleToZero",
-      ),
+      key: zeroKey,
       message:
         "scale-to-zero needs an activation trigger: the gateway's jobs for the model, read from Prometheus. It needs platform:inference.gateway.enabled and platform:monitoring.enabled, and the service first in platform:inference.services (the one the gateway relays to)",
-      example: s.replicas.min === 0 ? "1" : "false",
+      example: zeroExample,
     });
   const autoscaled = s.replicas.max > Math.max(1, s.replicas.min) || wantsZero;
   if (autoscaled && (!platform.keda || !platform.prometheus) && out.length === 0)

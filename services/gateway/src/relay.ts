@@ -4,7 +4,7 @@ import { type Backend, isBackendTimeout } from "./backend";
 import { type ApiErrorBody, apiError } from "./errors";
 import type { Metrics } from "./metrics";
 import type { RelayEndpoint } from "./relay-request";
-import { SpanKind, SpanStatusCode, type Span, type Tracing, endWithStatus } from "./tracing";
+import { SpanStatusCode, type Span, type Tracing, endWithStatus } from "./tracing";
 
 const DONE = Buffer.from("[DONE]");
 /** Backend error bodies are small; a larger one is cut here and answered with our own body. */
@@ -396,21 +396,7 @@ export function relay(
     backend.dispatch(ep.upstreamPath, body, stream, r);
     return r;
   }
-  const path = backend.basePath + ep.upstreamPath;
-  const client = tracing.start(
-    "POST",
-    {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        "http.request.method": "POST",
-        "server.address": backend.hostname,
-        "server.port": backend.port,
-        "url.path": path,
-        "gen_ai.request.model": modelLabel,
-      },
-    },
-    tracing.contextOf(serverSpan),
-  );
+  const client = tracing.backendCall(backend, backend.basePath + ep.upstreamPath, serverSpan, modelLabel);
   const r = new Relay(metrics, res, ep, modelLabel, markersOf(ep), stream, startNs, onClosed, {
     server: serverSpan,
     client,

@@ -92,6 +92,32 @@ export class Tracing {
     return this.tracer.startSpan(name, options, parent);
   }
 
+  /**
+   * The client span of one POST to a model backend, child of `parent`: what the relay and the
+   * worker both record for the call (the backend continues the trace under it).
+   */
+  backendCall(
+    backend: { readonly hostname: string; readonly port: number },
+    path: string,
+    parent: Span,
+    model?: string,
+  ): Span {
+    return this.start(
+      "POST",
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          "http.request.method": "POST",
+          "server.address": backend.hostname,
+          "server.port": backend.port,
+          "url.path": path,
+          ...(model === undefined ? {} : { "gen_ai.request.model": model }),
+        },
+      },
+      this.contextOf(parent),
+    );
+  }
+
   /** A context with `span` as the parent of what starts in it. */
   contextOf(span: Span): Context {
     return trace.setSpan(ROOT_CONTEXT, span);

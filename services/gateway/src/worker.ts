@@ -361,19 +361,7 @@ async function callBackend(
   if (!traced) res = await backend.chatJson(payload, signal);
   else {
     const { tracing } = traced;
-    const client = tracing.start(
-      "POST",
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          "http.request.method": "POST",
-          "server.address": backend.hostname,
-          "server.port": backend.port,
-          "url.path": `${backend.basePath}/chat/completions`,
-        },
-      },
-      tracing.contextOf(traced.span),
-    );
+    const client = tracing.backendCall(backend, `${backend.basePath}/chat/completions`, traced.span);
     try {
       res = await backend.chatJson(payload, signal, tracing.headersFor(client));
     } catch (err) {
