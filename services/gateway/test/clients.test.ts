@@ -66,6 +66,18 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   throw new Error("expected a rejection");
 }
 
+/** streamText over `model`: every token of the fake's stream, its finish reason and usage, no error. */
+async function expectWholeStream(model: Parameters<typeof streamText>[0]["model"]): Promise<void> {
+  const errors: unknown[] = [];
+  const r = streamText({ model, prompt: "hi", maxRetries: 0, onError: (e) => void errors.push(e) });
+  let text = "";
+  for await (const t of r.textStream) text += t;
+  expect(text).toBe("tok0 tok1 tok2 tok3 tok4 ");
+  expect(await r.finishReason).toBe("stop");
+  expect((await r.usage).outputTokens).toBe(5);
+  expect(errors).toEqual([]);
+}
+
 describe("openai SDK", () => {
   it("chat completion, not streaming", async () => {
     const r = await sdk().chat.completions.create({ model: "echo", messages: user("hi") });
@@ -239,19 +251,7 @@ describe("Vercel AI SDK with @ai-sdk/openai-compatible", () => {
   });
 
   it("streamText: every token, finish reason and usage, no error", async () => {
-    const errors: unknown[] = [];
-    const r = streamText({
-      model: provider()("echo"),
-      prompt: "hi",
-      maxRetries: 0,
-      onError: (e) => void errors.push(e),
-    });
-    let text = "";
-    for await (const t of r.textStream) text += t;
-    expect(text).toBe("tok0 tok1 tok2 tok3 tok4 ");
-    expect(await r.finishReason).toBe("stop");
-    expect((await r.usage).outputTokens).toBe(5);
-    expect(errors).toEqual([]);
+    await expectWholeStream(provider()("echo"));
   });
 
   it("embed", async () => {
@@ -308,19 +308,7 @@ describe("Vercel AI SDK with @ai-sdk/openai (default model: the Responses API)",
   });
 
   it("streamText", async () => {
-    const errors: unknown[] = [];
-    const r = streamText({
-      model: provider()("echo"),
-      prompt: "hi",
-      maxRetries: 0,
-      onError: (e) => void errors.push(e),
-    });
-    let text = "";
-    for await (const t of r.textStream) text += t;
-    expect(text).toBe("tok0 tok1 tok2 tok3 tok4 ");
-    expect(await r.finishReason).toBe("stop");
-    expect((await r.usage).outputTokens).toBe(5);
-    expect(errors).toEqual([]);
+    await expectWholeStream(provider()("echo"));
     expect(fake.calls.at(-1)).toMatchObject({ endpoint: "responses", stream: true });
   });
 
